@@ -1,0 +1,183 @@
+/**
+ * Byte-level, ordered key-value backends under the typed stores. A backend holds only committed
+ * state plus the changelog offset it reflects (the checkpoint); uncommitted writes live in the
+ * typed store's write buffer until the runtime's transaction has committed (see stores.ts).
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export type Batch = Iterable<readonly [key: Buffer, value: Buffer | null]>;
+
+export interface Backend {
+  readonly persistent: boolean;
+  get(key: Buffer): Buffer | undefined;
+  /** Ordered entries with from <= key < to (bounds optional). */
+  range(from?: Buffer, to?: Buffer): Iterable<[Buffer, Buffer]>;
+  /** Applies puts (and deletes for null) and the new checkpoint in one atomic step. */
+  write(batch: Batch, checkpoint?: number): void;
+  /** Deletes keys in [from, to) locally: retention, never changelogged. */
+  deleteRange(from: Buffer, to: Buffer): void;
+  /** The changelog offset up to which this backend's content is known to be complete. */
+  checkpoint(): number | undefined;
+  approximateCount(): number;
+  /** Removes everything (used when the checkpoint cannot be trusted). */
+  clear(): void;
+  close(): void;
+}
+
+/** A sorted in-memory backend: for the test driver and for `inMemory` stores (restored from the changelog on start). */
+export class MemoryBackend implements Backend {
+  readonly persistent = false;
+  private keys: Buffer[] = [];
+  private readonly values = new Map<string, Buffer>();
+  private cp: number | undefined;
+
+  get(key: Buffer): Buffer | undefined {
+    return this.values.get(key.toString('latin1'));
+  }
+
+  *range(from?: Buffer, to?: Buffer): Iterable<[Buffer, Buffer]> {
+    let i = from === undefined ? 0 : this.lowerBound(from);
+    // Snapshot the slice so that writes during iteration do not break it.
+    const keys = this.keys;
+    for (; i < keys.length; i++) {
+      const k = keys[i]!;
+      if (to !== undefined && Buffer.compare(k, to) >= 0) return;
+      const v = this.values.get(k.toString('latin1'));
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  write(batch: Batch, checkpoint?: number): void {
+    for (const [k, v] of batch) {
+      const s = k.toString('latin1');
+      if (v === null) {
+        if (this.values.delete(s)) {
+          const i = this.lowerBound(k);
+          this.keys = this.keys.slice(0, i).concat(this.keys.slice(i + 1));
+        }
+      } else {
+        if (!this.values.has(s)) {
+          const i = this.lowerBound(k);
+          this.keys = this.keys.slice(0, i).concat([Buffer.from(k)], this.keys.slice(i));
+        }
+        this.values.set(s, Buffer.from(v));
+      }
+    }
+    if (checkpoint !== undefined) this.cp = checkpoint;
+  }
+
+  deleteRange(from: Buffer, to: Buffer): void {
+    const batch: [Buffer, null][] = [];
+    for (const [k] of this.range(from, to)) batch.push([k, null]);
+    this.write(batch);
+  }
+
+  checkpoint(): number | undefined {
+    return this.cp;
+  }
+
+  approximateCount(): number {
+    return this.values.size;
+  }
+
+  clear(): void {
+    this.keys = [];
+    this.values.clear();
+    this.cp = undefined;
+  }
+
+  close(): void {}
+
+  private lowerBound(key: Buffer): number {
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (Buffer.compare(this.keys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/**
+ * One LMDB environment per task directory; each store is a named database in it. LMDB keeps data
+ * on disk (memory-mapped), so state is not bound by the heap. Commits are atomic; `noSync` trades
+ * durability against an OS crash (the changelog restores it) for speed, while a killed process
+ * loses nothing that was committed.
+ */
+export class LmdbEnvironment {
+  private readonly root: RootDatabase;
+  private readonly checkpoints: Database<number, string>;
+
+  constructor(path: string) {
+    this.root = open({ path, maxDbs: 256, noSync: true, compression: false });
+    this.checkpoints = this.root.openDB<number, string>({ name: '__checkpoints' });
+  }
+
+  backend(name: string): LmdbBackend {
+    const db = this.root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' });
+    return new LmdbBackend(this.root, db, this.checkpoints, name);
+  }
+
+  close(): void {
+    this.root.close();
+  }
+}
+
+export class LmdbBackend implements Backend {
+  readonly persistent = true;
+  private readonly root: RootDatabase;
+  private readonly db: Database<Buffer, Buffer>;
+  private readonly checkpoints: Database<number, string>;
+  private readonly name: string;
+
+  constructor(root: RootDatabase, db: Database<Buffer, Buffer>, checkpoints: Database<number, string>, name: string) {
+    this.root = root;
+    this.db = db;
+    this.checkpoints = checkpoints;
+    this.name = name;
+  }
+
+  get(key: Buffer): Buffer | undefined {
+    return this.db.getBinary(key) ?? undefined;
+  }
+
+  *range(from?: Buffer, to?: Buffer): Iterable<[Buffer, Buffer]> {
+    const opts: { start?: Buffer; end?: Buffer } = {};
+    if (from !== undefined) opts.start = from;
+    if (to !== undefined) opts.end = to;
+    for (const { key, value } of this.db.getRange(opts)) yield [key, value];
+  }
+
+  write(batch: Batch, checkpoint?: number): void {
+    this.root.transactionSync(() => {
+      for (const [k, v] of batch) {
+        if (v === null) void this.db.remove(k);
+        else void this.db.put(k, v);
+      }
+      if (checkpoint !== undefined) void this.checkpoints.put(this.name, checkpoint);
+    });
+  }
+
+  deleteRange(from: Buffer, to: Buffer): void {
+    this.root.transactionSync(() => {
+      for (const key of this.db.getKeys({ start: from, end: to })) void this.db.remove(key);
+    });
+  }
+
+  checkpoint(): number | undefined {
+    return this.checkpoints.get(this.name);
+  }
+
+  approximateCount(): number {
+    return (this.db.getStats() as { entryCount: number }).entryCount;
+  }
+
+  clear(): void {
+    this.db.clearSync();
+    this.checkpoints.removeSync(this.name);
+  }
+
+  close(): void {}
+}

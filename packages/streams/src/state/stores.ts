@@ -1,0 +1,595 @@
+/**
+ * Typed state stores. Each store has:
+ *  - a byte-level backend holding committed state (LMDB on disk, or memory);
+ *  - a write buffer holding this commit interval's changes. Reads see the buffer first, so a
+ *    processor reads its own writes. Nothing reaches the backend before the runtime's transaction
+ *    has committed (outputs, changelog records and input offsets together): a crash before the
+ *    commit leaves the backend at the last committed state, and a crash after it is repaired by
+ *    replaying the changelog from the backend's checkpoint. This is the only exactly-once
+ *    mechanism for state, and it is the same on both logs.
+ *
+ * Every stored value is `[8-byte timestamp][value bytes]`. Stores with retention (TTL key-value
+ * stores, window stores) prefix keys with an 8-byte segment id derived from the record time;
+ * expired segments are dropped locally as whole key ranges, and their changelogs use
+ * `cleanup.policy=compact,delete` so the log forgets them too.
+ */
+import type { Serde } from '../serde/index.ts';
+import type { Backend } from './backend.ts';
+import { StreamsError, ErrorCodes } from '../errors.ts';
+
+export interface StateStore {
+  readonly name: string;
+  readonly persistent: boolean;
+}
+
+/** What a store needs from its task. */
+export interface StoreContext {
+  /** The task's stream time; -Infinity before the first record. */
+  streamTime(): number;
+  /** The timestamp of the record being processed (or stream time in a punctuator). */
+  recordTime(): number;
+  /** Asks for an early commit (the write buffer is large). */
+  requestCommit(): void;
+}
+
+export interface ChangelogSink {
+  send(key: Buffer, value: Buffer | null, timestamp: number): void;
+}
+
+interface Entry<V> {
+  key: Buffer;
+  value: V | null;
+  timestamp: number;
+}
+
+const TS_BYTES = 8;
+
+function encodeValue<V>(serde: Serde<V>, value: V | null, timestamp: number, name: string): Buffer | null {
+  if (value === null) return null;
+  let bytes: Buffer | null;
+  try {
+    bytes = serde.serialize(value, name);
+  } catch (err) {
+    throw new StreamsError(ErrorCodes.SERIALIZATION, `store ${name}: cannot serialise value`, { cause: err });
+  }
+  if (bytes === null) return null;
+  const out = Buffer.allocUnsafe(TS_BYTES + bytes.length);
+  out.writeDoubleBE(timestamp, 0);
+  bytes.copy(out, TS_BYTES);
+  return out;
+}
+
+function decodeTimestamp(stored: Buffer): number {
+  return stored.readDoubleBE(0);
+}
+
+/** The common part: write buffer, commit protocol, restore. */
+export abstract class BufferedStore<V> implements StateStore {
+  readonly name: string;
+  protected readonly backend: Backend;
+  protected readonly valueSerde: Serde<V>;
+  protected ctx!: StoreContext;
+  protected changelog: ChangelogSink | undefined;
+  protected buffer = new Map<string, Entry<V>>();
+  private bufferBytes = 0;
+  private readonly maxBufferBytes: number;
+  /** Called at flush for each buffered entry (used by caching aggregations to forward on flush). */
+  private flushListener: ((key: Buffer, value: V | null, timestamp: number) => void) | undefined;
+
+  constructor(name: string, backend: Backend, valueSerde: Serde<V>, maxBufferBytes: number) {
+    this.name = name;
+    this.backend = backend;
+    this.valueSerde = valueSerde;
+    this.maxBufferBytes = maxBufferBytes;
+  }
+
+  get persistent(): boolean {
+    return this.backend.persistent;
+  }
+
+  /** Wires the store into its task. */
+  init(ctx: StoreContext, changelog: ChangelogSink | undefined): void {
+    this.ctx = ctx;
+    this.changelog = changelog;
+  }
+
+  setFlushListener(listener: (key: Buffer, value: V | null, timestamp: number) => void): void {
+    this.flushListener = listener;
+  }
+
+  /** The changelog offset the backend reflects. */
+  checkpoint(): number | undefined {
+    return this.backend.checkpoint();
+  }
+
+  /** Applies changelog records read during restore (raw stored bytes). */
+  restoreBatch(records: Iterable<readonly [Buffer, Buffer | null]>, checkpoint: number): void {
+    this.backend.write(records, checkpoint);
+  }
+
+  /** Drops the local state (the checkpoint is missing or unusable): restore starts from the changelog's start. */
+  wipe(): void {
+    this.backend.clear();
+  }
+
+  protected bufferGet(bkey: Buffer): Entry<V> | undefined {
+    return this.buffer.get(bkey.toString('latin1'));
+  }
+
+  protected bufferPut(bkey: Buffer, value: V | null, timestamp: number): void {
+    const s = bkey.toString('latin1');
+    const prev = this.buffer.get(s);
+    if (prev === undefined) {
+      this.buffer.set(s, { key: bkey, value, timestamp });
+      this.bufferBytes += bkey.length * 2 + 64;
+      if (this.bufferBytes > this.maxBufferBytes) this.ctx.requestCommit();
+    } else {
+      prev.value = value;
+      prev.timestamp = timestamp;
+    }
+    this.onBufferPut(s, bkey);
+  }
+
+  /** Hook for secondary indexes of the buffer. */
+  protected onBufferPut(_s: string, _bkey: Buffer): void {}
+
+  /** Reads a committed value from the backend. */
+  protected backendGet(bkey: Buffer): { value: V | null; timestamp: number } | undefined {
+    const raw = this.backend.get(bkey);
+    if (raw === undefined) return undefined;
+    return { value: this.decode(raw), timestamp: decodeTimestamp(raw) };
+  }
+
+  protected decode(raw: Buffer): V | null {
+    try {
+      return this.valueSerde.deserialize(raw.subarray(TS_BYTES), this.name);
+    } catch (err) {
+      throw new StreamsError(ErrorCodes.STATE_STORE, `store ${this.name}: cannot deserialise a stored value`, { cause: err });
+    }
+  }
+
+  /** Step 1 of a commit: forward cached results (caching stores) and send the changelog records. */
+  flush(): void {
+    if (this.buffer.size === 0) return;
+    if (this.flushListener !== undefined) {
+      for (const e of this.buffer.values()) this.flushListener(e.key, e.value, e.timestamp);
+    }
+    if (this.changelog !== undefined) {
+      for (const e of this.buffer.values()) {
+        this.changelog.send(e.key, encodeValue(this.valueSerde, e.value, e.timestamp, this.name), e.timestamp);
+      }
+    }
+  }
+
+  /** Step 2, after the transaction committed: apply the buffer to the backend with the new checkpoint. */
+  applyCommitted(checkpoint: number | undefined): void {
+    if (this.buffer.size > 0 || checkpoint !== undefined) {
+      const batch: [Buffer, Buffer | null][] = [];
+      for (const e of this.buffer.values()) batch.push([e.key, encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
+      this.backend.write(batch, checkpoint);
+    }
+    this.clearBuffer();
+    this.afterCommit();
+  }
+
+  /** A failed or aborted transaction: forget the buffer; the backend still holds the last committed state. */
+  discard(): void {
+    this.clearBuffer();
+  }
+
+  protected clearBuffer(): void {
+    this.buffer = new Map();
+    this.bufferBytes = 0;
+  }
+
+  /** Retention work after a commit. */
+  protected afterCommit(): void {}
+
+  hasPendingWrites(): boolean {
+    return this.buffer.size > 0;
+  }
+
+  approximateNumEntries(): number {
+    return this.backend.approximateCount() + this.buffer.size;
+  }
+
+  close(): void {
+    this.backend.close();
+  }
+}
+
+export interface KeyValueStore<K, V> extends StateStore {
+  get(key: K): V | undefined;
+  getWithTimestamp(key: K): { value: V; timestamp: number } | undefined;
+  /** Puts a value; `null` deletes. The timestamp defaults to the current record's. */
+  put(key: K, value: V | null, timestamp?: number): void;
+  putIfAbsent(key: K, value: V, timestamp?: number): V | undefined;
+  delete(key: K): V | undefined;
+  /** Entries with from <= key <= to in serialized-key byte order. Not supported on TTL stores. */
+  range(from: K | undefined, to: K | undefined): Iterable<[K, V]>;
+  all(): Iterable<[K, V]>;
+  approximateNumEntries(): number;
+}
+
+function serializeKey<K>(serde: Serde<K>, key: K, store: string): Buffer {
+  let b: Buffer | null;
+  try {
+    b = serde.serialize(key, store);
+  } catch (err) {
+    throw new StreamsError(ErrorCodes.SERIALIZATION, `store ${store}: cannot serialise key`, { cause: err });
+  }
+  if (b === null) throw new StreamsError(ErrorCodes.STATE_STORE, `store ${store}: null keys cannot be stored`);
+  return b;
+}
+
+function succ(b: Buffer): Buffer {
+  return Buffer.concat([b, Buffer.from([0])]);
+}
+
+/** A key-value store without retention. */
+export class PlainKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
+  private readonly keySerde: Serde<K>;
+
+  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number) {
+    super(name, backend, valueSerde, maxBufferBytes);
+    this.keySerde = keySerde;
+  }
+
+  get(key: K): V | undefined {
+    return this.getWithTimestamp(key)?.value;
+  }
+
+  getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
+    const bkey = serializeKey(this.keySerde, key, this.name);
+    const e = this.bufferGet(bkey) ?? this.backendGet(bkey);
+    if (e === undefined || e.value === null) return undefined;
+    return { value: e.value, timestamp: e.timestamp };
+  }
+
+  put(key: K, value: V | null, timestamp?: number): void {
+    this.bufferPut(serializeKey(this.keySerde, key, this.name), value, timestamp ?? this.ctx.recordTime());
+  }
+
+  putIfAbsent(key: K, value: V, timestamp?: number): V | undefined {
+    const prev = this.get(key);
+    if (prev === undefined) this.put(key, value, timestamp);
+    return prev;
+  }
+
+  delete(key: K): V | undefined {
+    const prev = this.get(key);
+    if (prev !== undefined) this.put(key, null);
+    return prev;
+  }
+
+  *range(from: K | undefined, to: K | undefined): Iterable<[K, V]> {
+    const lo = from === undefined ? undefined : serializeKey(this.keySerde, from, this.name);
+    const hi = to === undefined ? undefined : succ(serializeKey(this.keySerde, to, this.name));
+    // Merge the sorted backend range with the (sorted on demand) buffer entries in range.
+    const buffered = [...this.buffer.values()]
+      .filter((e) => (lo === undefined || Buffer.compare(e.key, lo) >= 0) && (hi === undefined || Buffer.compare(e.key, hi) < 0))
+      .sort((a, b) => Buffer.compare(a.key, b.key));
+    let i = 0;
+    for (const [k, raw] of this.backend.range(lo, hi)) {
+      while (i < buffered.length && Buffer.compare(buffered[i]!.key, k) < 0) {
+        const e = buffered[i++]!;
+        if (e.value !== null) yield [this.keySerde.deserialize(e.key) as K, e.value];
+      }
+      if (i < buffered.length && Buffer.compare(buffered[i]!.key, k) === 0) {
+        const e = buffered[i++]!;
+        if (e.value !== null) yield [this.keySerde.deserialize(e.key) as K, e.value];
+        continue;
+      }
+      const v = this.decode(raw);
+      if (v !== null) yield [this.keySerde.deserialize(k) as K, v];
+    }
+    while (i < buffered.length) {
+      const e = buffered[i++]!;
+      if (e.value !== null) yield [this.keySerde.deserialize(e.key) as K, e.value];
+    }
+  }
+
+  all(): Iterable<[K, V]> {
+    return this.range(undefined, undefined);
+  }
+}
+
+function segKey(seg: number, key: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(8 + key.length);
+  b.writeBigInt64BE(BigInt(seg), 0);
+  key.copy(b, 8);
+  return b;
+}
+
+function segBound(seg: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigInt64BE(BigInt(seg), 0);
+  return b;
+}
+
+/**
+ * A key-value store whose entries expire `ttlMs` of stream time after their last write. Keys live
+ * in time segments (ttl/2 wide) so that expiry drops whole segments; a read looks at the live
+ * segments newest first. Used for de-duplication.
+ */
+export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
+  private readonly keySerde: Serde<K>;
+  readonly ttlMs: number;
+  private readonly segmentMs: number;
+  private maxSeg = -Infinity;
+  private droppedBelow = -Infinity;
+
+  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number, ttlMs: number) {
+    super(name, backend, valueSerde, maxBufferBytes);
+    this.keySerde = keySerde;
+    this.ttlMs = ttlMs;
+    this.segmentMs = Math.max(1, Math.floor(ttlMs / 2));
+  }
+
+  private minLiveSeg(): number {
+    return Math.floor((this.ctx.streamTime() - this.ttlMs) / this.segmentMs);
+  }
+
+  getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
+    const bkey = serializeKey(this.keySerde, key, this.name);
+    const cutoff = this.ctx.streamTime() - this.ttlMs;
+    const top = Math.max(this.maxSeg, Math.floor(this.ctx.streamTime() / this.segmentMs));
+    if (!Number.isFinite(top)) return undefined;
+    const low = Math.max(this.minLiveSeg(), top - 3);
+    for (let seg = top; seg >= low; seg--) {
+      const k = segKey(seg, bkey);
+      const e = this.bufferGet(k) ?? this.backendGet(k);
+      if (e === undefined) continue;
+      if (e.value === null || e.timestamp < cutoff) return undefined;
+      return { value: e.value, timestamp: e.timestamp };
+    }
+    return undefined;
+  }
+
+  get(key: K): V | undefined {
+    return this.getWithTimestamp(key)?.value;
+  }
+
+  put(key: K, value: V | null, timestamp?: number): void {
+    const ts = timestamp ?? this.ctx.recordTime();
+    const seg = Math.floor(ts / this.segmentMs);
+    if (seg < this.minLiveSeg()) return; // already expired: storing it would be pointless
+    if (seg > this.maxSeg) this.maxSeg = seg;
+    const bkey = serializeKey(this.keySerde, key, this.name);
+    this.bufferPut(segKey(seg, bkey), value, ts);
+    if (value === null) {
+      // A delete must hide older segments' copies too: tombstone every live segment holding the key.
+      for (let s = seg - 1; s >= Math.max(this.minLiveSeg(), seg - 3); s--) {
+        const k = segKey(s, bkey);
+        if ((this.bufferGet(k) ?? this.backendGet(k)) !== undefined) this.bufferPut(k, null, ts);
+      }
+    }
+  }
+
+  putIfAbsent(key: K, value: V, timestamp?: number): V | undefined {
+    const prev = this.get(key);
+    if (prev === undefined) this.put(key, value, timestamp);
+    return prev;
+  }
+
+  delete(key: K): V | undefined {
+    const prev = this.get(key);
+    if (prev !== undefined) this.put(key, null);
+    return prev;
+  }
+
+  range(): Iterable<[K, V]> {
+    throw new StreamsError(ErrorCodes.STATE_STORE, `store ${this.name}: range queries are not supported on TTL stores; use all()`);
+  }
+
+  /** Live entries, newest copy of each key (O(n) in memory). */
+  *all(): Iterable<[K, V]> {
+    const cutoff = this.ctx.streamTime() - this.ttlMs;
+    const latest = new Map<string, { key: Buffer; value: V | null; timestamp: number; seg: number }>();
+    const consider = (composite: Buffer, value: V | null, timestamp: number) => {
+      const seg = Number(composite.readBigInt64BE(0));
+      const k = composite.subarray(8);
+      const s = k.toString('latin1');
+      const prev = latest.get(s);
+      if (prev === undefined || seg > prev.seg) latest.set(s, { key: k, value, timestamp, seg });
+    };
+    for (const [k, raw] of this.backend.range(segBound(this.minLiveSeg()))) {
+      const b = this.bufferGet(k);
+      if (b !== undefined) continue;
+      consider(k, this.decode(raw), decodeTimestamp(raw));
+    }
+    for (const e of this.buffer.values()) consider(e.key, e.value, e.timestamp);
+    for (const e of latest.values()) {
+      if (e.value !== null && e.timestamp >= cutoff) yield [this.keySerde.deserialize(e.key) as K, e.value];
+    }
+  }
+
+  protected override afterCommit(): void {
+    const below = this.minLiveSeg();
+    if (Number.isFinite(below) && below > this.droppedBelow) {
+      this.backend.deleteRange(segBound(0), segBound(below));
+      this.droppedBelow = below;
+    }
+  }
+}
+
+export interface WindowStore<K, V> extends StateStore {
+  put(key: K, value: V | null, windowStart: number, timestamp?: number): void;
+  fetch(key: K, windowStart: number): V | undefined;
+  /** Windows of the key with timeFrom <= start <= timeTo, by start. */
+  fetchRange(key: K, timeFrom: number, timeTo: number): Array<{ start: number; value: V }>;
+  /** All windows with timeFrom <= start <= timeTo (ordered by start on time-first stores). */
+  fetchAll(timeFrom: number, timeTo: number): Array<{ key: K; start: number; value: V }>;
+  readonly retentionMs: number;
+}
+
+/**
+ * Window store. Key layout: `[segment 8][len 4][key][start 8]` (key-first: fast per-key time
+ * ranges, for joins) or `[segment 8][start 8][key]` (time-first: fast scans of all windows in a
+ * time range, for emitting final results). Segments are `retention/2` wide (at least one minute,
+ * like Kafka Streams); expired ones are dropped as whole key ranges.
+ */
+export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements WindowStore<K, V> {
+  private readonly keySerde: Serde<K>;
+  readonly retentionMs: number;
+  private readonly segmentMs: number;
+  private readonly timeFirst: boolean;
+  private droppedBelow = -Infinity;
+  /** Buffer index by record key, for per-key range reads (key-first stores). */
+  private byKey = new Map<string, Map<string, Buffer>>();
+
+  constructor(
+    name: string,
+    backend: Backend,
+    keySerde: Serde<K>,
+    valueSerde: Serde<V>,
+    maxBufferBytes: number,
+    retentionMs: number,
+    layout: 'key-first' | 'time-first',
+    segmentMs?: number,
+  ) {
+    super(name, backend, valueSerde, maxBufferBytes);
+    this.keySerde = keySerde;
+    this.retentionMs = retentionMs;
+    this.segmentMs = segmentMs ?? Math.max(60_000, Math.floor(retentionMs / 2));
+    this.timeFirst = layout === 'time-first';
+  }
+
+  private seg(start: number): number {
+    return Math.floor(start / this.segmentMs);
+  }
+
+  private encode(bkey: Buffer, start: number): Buffer {
+    const seg = this.seg(start);
+    if (this.timeFirst) {
+      const b = Buffer.allocUnsafe(16 + bkey.length);
+      b.writeBigInt64BE(BigInt(seg), 0);
+      b.writeBigInt64BE(BigInt(start), 8);
+      bkey.copy(b, 16);
+      return b;
+    }
+    const b = Buffer.allocUnsafe(20 + bkey.length);
+    b.writeBigInt64BE(BigInt(seg), 0);
+    b.writeUInt32BE(bkey.length, 8);
+    bkey.copy(b, 12);
+    b.writeBigInt64BE(BigInt(start), 12 + bkey.length);
+    return b;
+  }
+
+  private decodeComposite(c: Buffer): { key: Buffer; start: number } {
+    if (this.timeFirst) return { start: Number(c.readBigInt64BE(8)), key: c.subarray(16) };
+    const len = c.readUInt32BE(8);
+    return { key: c.subarray(12, 12 + len), start: Number(c.readBigInt64BE(12 + len)) };
+  }
+
+  private minLiveStart(): number {
+    return this.ctx.streamTime() - this.retentionMs;
+  }
+
+  protected override onBufferPut(s: string, bkey: Buffer): void {
+    if (this.timeFirst) return;
+    const { key } = this.decodeComposite(bkey);
+    const ks = key.toString('latin1');
+    let m = this.byKey.get(ks);
+    if (m === undefined) this.byKey.set(ks, (m = new Map()));
+    m.set(s, bkey);
+  }
+
+  protected override clearBuffer(): void {
+    super.clearBuffer();
+    this.byKey = new Map();
+  }
+
+  put(key: K, value: V | null, windowStart: number, timestamp?: number): void {
+    if (windowStart < this.minLiveStart()) return; // expired
+    const bkey = serializeKey(this.keySerde, key, this.name);
+    this.bufferPut(this.encode(bkey, windowStart), value, timestamp ?? this.ctx.recordTime());
+  }
+
+  fetch(key: K, windowStart: number): V | undefined {
+    if (windowStart < this.minLiveStart()) return undefined;
+    const c = this.encode(serializeKey(this.keySerde, key, this.name), windowStart);
+    const e = this.bufferGet(c) ?? this.backendGet(c);
+    return e === undefined || e.value === null ? undefined : e.value;
+  }
+
+  fetchRange(key: K, timeFrom: number, timeTo: number): Array<{ start: number; value: V }> {
+    const from = Math.max(timeFrom, this.minLiveStart());
+    if (from > timeTo) return [];
+    const bkey = serializeKey(this.keySerde, key, this.name);
+    const found = new Map<number, V | null>();
+    if (this.timeFirst) {
+      for (const w of this.scan(from, timeTo)) if (w.key.equals(bkey)) found.set(w.start, w.value);
+    } else {
+      for (let seg = this.seg(from); seg <= this.seg(timeTo); seg++) {
+        const lo = Buffer.allocUnsafe(20 + bkey.length);
+        lo.writeBigInt64BE(BigInt(seg), 0);
+        lo.writeUInt32BE(bkey.length, 8);
+        bkey.copy(lo, 12);
+        const hi = Buffer.from(lo);
+        lo.writeBigInt64BE(BigInt(from), 12 + bkey.length);
+        hi.writeBigInt64BE(BigInt(timeTo) + 1n, 12 + bkey.length);
+        for (const [c, raw] of this.backend.range(lo, hi)) found.set(this.decodeComposite(c).start, this.decode(raw));
+      }
+      const buffered = this.byKey.get(bkey.toString('latin1'));
+      if (buffered !== undefined) {
+        for (const s of buffered.values()) {
+          const e = this.bufferGet(s)!;
+          const { start } = this.decodeComposite(e.key);
+          if (start >= from && start <= timeTo) found.set(start, e.value);
+        }
+      }
+    }
+    const out: Array<{ start: number; value: V }> = [];
+    for (const [start, value] of found) if (value !== null) out.push({ start, value });
+    return out.sort((a, b) => a.start - b.start);
+  }
+
+  /** Raw scan of windows with from <= start <= to, buffer merged over backend. */
+  private scan(from: number, to: number): Array<{ key: Buffer; start: number; value: V | null; timestamp: number }> {
+    const found = new Map<string, { key: Buffer; start: number; value: V | null; timestamp: number }>();
+    for (let seg = this.seg(from); seg <= this.seg(to); seg++) {
+      let lo: Buffer;
+      let hi: Buffer;
+      if (this.timeFirst) {
+        lo = Buffer.allocUnsafe(16);
+        lo.writeBigInt64BE(BigInt(seg), 0);
+        lo.writeBigInt64BE(BigInt(from), 8);
+        hi = Buffer.allocUnsafe(16);
+        hi.writeBigInt64BE(BigInt(seg), 0);
+        hi.writeBigInt64BE(BigInt(to) + 1n, 8);
+      } else {
+        lo = segBound(seg);
+        hi = segBound(seg + 1);
+      }
+      for (const [c, raw] of this.backend.range(lo, hi)) {
+        const { key, start } = this.decodeComposite(c);
+        if (start < from || start > to) continue;
+        found.set(c.toString('latin1'), { key, start, value: this.decode(raw), timestamp: decodeTimestamp(raw) });
+      }
+    }
+    for (const [s, e] of this.buffer) {
+      const { key, start } = this.decodeComposite(e.key);
+      if (start >= from && start <= to) found.set(s, { key, start, value: e.value, timestamp: e.timestamp });
+    }
+    return [...found.values()].sort((a, b) => a.start - b.start || Buffer.compare(a.key, b.key));
+  }
+
+  fetchAll(timeFrom: number, timeTo: number): Array<{ key: K; start: number; value: V }> {
+    const from = Math.max(timeFrom, this.minLiveStart());
+    if (from > timeTo) return [];
+    const out: Array<{ key: K; start: number; value: V }> = [];
+    for (const w of this.scan(from, timeTo)) {
+      if (w.value !== null) out.push({ key: this.keySerde.deserialize(w.key) as K, start: w.start, value: w.value });
+    }
+    return out;
+  }
+
+  protected override afterCommit(): void {
+    const below = this.seg(this.minLiveStart());
+    if (Number.isFinite(below) && below > this.droppedBelow) {
+      this.backend.deleteRange(segBound(0), segBound(below));
+      this.droppedBelow = below;
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export { TopologyTestDriver, TestInputTopic, TestOutputTopic } from './driver.ts';
+export type { TestDriverOptions, TestRecord } from './driver.ts';

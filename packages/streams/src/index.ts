@@ -1,9 +1,13 @@
 export * from './errors.ts';
 export * from './log/index.ts';
 export * from './serde/index.ts';
-export type * from './processor/api.ts';
+export type { Record, ProcessorContext, Processor, ProcessorSupplier, PunctuationType, Cancellable } from './processor/api.ts';
+export type { RecordMetadata as ProcessorRecordMetadata } from './processor/api.ts';
 export { Topology, resolveTopic } from './topology.ts';
 export type { StoreSpec, TimestampExtractor, Subtopology } from './topology.ts';
 export * from './dsl/windows.ts';
 export * from './dsl/kstream.ts';
 export type { KeyValueStore, WindowStore, StateStore } from './state/stores.ts';
+export { StreamsApp } from './runtime/app.ts';
+export type { StreamsConfig, AppState, Logger } from './runtime/app.ts';
+export { StreamsMetrics } from './runtime/metrics.ts';

@@ -424,18 +424,19 @@ export class KStream<K, V> {
       this.topology.addStateStore({ kind: 'window', name: outerStore, keySerde, valueSerde: listSerde, retentionMs, layout: 'time-first' });
       stores.push(outerStore);
     }
+    const outerSpec = left ? { serde: thisSerde, afterMs: windows.afterMs, emit: (v: unknown, k: K) => joiner(v as V, null, k) } : undefined;
     const thisName = `${base}-this`;
     const otherName = `${base}-other`;
     const mergeName = `${base}-merge`;
     this.topology.addProcessor(
       thisName,
-      () => new StreamJoinSide<K, V, V2, VR>(thisStore, otherStore, windows.beforeMs, windows.afterMs, windows.graceMs, thisSerde, otherSerde, (v, o, k) => joiner(v, o, k), outerStore, 'this') as Processor<unknown, unknown>,
+      () => new StreamJoinSide<K, V, V2, VR>(thisStore, otherStore, windows.beforeMs, windows.afterMs, windows.graceMs, thisSerde, otherSerde, (v, o, k) => joiner(v, o, k), outerStore, 'this', outerSpec) as Processor<unknown, unknown>,
       [a.nodeName],
       stores,
     );
     this.topology.addProcessor(
       otherName,
-      () => new StreamJoinSide<K, V2, V, VR>(otherStore, thisStore, windows.afterMs, windows.beforeMs, windows.graceMs, otherSerde, thisSerde, (o, v, k) => joiner(v as V, o, k), outerStore, 'other') as Processor<unknown, unknown>,
+      () => new StreamJoinSide<K, V2, V, VR>(otherStore, thisStore, windows.afterMs, windows.beforeMs, windows.graceMs, otherSerde, thisSerde, (o, v, k) => joiner(v as V, o, k), outerStore, 'other', outerSpec) as Processor<unknown, unknown>,
       [b.nodeName],
       stores,
     );
@@ -489,6 +490,7 @@ class StreamJoinSide<K, V, VO, VR> implements Processor<K, V, K, VR> {
   private readonly outerName: string | undefined;
   private readonly side: 'this' | 'other';
   private lastOuterCheck = -Infinity;
+  private readonly outerSpec: { serde: AnySerde; afterMs: number; emit: (thisValue: unknown, key: K) => VR } | undefined;
 
   constructor(
     ownName: string,
@@ -501,7 +503,9 @@ class StreamJoinSide<K, V, VO, VR> implements Processor<K, V, K, VR> {
     joiner: (value: V, other: VO | null, key: K) => VR,
     outerName: string | undefined,
     side: 'this' | 'other',
+    outer?: { serde: AnySerde; afterMs: number; emit: (thisValue: unknown, key: K) => VR },
   ) {
+    this.outerSpec = outer;
     this.ownName = ownName;
     this.otherName = otherName;
     this.beforeMs = beforeMs;
@@ -551,14 +555,16 @@ class StreamJoinSide<K, V, VO, VR> implements Processor<K, V, K, VR> {
 
   /** Left join: emit this side's unmatched records whose window closed. */
   private emitClosedOuter(streamTime: number): void {
-    if (this.outer === undefined) return;
-    const closeBefore = streamTime - this.afterMs - this.graceMs;
+    const spec = this.outerSpec;
+    if (this.outer === undefined || spec === undefined) return;
+    // A left record at t can match until stream time passes t + after + grace.
+    const closeBefore = streamTime - spec.afterMs - this.graceMs;
     if (closeBefore <= this.lastOuterCheck) return;
     this.lastOuterCheck = closeBefore;
     for (const w of this.outer.fetchAll(0, closeBefore - 1)) {
       for (const v of w.value) {
-        const value = (this.side === 'this' ? this.ownSerde : this.otherSerde).deserialize(Buffer.from(v, 'base64')) as V;
-        this.ctx.forward({ key: w.key, value: this.joiner(value, null, w.key), timestamp: w.start, headers: [] });
+        const value = spec.serde.deserialize(Buffer.from(v, 'base64'));
+        this.ctx.forward({ key: w.key, value: spec.emit(value, w.key), timestamp: w.start, headers: [] });
       }
       this.outer.put(w.key, null, w.start, w.start);
     }
@@ -959,10 +965,8 @@ class SessionAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K>
       end = Math.max(end, s.value.end);
       agg = agg === undefined ? s.value.agg : this.merger(agg, s.value.agg, r.key);
     }
-    if (end + gapMs <= closeTime && end < ts + 1) {
-      // The session this record would extend has closed, and the record cannot start a live one.
-    }
-    if (ts + gapMs <= closeTime && overlapping.length === 0) {
+    // As Kafka Streams: the merged session is late when it ends before the close time.
+    if (end < closeTime) {
       this.ctx.recordLateDrop();
       return;
     }

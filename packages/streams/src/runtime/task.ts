@@ -364,7 +364,8 @@ export class Task {
     let fired = false;
     for (const p of this.punctuations) {
       if (p.cancelled || p.type !== type) continue;
-      if (p.next === -Infinity) p.next = now + p.intervalMs;
+      // Stream-time punctuators scheduled before the first record fire at the first record (as Kafka Streams).
+      if (p.next === -Infinity) p.next = now;
       if (now < p.next) continue;
       this.currentTime = now;
       try {

@@ -406,7 +406,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
 
   protected override afterCommit(): void {
     const below = this.minLiveSeg();
-    if (Number.isFinite(below) && below > this.droppedBelow) {
+    if (Number.isFinite(below) && below > 0 && below > this.droppedBelow) {
       this.backend.deleteRange(segBound(0), segBound(below));
       this.droppedBelow = below;
     }
@@ -587,7 +587,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
 
   protected override afterCommit(): void {
     const below = this.seg(this.minLiveStart());
-    if (Number.isFinite(below) && below > this.droppedBelow) {
+    if (Number.isFinite(below) && below > 0 && below > this.droppedBelow) {
       this.backend.deleteRange(segBound(0), segBound(below));
       this.droppedBelow = below;
     }

@@ -39,7 +39,6 @@ interface Captured {
 }
 
 export class TopologyTestDriver {
-  private readonly topology: Topology;
   private readonly applicationId: string;
   private readonly tasks: Task[] = [];
   private readonly taskByTopic = new Map<string, Task>();
@@ -55,7 +54,6 @@ export class TopologyTestDriver {
   private deadLettered = 0;
 
   constructor(topology: Topology, options: TestDriverOptions = {}) {
-    this.topology = topology;
     this.applicationId = options.applicationId ?? 'test-app';
     this.wallClock = options.wallClockMs ?? 0;
     this.lastCommit = this.wallClock;

@@ -1,0 +1,654 @@
+/**
+ * StreamsApp runs a topology on a Log, as KafkaStreams does: it joins the application's consumer
+ * group, turns its partitions into tasks, restores their state, processes records and commits.
+ *
+ * Exactly-once lives here, in `commit()`, and nowhere else:
+ *   1. every task flushes: caches forward their results, stores send their changelog records;
+ *      all sends go into the member's open transaction;
+ *   2. the transaction commits the outputs, the changelog records and the input offsets atomically
+ *      (fenced by the group generation);
+ *   3. only then each store applies its write buffer to its local backend, with a changelog
+ *      checkpoint. A crash before 2 leaves nothing visible and the local state untouched; a crash
+ *      between 2 and 3 is repaired on restart by replaying the changelog from the checkpoint.
+ * Processors never begin or commit; they may only ask for a commit.
+ */
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { ConsumedRecord, GroupMember, Log, LogProducer, ProducerRecord, TopicPartition, TopicPartitionOffset, Transaction } from '../log/types.ts';
+import { tpKey } from '../log/types.ts';
+import type { StoreSpec, Subtopology, Topology } from '../topology.ts';
+import { resolveTopic } from '../topology.ts';
+import { Task } from './task.ts';
+import type { RecordCollector } from './task.ts';
+import { LmdbEnvironment, MemoryBackend } from '../state/backend.ts';
+import type { Backend } from '../state/backend.ts';
+import { StreamsMetrics } from './metrics.ts';
+import { StreamsError, ErrorCodes, isStreamsError } from '../errors.ts';
+import type { Registry } from 'prom-client';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface StreamsConfig {
+  applicationId: string;
+  log: Log;
+  /** Where tasks keep their local state (LMDB). Default: `${tmpdir()}/shopstream-state`. */
+  stateDir?: string;
+  /** A stable id for this instance (names its transactional id on Kafka). */
+  instanceId?: string;
+  processingGuarantee?: 'exactly-once' | 'at-least-once';
+  /** Default 100 ms, as Kafka Streams under exactly-once. */
+  commitIntervalMs?: number;
+  pollMs?: number;
+  /** Max records a task processes between two polls. */
+  maxRecordsPerIteration?: number;
+  /** Max bytes of one store's uncommitted writes before an early commit. Default 64 MiB. */
+  maxUncommittedBytesPerStore?: number;
+  /** Records that cannot be deserialised go here (created if missing). Without it they fail the application. */
+  deadLetterTopic?: string;
+  /** Where to start in a partition with no committed offset. */
+  autoOffsetReset?: 'earliest' | 'latest';
+  /** How often consumer lag is measured, ms. Default 5000. */
+  lagIntervalMs?: number;
+  registry?: Registry;
+  logger?: Logger;
+  /** Called once when the application stops on a fatal error. */
+  onError?: (err: Error) => void;
+}
+
+export type AppState = 'created' | 'starting' | 'running' | 'error' | 'closing' | 'closed';
+
+const silent: Logger = { info() {}, warn() {}, error() {} };
+
+/** A tiny async mutex: the poll loop and rebalance callbacks take turns on tasks. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+export class StreamsApp {
+  readonly topology: Topology;
+  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
+    StreamsConfig;
+  readonly metrics: StreamsMetrics;
+  private readonly log: Log;
+  private readonly logger: Logger;
+  private readonly lock = new Mutex();
+  private readonly subtopologies: Subtopology[];
+  private member: GroupMember | undefined;
+  private producer: LogProducer | undefined;
+  private txn: Transaction | undefined;
+  private pendingSends: ProducerRecord[] = [];
+  private readonly tasks = new Map<string, Task>();
+  private readonly taskByPartition = new Map<string, Task>();
+  /** Next offset expected per input partition: records below it (re-delivered after a seek) are skipped. */
+  private readonly positions = new Map<string, number>();
+  private readonly envs = new Map<string, LmdbEnvironment>();
+  private readonly partitionCounts = new Map<string, number>();
+  private appState: AppState = 'created';
+  private commitRequested = false;
+  private lastCommit = Date.now();
+  private lastLag = 0;
+  private loop: Promise<void> | undefined;
+  private stateDirLock: string | undefined;
+  private fatal: Error | undefined;
+
+  constructor(topology: Topology, config: StreamsConfig) {
+    this.topology = topology;
+    this.config = {
+      processingGuarantee: 'exactly-once',
+      commitIntervalMs: 100,
+      pollMs: 100,
+      maxRecordsPerIteration: 10_000,
+      maxUncommittedBytesPerStore: 64 * 1024 * 1024,
+      lagIntervalMs: 5000,
+      ...config,
+    };
+    this.log = config.log;
+    this.logger = config.logger ?? silent;
+    this.metrics = new StreamsMetrics(config.registry);
+    this.subtopologies = topology.subtopologies();
+  }
+
+  get state(): AppState {
+    return this.appState;
+  }
+
+  private get eos(): boolean {
+    return this.config.processingGuarantee === 'exactly-once';
+  }
+
+  private topicOf(ref: Parameters<typeof resolveTopic>[0]): string {
+    return resolveTopic(ref, this.config.applicationId);
+  }
+
+  /** Creates internal topics, joins the group and starts processing. Resolves once the first assignment is in. */
+  async start(): Promise<void> {
+    if (this.appState !== 'created') throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `cannot start an application in state ${this.appState}`);
+    this.appState = 'starting';
+    try {
+      this.lockStateDir();
+      await this.prepareTopics();
+      const sourceTopics = [...new Set(this.subtopologies.flatMap((st) => st.sourceTopics.map((t) => this.topicOf(t))))];
+      if (!this.eos) this.producer = this.log.createProducer({ clientId: `${this.config.applicationId}-producer` });
+      const groupOptions: Parameters<Log['joinGroup']>[0] = {
+        groupId: this.config.applicationId,
+        topics: sourceTopics,
+        transactional: this.eos,
+        onRevoke: (tps) => this.lock.run(() => this.onRevoke(tps)),
+        autoOffsetReset: this.config.autoOffsetReset ?? 'earliest',
+        clientId: `${this.config.applicationId}-${this.config.instanceId ?? 'instance'}`,
+      };
+      if (this.config.instanceId !== undefined) groupOptions.instanceId = this.config.instanceId;
+      this.member = await this.log.joinGroup(groupOptions);
+      this.appState = 'running';
+      this.logger.info({ applicationId: this.config.applicationId, memberId: this.member.memberId }, 'streams application started');
+      this.loop = this.runLoop();
+    } catch (err) {
+      this.appState = 'error';
+      this.releaseStateDir();
+      throw err;
+    }
+  }
+
+  /** Checks source and sink topics, sizes and creates repartition and changelog topics. */
+  private async prepareTopics(): Promise<void> {
+    const admin = this.log.admin;
+    const userTopics = new Set<string>();
+    for (const n of this.topology.nodes.values()) {
+      if (n.kind === 'source') for (const t of n.topics) if (typeof t === 'string') userTopics.add(t);
+      if (n.kind === 'sink' && typeof n.topic === 'string') userTopics.add(n.topic);
+    }
+    if (this.config.deadLetterTopic !== undefined) {
+      const d = await admin.describeTopics([this.config.deadLetterTopic]);
+      if (!d.has(this.config.deadLetterTopic)) await admin.createTopics([{ name: this.config.deadLetterTopic, partitions: 1 }]);
+    }
+    const described = await admin.describeTopics([...userTopics]);
+    const missing = [...userTopics].filter((t) => !described.has(t));
+    if (missing.length > 0) {
+      throw new StreamsError(ErrorCodes.UNKNOWN_TOPIC, `topics missing: ${missing.join(', ')}; create them before starting the application`, { details: { missing } });
+    }
+    for (const [name, d] of described) this.partitionCounts.set(name, d.partitions);
+
+    // Repartition topics: fixed count, else the max partition count of the sub-topology that writes them.
+    const repartitionNeeded = new Map<string, number>();
+    for (let round = 0; round < 10; round++) {
+      let changed = false;
+      for (const st of this.subtopologies) {
+        const counts = st.sourceTopics.map((t) => this.partitionCounts.get(this.topicOf(t)));
+        if (counts.some((c) => c === undefined)) continue;
+        const max = Math.max(...(counts as number[]));
+        for (const name of st.nodes) {
+          const n = this.topology.nodes.get(name)!;
+          if (n.kind !== 'sink' || typeof n.topic !== 'object' || !('internal' in n.topic)) continue;
+          const spec = this.topology.repartitionTopics.get(n.topic.internal);
+          const full = this.topicOf(n.topic);
+          if (this.partitionCounts.has(full)) continue;
+          const p = spec?.partitions ?? max;
+          this.partitionCounts.set(full, p);
+          repartitionNeeded.set(full, p);
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+    for (const [name, spec] of this.topology.repartitionTopics) {
+      const full = this.topicOf({ internal: name });
+      const partitions = repartitionNeeded.get(full);
+      if (partitions !== undefined) await this.ensureTopic(full, partitions, spec.config);
+    }
+
+    // Co-partitioning: all sources of a sub-topology must have the same partition count.
+    for (const st of this.subtopologies) {
+      const counts = new Set(st.sourceTopics.map((t) => this.partitionCounts.get(this.topicOf(t))));
+      if (counts.size !== 1) {
+        throw new StreamsError(
+          ErrorCodes.TOPOLOGY,
+          `sub-topology ${st.id} reads topics with different partition counts (${st.sourceTopics.map((t) => `${this.topicOf(t)}:${this.partitionCounts.get(this.topicOf(t))}`).join(', ')}); co-partitioned inputs must match`,
+        );
+      }
+      const partitions = [...counts][0]!;
+      for (const store of st.stores) {
+        const spec = this.topology.stores.get(store)!;
+        if (spec.logging === false) continue;
+        const cl = this.topology.changelogTopic(store);
+        await this.ensureTopic(this.topicOf({ internal: cl.name }), partitions, cl.config);
+      }
+    }
+  }
+
+  private async ensureTopic(name: string, partitions: number, config: Record<string, string | number | undefined>): Promise<void> {
+    const d = await this.log.admin.describeTopics([name]);
+    const existing = d.get(name);
+    if (existing === undefined) {
+      await this.log.admin.createTopics([{ name, partitions, config }]);
+    } else if (existing.partitions !== partitions) {
+      throw new StreamsError(ErrorCodes.TOPIC_CONFLICT, `internal topic ${name} has ${existing.partitions} partitions, expected ${partitions}; reset the application`);
+    }
+    this.partitionCounts.set(name, partitions);
+  }
+
+  private lockStateDir(): void {
+    const dir = join(this.config.stateDir ?? join(tmpdir(), 'shopstream-state'), this.config.applicationId);
+    mkdirSync(dir, { recursive: true });
+    const lockFile = join(dir, '.lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(lockFile, 'wx');
+        writeFileSync(fd, String(process.pid));
+        closeSync(fd);
+        this.stateDirLock = lockFile;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const pid = Number(readFileSync(lockFile, 'utf8'));
+        if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
+          throw new StreamsError(ErrorCodes.LOG_LOCKED, `state directory ${dir} is used by process ${pid}; give each instance its own stateDir`);
+        }
+        rmSync(lockFile, { force: true });
+      }
+    }
+    throw new StreamsError(ErrorCodes.LOG_LOCKED, `cannot lock state directory ${dir}`);
+  }
+
+  private releaseStateDir(): void {
+    if (this.stateDirLock !== undefined) rmSync(this.stateDirLock, { force: true });
+    this.stateDirLock = undefined;
+  }
+
+  private taskDir(taskId: string): string {
+    return join(this.config.stateDir ?? join(tmpdir(), 'shopstream-state'), this.config.applicationId, taskId);
+  }
+
+  private openBackend(spec: StoreSpec, taskId: string): Backend {
+    if (spec.inMemory === true) return new MemoryBackend();
+    let env = this.envs.get(taskId);
+    if (env === undefined) {
+      const dir = this.taskDir(taskId);
+      mkdirSync(dir, { recursive: true });
+      env = new LmdbEnvironment(dir);
+      this.envs.set(taskId, env);
+    }
+    return env.backend(spec.name);
+  }
+
+  private collector(): RecordCollector {
+    return {
+      send: (record) => {
+        if (this.eos) {
+          if (this.txn === undefined) this.txn = this.member!.beginTransaction();
+          this.txn.send(record);
+        } else {
+          this.pendingSends.push(record);
+        }
+      },
+      partitionsOf: (topic) => {
+        const n = this.partitionCounts.get(topic);
+        if (n === undefined) throw new StreamsError(ErrorCodes.UNKNOWN_TOPIC, `unknown partition count of ${topic}`);
+        return n;
+      },
+    };
+  }
+
+  /** Brings the task set in line with the member's assignment. */
+  private async syncTasks(): Promise<void> {
+    const member = this.member!;
+    const assigned = new Set(member.assignment().map(tpKey));
+    const wanted = new Map<string, { st: Subtopology; partition: number }>();
+    for (const st of this.subtopologies) {
+      const topics = st.sourceTopics.map((t) => this.topicOf(t));
+      const n = this.partitionCounts.get(topics[0]!) ?? 0;
+      for (let p = 0; p < n; p++) {
+        if (topics.every((topic) => assigned.has(tpKey({ topic, partition: p })))) wanted.set(`${st.id}_${p}`, { st, partition: p });
+      }
+    }
+    const removed = [...this.tasks.keys()].filter((id) => !wanted.has(id));
+    if (removed.length > 0) {
+      // Normally onRevoke committed them already; if not, try now (a fenced commit is handled).
+      if (removed.some((id) => this.tasks.get(id)!.needsCommit())) await this.commit();
+      for (const id of removed) this.closeTask(id, true);
+    }
+    const created: Task[] = [];
+    for (const [id, { st, partition }] of wanted) {
+      if (this.tasks.has(id)) continue;
+      const task = new Task({
+        applicationId: this.config.applicationId,
+        topology: this.topology,
+        subtopology: st,
+        partition,
+        collector: this.collector(),
+        openBackend: (spec, taskId) => this.openBackend(spec, taskId),
+        maxBufferBytes: this.config.maxUncommittedBytesPerStore,
+        deadLetterTopic: this.config.deadLetterTopic,
+        changelogs: true,
+        wallClock: () => Date.now(),
+        metrics: this.taskMetrics(id),
+        requestCommit: () => void (this.commitRequested = true),
+      });
+      this.tasks.set(id, task);
+      for (const tp of task.inputPartitions()) this.taskByPartition.set(tpKey(tp), task);
+      created.push(task);
+    }
+    if (created.length > 0) {
+      for (const task of created) await this.restore(task);
+      const inputs = created.flatMap((t) => t.inputPartitions());
+      const committed = new Map((await this.log.admin.committedOffsets(this.config.applicationId, inputs)).map((o) => [tpKey(o), o.offset]));
+      const missing = inputs.filter((tp) => !committed.has(tpKey(tp)));
+      if (missing.length > 0) {
+        const reset = await this.log.admin.listOffsets(missing, this.config.autoOffsetReset === 'latest' ? 'latest' : 'earliest');
+        for (const o of reset) committed.set(tpKey(o), o.offset);
+      }
+      for (const tp of inputs) {
+        const offset = committed.get(tpKey(tp)) ?? 0;
+        member.seek(tp, offset);
+        this.positions.set(tpKey(tp), offset);
+      }
+      for (const task of created) task.init();
+      this.logger.info({ tasks: created.map((t) => t.id) }, 'tasks assigned');
+    }
+    this.metrics.tasks.set({ application: this.config.applicationId }, this.tasks.size);
+  }
+
+  private taskMetrics(taskId: string) {
+    const application = this.config.applicationId;
+    const m = this.metrics;
+    const recordsIn = m.recordsIn.labels({ application, task: taskId });
+    return {
+      recordsIn: (n: number) => recordsIn.inc(n),
+      recordsOut: (topic: string, n: number) => m.recordsOut.inc({ application, topic }, n),
+      lateDropped: (processor: string) => m.lateDropped.inc({ application, processor }),
+      deadLettered: (reason: string) => m.deadLettered.inc({ application, reason }),
+    };
+  }
+
+  /** Replays each logged store's changelog from its checkpoint to the end. */
+  private async restore(task: Task): Promise<void> {
+    if (task.changelogs.size === 0) return;
+    const admin = this.log.admin;
+    const tps = [...task.changelogs.values()];
+    const ends = new Map((await admin.listOffsets(tps, 'latest')).map((o) => [tpKey(o), o.offset]));
+    const starts = new Map((await admin.listOffsets(tps, 'earliest')).map((o) => [tpKey(o), o.offset]));
+    for (const [storeName, tp] of task.changelogs) {
+      const store = task.stores.get(storeName)!;
+      const end = ends.get(tpKey(tp)) ?? 0;
+      const earliest = starts.get(tpKey(tp)) ?? 0;
+      let from = store.persistent ? store.checkpoint() : undefined;
+      if (from === undefined || from > end || from < earliest) {
+        // No usable checkpoint: start over from the whole changelog.
+        if (from !== undefined) this.logger.warn({ store: storeName, task: task.id, checkpoint: from, earliest, end }, 'checkpoint unusable; restoring from scratch');
+        store.wipe();
+        from = earliest;
+      }
+      if (from >= end) continue;
+      const labels = { application: this.config.applicationId, store: storeName, partition: String(tp.partition) };
+      const total = end - from;
+      this.logger.info({ store: storeName, task: task.id, records: total }, 'restoring state');
+      const reader = this.log.createReader({ clientId: `${this.config.applicationId}-restore` });
+      try {
+        reader.assign([{ ...tp, offset: from }]);
+        let position = from;
+        let idle = 0;
+        while (position < end) {
+          const records = await reader.poll(500);
+          if (records.length === 0) {
+            position = Math.max(position, reader.position(tp));
+            if (++idle > 120) throw new StreamsError(ErrorCodes.TIMEOUT, `restoring ${storeName} stalled at ${position} of ${end}`);
+            continue;
+          }
+          idle = 0;
+          store.restoreBatch(
+            records.map((r) => [r.key ?? Buffer.alloc(0), r.value] as const),
+            records[records.length - 1]!.offset + 1,
+          );
+          position = Math.max(reader.position(tp), records[records.length - 1]!.offset + 1);
+          this.metrics.restored.inc({ application: labels.application, store: storeName }, records.length);
+          this.metrics.restoreRemaining.set(labels, Math.max(0, end - position));
+        }
+        this.metrics.restoreRemaining.set(labels, 0);
+        this.logger.info({ store: storeName, task: task.id, records: total }, 'state restored');
+      } finally {
+        await reader.close();
+      }
+    }
+  }
+
+  private closeTask(id: string, clean: boolean): void {
+    const task = this.tasks.get(id);
+    if (task === undefined) return;
+    if (!clean) task.discard();
+    task.close();
+    for (const tp of task.inputPartitions()) {
+      this.taskByPartition.delete(tpKey(tp));
+      this.positions.delete(tpKey(tp));
+    }
+    this.tasks.delete(id);
+    const env = this.envs.get(id);
+    if (env !== undefined) {
+      env.close();
+      this.envs.delete(id);
+    }
+  }
+
+  private async onRevoke(partitions: TopicPartition[]): Promise<void> {
+    if (this.appState !== 'running' && this.appState !== 'closing') return;
+    try {
+      await this.commit();
+    } catch (err) {
+      this.logger.warn({ err }, 'commit before revocation failed');
+    }
+    const revoked = new Set(partitions.map(tpKey));
+    for (const [id, task] of [...this.tasks]) {
+      if (task.inputPartitions().some((tp) => revoked.has(tpKey(tp)))) this.closeTask(id, true);
+    }
+  }
+
+  private async runLoop(): Promise<void> {
+    const member = this.member!;
+    let buffered = 0;
+    try {
+      while (this.appState === 'running') {
+        await this.lock.run(async () => {
+          if (this.appState !== 'running') return;
+          await this.syncTasks();
+          buffered = 0;
+          for (const task of this.tasks.values()) {
+            task.process(this.config.maxRecordsPerIteration);
+            buffered += task.buffered();
+          }
+          const now = Date.now();
+          for (const task of this.tasks.values()) task.punctuate('wall-clock', now);
+          if (this.commitRequested || now - this.lastCommit >= this.config.commitIntervalMs) await this.commit();
+          if (now - this.lastLag >= this.config.lagIntervalMs) await this.measureLag();
+        });
+        if (this.appState !== 'running') break;
+        const { records } = await member.poll(buffered > 0 ? 0 : this.config.pollMs);
+        this.route(records);
+      }
+    } catch (err) {
+      await this.fail(err);
+    }
+  }
+
+  private route(records: readonly ConsumedRecord[]): void {
+    let batch: ConsumedRecord[] = [];
+    let batchTask: Task | undefined;
+    for (const r of records) {
+      const key = tpKey(r);
+      const task = this.taskByPartition.get(key);
+      if (task === undefined) continue; // not ours (any more): its new owner starts from the committed offset
+      const expected = this.positions.get(key) ?? 0;
+      if (r.offset < expected) continue; // re-delivered after a seek
+      this.positions.set(key, r.offset + 1);
+      if (task !== batchTask && batch.length > 0) {
+        batchTask!.addRecords(batch);
+        batch = [];
+      }
+      batchTask = task;
+      batch.push(r);
+    }
+    if (batch.length > 0) batchTask!.addRecords(batch);
+  }
+
+  /** The exactly-once commit. Call under the lock. */
+  private async commit(): Promise<void> {
+    this.commitRequested = false;
+    this.lastCommit = Date.now();
+    const tasks = [...this.tasks.values()].filter((t) => t.needsCommit());
+    if (tasks.length === 0 && this.txn === undefined && this.pendingSends.length === 0) return;
+    const started = process.hrtime.bigint();
+    const application = this.config.applicationId;
+    try {
+      for (const t of tasks) t.flush();
+      const offsets: TopicPartitionOffset[] = tasks.flatMap((t) => t.committableOffsets());
+      // Changelog positions before this commit: a lower bound of what the stores will hold after it
+      // (replaying a few records twice on restore is harmless: changelog records are idempotent puts).
+      const changelogTps = tasks.flatMap((t) => [...t.changelogs.values()]);
+      const ends = changelogTps.length === 0 ? new Map<string, number>() : new Map((await this.log.admin.listOffsets(changelogTps, 'latest')).map((o) => [tpKey(o), o.offset]));
+      if (this.eos) {
+        const txn = this.txn ?? this.member!.beginTransaction();
+        this.txn = undefined;
+        await txn.commit(offsets);
+      } else {
+        const sends = this.pendingSends;
+        this.pendingSends = [];
+        if (sends.length > 0) await this.producer!.send(sends);
+        if (offsets.length > 0) await this.member!.commitOffsets(offsets);
+      }
+      for (const t of tasks) {
+        const checkpoints = new Map<string, number>();
+        for (const [store, tp] of t.changelogs) {
+          const end = ends.get(tpKey(tp));
+          if (end !== undefined) checkpoints.set(store, end);
+        }
+        t.applyCommitted(checkpoints);
+      }
+      this.metrics.commits.inc({ application, outcome: 'committed' });
+      this.metrics.commitLatency.observe({ application }, Number(process.hrtime.bigint() - started) / 1e9);
+    } catch (err) {
+      this.metrics.commits.inc({ application, outcome: 'aborted' });
+      const txn = this.txn;
+      this.txn = undefined;
+      this.pendingSends = [];
+      if (txn !== undefined) await txn.abort().catch(() => undefined);
+      if (isStreamsError(err) && err.retriable) {
+        // Fenced or aborted: drop every task's uncommitted work; tasks are rebuilt from the
+        // committed offsets and state at the next iteration.
+        this.logger.warn({ code: err.code, message: err.message }, 'commit failed; rebuilding tasks from the last commit');
+        for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private async measureLag(): Promise<void> {
+    this.lastLag = Date.now();
+    const tps = [...this.taskByPartition.keys()].map((k) => {
+      const [topic, partition] = k.split('\u0000');
+      return { topic: topic!, partition: Number(partition) };
+    });
+    if (tps.length === 0) return;
+    try {
+      const ends = await this.log.admin.listOffsets(tps, 'latest');
+      for (const e of ends) {
+        const pos = this.positions.get(tpKey(e)) ?? 0;
+        const task = this.taskByPartition.get(tpKey(e));
+        const lag = Math.max(0, e.offset - pos) + (task === undefined ? 0 : 0);
+        this.metrics.lag.set({ application: this.config.applicationId, topic: e.topic, partition: String(e.partition) }, lag);
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot measure lag');
+    }
+  }
+
+  /** Current lag per input partition (records in the log not yet read by this instance). */
+  async lag(): Promise<TopicPartitionOffset[]> {
+    await this.measureLag();
+    const out: TopicPartitionOffset[] = [];
+    for (const k of this.taskByPartition.keys()) {
+      const [topic, partition] = k.split('\u0000');
+      const m = await this.metrics.lag.get();
+      const v = m.values.find((x) => x.labels.topic === topic && x.labels.partition === partition);
+      out.push({ topic: topic!, partition: Number(partition), offset: v?.value ?? 0 });
+    }
+    return out;
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.fatal = e;
+    this.appState = 'error';
+    this.logger.error({ err: e, code: (e as StreamsError).code }, 'streams application failed');
+    try {
+      if (this.txn !== undefined) await this.txn.abort();
+    } catch {
+      // the transaction times out on the broker
+    }
+    this.txn = undefined;
+    for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
+    await this.member?.close().catch(() => undefined);
+    this.releaseStateDir();
+    this.config.onError?.(e);
+  }
+
+  /** The error that stopped the application, if any. */
+  error(): Error | undefined {
+    return this.fatal;
+  }
+
+  /** Commits, closes the tasks and leaves the group. */
+  async close(): Promise<void> {
+    if (this.appState === 'closed' || this.appState === 'closing') return;
+    if (this.appState === 'error' || this.appState === 'created') {
+      this.appState = 'closed';
+      return;
+    }
+    this.appState = 'closing';
+    await this.loop;
+    await this.lock.run(async () => {
+      try {
+        await this.commit();
+      } finally {
+        for (const id of [...this.tasks.keys()]) this.closeTask(id, true);
+      }
+    });
+    await this.member?.close();
+    await this.producer?.close();
+    this.releaseStateDir();
+    this.appState = 'closed';
+    this.logger.info({ applicationId: this.config.applicationId }, 'streams application closed');
+  }
+
+  /** Read-only access to a store of a local task (interactive queries). */
+  store<S>(name: string, partition: number): S | undefined {
+    for (const t of this.tasks.values()) {
+      if (t.partition === partition && t.stores.has(name)) return t.stores.get(name) as S;
+    }
+    return undefined;
+  }
+
+  /** Ids of the tasks this instance runs now. */
+  activeTasks(): string[] {
+    return [...this.tasks.keys()];
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

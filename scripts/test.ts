@@ -1,0 +1,64 @@
+/**
+ * `npm test`: type-checks, lints, makes sure a real Kafka broker is up (starting one with
+ * infra/kafka/start.sh when nothing answers on KAFKA_BOOTSTRAP), runs every test file with
+ * node:test, and stops the broker again if this run started it.
+ *
+ *   SHOPSTREAM_TEST_FILES='packages/streams/test/dsl/*.test.ts' npm test   runs a subset
+ *   SHOPSTREAM_SKIP_CHECKS=1                                               skips tsc and eslint
+ */
+import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
+const [host, portText] = bootstrap.split(':');
+const port = Number(portText);
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
+  return r.status ?? 1;
+}
+
+function reachable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: host ?? '127.0.0.1', port }, () => {
+      s.end();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+const bin = join(root, 'node_modules', '.bin');
+if (process.env.SHOPSTREAM_SKIP_CHECKS !== '1') {
+  console.log('› type-checking (tsc) …');
+  if (run(join(bin, 'tsc'), ['-p', '.']) !== 0) process.exit(1);
+  console.log('› linting (eslint) …');
+  if (run(join(bin, 'eslint'), ['.']) !== 0) process.exit(1);
+}
+
+let started = false;
+if (!(await reachable())) {
+  console.log(`› no Kafka broker on ${bootstrap}: starting one (infra/kafka/start.sh) …`);
+  if (run('bash', [join(root, 'infra/kafka/start.sh')], { ...process.env, KAFKA_PORT: String(port) }) !== 0) {
+    console.error('✖ could not start the Kafka broker; see the message above (Java 17 and Maven Central are needed).');
+    process.exit(1);
+  }
+  started = true;
+}
+
+const files = process.env.SHOPSTREAM_TEST_FILES ?? 'packages/*/test/**/*.test.ts';
+console.log(`› running tests (${files}) against Kafka on ${bootstrap} …`);
+const status = run(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=300000', files], { ...process.env, KAFKA_BOOTSTRAP: bootstrap });
+
+if (started) {
+  console.log('› stopping the Kafka broker this run started …');
+  run('bash', [join(root, 'infra/kafka/stop.sh')], { ...process.env, KAFKA_PORT: String(port) });
+}
+process.exit(status);

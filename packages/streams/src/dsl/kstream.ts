@@ -9,7 +9,8 @@ import type { StoreSpec, TimestampExtractor, TopicRef } from '../topology.ts';
 import { Topology } from '../topology.ts';
 import type { KeyValueStore, WindowStore } from '../state/stores.ts';
 import type { BufferedStore } from '../state/stores.ts';
-import { JoinWindows, SessionWindows, TimeWindows } from './windows.ts';
+import type { JoinWindows, SessionWindows} from './windows.ts';
+import { TimeWindows } from './windows.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
 type AnySerde = Serde<unknown>;
@@ -212,6 +213,15 @@ export class KStream<K, V> {
     );
   }
 
+  /** After an operator that changes keys or values, serdes fall back to the builder's defaults (as Kafka Streams). */
+  private keyOr<T>(serde: Serde<T> | undefined): AnySerde {
+    return serde === undefined ? this.builder.defaultKeySerde : any(serde);
+  }
+
+  private valueOr<T>(serde: Serde<T> | undefined): AnySerde {
+    return serde === undefined ? this.builder.defaultValueSerde : any(serde);
+  }
+
   filter(predicate: (key: K, value: V) => boolean, named?: Named): KStream<K, V> {
     return this.add('KSTREAM-FILTER', named, (r, ctx) => {
       if (predicate(r.key, r.value)) ctx.forward(r);
@@ -227,32 +237,32 @@ export class KStream<K, V> {
     return this.add<K2, V2>('KSTREAM-MAP', named, (r, ctx) => {
       const kv = mapper(r.key, r.value);
       ctx.forward({ ...r, key: kv.key, value: kv.value });
-    }, { keySerde: named?.keySerde && any(named.keySerde), valueSerde: named?.valueSerde && any(named.valueSerde), keyChanged: true });
+    }, { keySerde: this.keyOr(named?.keySerde), valueSerde: this.valueOr(named?.valueSerde), keyChanged: true });
   }
 
   mapValues<V2>(mapper: (value: V, key: K) => V2, named?: Named & { valueSerde?: Serde<V2> }): KStream<K, V2> {
     return this.add<K, V2>('KSTREAM-MAPVALUES', named, (r, ctx) => {
       ctx.forward({ ...r, value: mapper(r.value, r.key) });
-    }, { valueSerde: named?.valueSerde && any(named.valueSerde) });
+    }, { valueSerde: this.valueOr(named?.valueSerde) });
   }
 
   flatMap<K2, V2>(mapper: (key: K, value: V) => Iterable<KeyValue<K2, V2>>, named?: Named & { keySerde?: Serde<K2>; valueSerde?: Serde<V2> }): KStream<K2, V2> {
     return this.add<K2, V2>('KSTREAM-FLATMAP', named, (r, ctx) => {
       for (const kv of mapper(r.key, r.value)) ctx.forward({ ...r, key: kv.key, value: kv.value });
-    }, { keySerde: named?.keySerde && any(named.keySerde), valueSerde: named?.valueSerde && any(named.valueSerde), keyChanged: true });
+    }, { keySerde: this.keyOr(named?.keySerde), valueSerde: this.valueOr(named?.valueSerde), keyChanged: true });
   }
 
   flatMapValues<V2>(mapper: (value: V, key: K) => Iterable<V2>, named?: Named & { valueSerde?: Serde<V2> }): KStream<K, V2> {
     return this.add<K, V2>('KSTREAM-FLATMAPVALUES', named, (r, ctx) => {
       for (const v of mapper(r.value, r.key)) ctx.forward({ ...r, value: v });
-    }, { valueSerde: named?.valueSerde && any(named.valueSerde) });
+    }, { valueSerde: this.valueOr(named?.valueSerde) });
   }
 
   /** Sets a new key; grouping or joining afterwards repartitions through an internal topic. */
   selectKey<K2>(selector: (key: K, value: V) => K2, named?: Named & { keySerde?: Serde<K2> }): KStream<K2, V> {
     return this.add<K2, V>('KSTREAM-KEY-SELECT', named, (r, ctx) => {
       ctx.forward({ ...r, key: selector(r.key, r.value) });
-    }, { keySerde: named?.keySerde && any(named.keySerde), keyChanged: true });
+    }, { keySerde: this.keyOr(named?.keySerde), keyChanged: true });
   }
 
   peek(action: (key: K, value: V) => void, named?: Named): KStream<K, V> {
@@ -337,8 +347,8 @@ export class KStream<K, V> {
     return new KStream<K2, V2>(
       this.builder,
       name,
-      options.keySerde === undefined ? this.keySerde : any(options.keySerde),
-      options.valueSerde === undefined ? this.valueSerde : any(options.valueSerde),
+      options.keySerde === undefined ? (options.keyChanged === false ? this.keySerde : this.builder.defaultKeySerde) : any(options.keySerde),
+      options.valueSerde === undefined ? this.builder.defaultValueSerde : any(options.valueSerde),
       this.repartitionRequired || options.keyChanged !== false,
     );
   }

@@ -40,6 +40,8 @@ interface Entry<V> {
   key: Buffer;
   value: V | null;
   timestamp: number;
+  /** The stored bytes, encoded once at flush and reused when applied to the backend. */
+  encoded?: Buffer | null | undefined;
 }
 
 const TS_BYTES = 8;
@@ -120,12 +122,13 @@ export abstract class BufferedStore<V> implements StateStore {
     const s = bkey.toString('latin1');
     const prev = this.buffer.get(s);
     if (prev === undefined) {
-      this.buffer.set(s, { key: bkey, value, timestamp });
+      this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined });
       this.bufferBytes += bkey.length * 2 + 64;
       if (this.bufferBytes > this.maxBufferBytes) this.ctx.requestCommit();
     } else {
       prev.value = value;
       prev.timestamp = timestamp;
+      prev.encoded = undefined;
     }
     this.onBufferPut(s, bkey);
   }
@@ -156,7 +159,8 @@ export abstract class BufferedStore<V> implements StateStore {
     }
     if (this.changelog !== undefined) {
       for (const e of this.buffer.values()) {
-        this.changelog.send(e.key, encodeValue(this.valueSerde, e.value, e.timestamp, this.name), e.timestamp);
+        e.encoded = encodeValue(this.valueSerde, e.value, e.timestamp, this.name);
+        this.changelog.send(e.key, e.encoded, e.timestamp);
       }
     }
   }
@@ -165,7 +169,9 @@ export abstract class BufferedStore<V> implements StateStore {
   applyCommitted(checkpoint: number | undefined): void {
     if (this.buffer.size > 0 || checkpoint !== undefined) {
       const batch: [Buffer, Buffer | null][] = [];
-      for (const e of this.buffer.values()) batch.push([e.key, encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
+      for (const e of this.buffer.values()) {
+        batch.push([e.key, e.encoded !== undefined ? e.encoded : encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
+      }
       this.backend.write(batch, checkpoint);
     }
     this.clearBuffer();
@@ -318,6 +324,8 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
   private readonly segmentMs: number;
   private maxSeg = -Infinity;
   private droppedBelow = -Infinity;
+  /** Segments that may hold entries (backend or buffer), newest first when read. */
+  private segments: number[] | undefined;
 
   constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number, ttlMs: number) {
     super(name, backend, valueSerde, maxBufferBytes);
@@ -330,13 +338,51 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     return Math.floor((this.ctx.streamTime() - this.ttlMs) / this.segmentMs);
   }
 
+  /** The segments present, found once by skipping through the backend's key space. */
+  private liveSegments(): number[] {
+    if (this.segments === undefined) {
+      const found: number[] = [];
+      let from = segBound(0);
+      for (;;) {
+        let next: number | undefined;
+        for (const [k] of this.backend.range(from)) {
+          next = Number(k.readBigInt64BE(0));
+          break;
+        }
+        if (next === undefined) break;
+        found.push(next);
+        from = segBound(next + 1);
+      }
+      this.segments = found.sort((a, b) => b - a);
+      if (found.length > 0) this.maxSeg = Math.max(this.maxSeg, found[0]!);
+    }
+    return this.segments;
+  }
+
+  private noteSegment(seg: number): void {
+    const segs = this.liveSegments();
+    if (!segs.includes(seg)) {
+      segs.push(seg);
+      segs.sort((a, b) => b - a);
+    }
+  }
+
+  override restoreBatch(records: Iterable<readonly [Buffer, Buffer | null]>, checkpoint: number): void {
+    super.restoreBatch(records, checkpoint);
+    this.segments = undefined;
+  }
+
+  override wipe(): void {
+    super.wipe();
+    this.segments = undefined;
+  }
+
   getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
     const bkey = serializeKey(this.keySerde, key, this.name);
     const cutoff = this.ctx.streamTime() - this.ttlMs;
-    const top = Math.max(this.maxSeg, Math.floor(this.ctx.streamTime() / this.segmentMs));
-    if (!Number.isFinite(top)) return undefined;
-    const low = Math.max(this.minLiveSeg(), top - 3);
-    for (let seg = top; seg >= low; seg--) {
+    const low = this.minLiveSeg();
+    for (const seg of this.liveSegments()) {
+      if (seg < low) break;
       const k = segKey(seg, bkey);
       const e = this.bufferGet(k) ?? this.backendGet(k);
       if (e === undefined) continue;
@@ -355,6 +401,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     const seg = Math.floor(ts / this.segmentMs);
     if (seg < this.minLiveSeg()) return; // already expired: storing it would be pointless
     if (seg > this.maxSeg) this.maxSeg = seg;
+    this.noteSegment(seg);
     const bkey = serializeKey(this.keySerde, key, this.name);
     this.bufferPut(segKey(seg, bkey), value, ts);
     if (value === null) {
@@ -409,6 +456,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     if (Number.isFinite(below) && below > 0 && below > this.droppedBelow) {
       this.backend.deleteRange(segBound(0), segBound(below));
       this.droppedBelow = below;
+      if (this.segments !== undefined) this.segments = this.segments.filter((s) => s >= below);
     }
   }
 }

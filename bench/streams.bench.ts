@@ -1,0 +1,179 @@
+/**
+ * Streams engine throughput over 1 KB JSON records, on both logs.
+ *
+ *   npm run bench                       both logs (starts no broker: run `npm run kafka:start` first)
+ *   BENCH_LOGS=embedded npm run bench   one log
+ *   BENCH_RECORDS=200000 BENCH_RUNS=3   sizes
+ *
+ * For each log it measures, in the same run:
+ *   - raw read: a plain reader of the same log client reading the input topic (the reference);
+ *   - stateless: filter + mapValues, exactly-once;
+ *   - stateful: de-duplicate (TTL store) + tumbling-window aggregate, exactly-once.
+ * A topology run is timed from start() until its committed offsets reach the end of the input.
+ * Each figure is the median of BENCH_RUNS runs; the ratio is to the median raw read.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { StreamsApp, StreamsBuilder, Serdes, Stores, TimeWindows } from '../packages/streams/src/index.ts';
+import type { KeyValueStore, Log, Processor, ProcessorContext, ProducerRecord, Record, Topology } from '../packages/streams/src/index.ts';
+import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
+import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
+
+const N = Number(process.env.BENCH_RECORDS ?? 200_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const PARTITIONS = 4;
+const logs = (process.env.BENCH_LOGS ?? 'embedded,kafka').split(',');
+const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
+
+interface Event {
+  id: string;
+  visitor: string;
+  type: string;
+  price: number;
+  pad: string;
+}
+
+function makeRecords(topic: string): ProducerRecord[] {
+  const out: ProducerRecord[] = [];
+  const base = Date.UTC(2026, 10, 26);
+  for (let i = 0; i < N; i++) {
+    const dup = i % 10 === 9; // 10% duplicates of the previous record
+    const j = dup ? i - 1 : i;
+    const visitor = `visitor-${j % 5000}`;
+    const e: Event = { id: `msg-${j}`, visitor, type: j % 7 === 0 ? 'order' : 'view', price: j % 1000, pad: '' };
+    const size = Buffer.byteLength(JSON.stringify(e));
+    e.pad = 'x'.repeat(Math.max(0, 1024 - size));
+    out.push({ topic, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(e)), timestamp: base + j * 10 });
+  }
+  return out;
+}
+
+function stateless(input: string, output: string): Topology {
+  const b = new StreamsBuilder();
+  b.stream<string, Event>(input, { valueSerde: Serdes.json<Event>() })
+    .filter((_k, v) => v.type === 'view')
+    .mapValues((v) => ({ id: v.id, visitor: v.visitor, price: v.price * 2 }))
+    .to(output, { valueSerde: Serdes.json() });
+  return b.build();
+}
+
+class Dedupe implements Processor<string, Event, string, Event> {
+  private ctx!: ProcessorContext<string, Event>;
+  private seen!: KeyValueStore<string, number>;
+  init(ctx: ProcessorContext<string, Event>): void {
+    this.ctx = ctx;
+    this.seen = ctx.getStateStore('seen');
+  }
+  process(r: Record<string, Event>): void {
+    if (this.seen.get(r.value.id) !== undefined) return;
+    this.seen.put(r.value.id, r.timestamp);
+    this.ctx.forward(r);
+  }
+}
+
+function stateful(input: string, output: string): Topology {
+  const b = new StreamsBuilder();
+  b.addStateStore(Stores.keyValueStore({ name: 'seen', keySerde: Serdes.string(), valueSerde: Serdes.long(), ttlMs: 3_600_000 }));
+  b.stream<string, Event>(input, { valueSerde: Serdes.json<Event>() })
+    .process(() => new Dedupe(), { stores: ['seen'], keyChanged: false, valueSerde: Serdes.json<Event>() })
+    .groupByKey()
+    .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 10_000))
+    .aggregate(() => ({ n: 0, revenue: 0 }), (_k, v, agg) => ({ n: agg.n + 1, revenue: agg.revenue + v.price }), { name: 'per-minute' })
+    .toStream()
+    .to(output, { keySerde: Serdes.json(), valueSerde: Serdes.json() });
+  return b.build();
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function rawRead(log: Log, topic: string): Promise<number> {
+  const reader = log.createReader({ clientId: 'bench-raw' });
+  reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0 })));
+  const t0 = performance.now();
+  let n = 0;
+  let bytes = 0;
+  while (n < N) {
+    const recs = await reader.poll(1000);
+    n += recs.length;
+    for (const r of recs) bytes += r.value?.length ?? 0;
+  }
+  const s = (performance.now() - t0) / 1000;
+  await reader.close();
+  if (bytes < N * 1000) throw new Error('raw read returned short records');
+  return n / s;
+}
+
+async function runTopology(log: Log, build: (i: string, o: string) => Topology, input: string): Promise<number> {
+  const output = `bench-out-${randomUUID().slice(0, 8)}`;
+  await log.admin.createTopics([{ name: output, partitions: PARTITIONS }]);
+  const applicationId = `bench-${randomUUID().slice(0, 8)}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'bench-state-'));
+  const app = new StreamsApp(build(input, output), { applicationId, log, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 });
+  const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
+  const ends = await log.admin.listOffsets(tps, 'latest');
+  const total = ends.reduce((a, e) => a + e.offset, 0);
+  const t0 = performance.now();
+  await app.start();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    const committed = await log.admin.committedOffsets(applicationId, tps);
+    if (committed.reduce((a, c) => a + c.offset, 0) >= total) break;
+    if (app.state === 'error') throw app.error();
+  }
+  const s = (performance.now() - t0) / 1000;
+  await app.close();
+  await log.admin.deleteTopics([output]);
+  rmSync(stateDir, { recursive: true, force: true });
+  return N / s;
+}
+
+async function benchLog(name: string, log: Log): Promise<string[]> {
+  const input = `bench-in-${randomUUID().slice(0, 8)}`;
+  await log.admin.createTopics([{ name: input, partitions: PARTITIONS }]);
+  const records = makeRecords(input);
+  const producer = log.createProducer({ clientId: 'bench-producer' });
+  const tp = performance.now();
+  for (let i = 0; i < records.length; i += 2000) await producer.send(records.slice(i, i + 2000));
+  const produceRate = N / ((performance.now() - tp) / 1000);
+  await producer.close();
+  const raw: number[] = [];
+  const sl: number[] = [];
+  const sf: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    raw.push(await rawRead(log, input));
+    sl.push(await runTopology(log, stateless, input));
+    sf.push(await runTopology(log, stateful, input));
+    process.stderr.write(`  ${name} run ${run + 1}/${RUNS}: raw ${raw.at(-1)!.toFixed(0)}/s, stateless ${sl.at(-1)!.toFixed(0)}/s, stateful ${sf.at(-1)!.toFixed(0)}/s\n`);
+  }
+  await log.admin.deleteTopics([input]);
+  const r = median(raw);
+  const fmt = (x: number) => `${Math.round(x).toLocaleString('en-US')} rec/s`;
+  return [
+    `| ${name} | produce (reference writer) | ${fmt(produceRate)} | ${(produceRate / r).toFixed(2)} |`,
+    `| ${name} | raw read (reference) | ${fmt(r)} | 1.00 |`,
+    `| ${name} | stateless: filter + mapValues, exactly-once | ${fmt(median(sl))} | ${(median(sl) / r).toFixed(2)} |`,
+    `| ${name} | stateful: dedupe + tumbling aggregate, exactly-once | ${fmt(median(sf))} | ${(median(sf) / r).toFixed(2)} |`,
+  ];
+}
+
+const rows: string[] = [];
+console.log(`streams bench: ${N.toLocaleString('en-US')} records of 1 KB JSON, ${PARTITIONS} partitions, median of ${RUNS} runs, one instance`);
+if (logs.includes('embedded')) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-log-'));
+  const log = await openEmbeddedLog({ dir, fsync: true });
+  rows.push(...(await benchLog('embedded', log)));
+  await log.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+if (logs.includes('kafka')) {
+  const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'bench' });
+  rows.push(...(await benchLog('kafka', log)));
+  await log.close();
+}
+console.log('\n| log | workload | records/s | ratio to raw read |\n|---|---|---|---|');
+for (const r of rows) console.log(r);

@@ -366,7 +366,7 @@ export class StreamsApp {
     const recordsIn = m.recordsIn.labels({ application, task: taskId });
     return {
       recordsIn: (n: number) => recordsIn.inc(n),
-      recordsOut: (topic: string, n: number) => m.recordsOut.inc({ application, topic }, n),
+      recordsOut: (topic: string, n: number) => m.recordsOut.inc({ application, task: taskId, topic }, n),
       lateDropped: (processor: string) => m.lateDropped.inc({ application, processor }),
       deadLettered: (reason: string) => m.deadLettered.inc({ application, reason }),
     };

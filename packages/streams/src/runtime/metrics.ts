@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export class StreamsMetrics {
   readonly registry: Registry;
   readonly recordsIn: Counter<'application' | 'task'>;
-  readonly recordsOut: Counter<'application' | 'topic'>;
+  readonly recordsOut: Counter<'application' | 'task' | 'topic'>;
   readonly lateDropped: Counter<'application' | 'processor'>;
   readonly deadLettered: Counter<'application' | 'reason'>;
   readonly commitLatency: Histogram<'application'>;
@@ -18,7 +18,7 @@ export class StreamsMetrics {
     this.registry = registry;
     const registers = [registry];
     this.recordsIn = new Counter({ name: 'shopstream_streams_records_in_total', help: 'Records processed, per task', labelNames: ['application', 'task'], registers });
-    this.recordsOut = new Counter({ name: 'shopstream_streams_records_out_total', help: 'Records sent to sink topics', labelNames: ['application', 'topic'], registers });
+    this.recordsOut = new Counter({ name: 'shopstream_streams_records_out_total', help: 'Records sent to sink topics, per task', labelNames: ['application', 'task', 'topic'], registers });
     this.lateDropped = new Counter({
       name: 'shopstream_streams_late_records_dropped_total',
       help: 'Records dropped for arriving after their window grace period',

@@ -9,7 +9,8 @@ import type { Cancellable, Processor, ProcessorContext, PunctuationType, Record,
 import type { Node, StoreSpec, Subtopology, Topology } from '../topology.ts';
 import { resolveTopic } from '../topology.ts';
 import type { Backend } from '../state/backend.ts';
-import { BufferedStore, PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../state/stores.ts';
+import type { BufferedStore} from '../state/stores.ts';
+import { PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../state/stores.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
 /** Where a task's output goes: the current transaction (runtime) or the test driver's capture. */
@@ -104,6 +105,8 @@ export class Task {
   private currentTime = -Infinity;
   private initialized = false;
   private dirty = false;
+  /** Records sent per topic since the last metrics flush (counted locally: a metric update per record is costly). */
+  private readonly sent = new Map<string, number>();
 
   constructor(opts: TaskOptions) {
     this.opts = opts;
@@ -246,7 +249,7 @@ export class Task {
     }
     this.opts.collector.send(out);
     this.dirty = true;
-    this.opts.metrics?.recordsOut(topic, 1);
+    this.sent.set(topic, (this.sent.get(topic) ?? 0) + 1);
   }
 
   /** Buffers records of this task's input partitions. */
@@ -389,6 +392,8 @@ export class Task {
   /** Commit step 1: flush caches and send changelog records into the current transaction. */
   flush(): void {
     for (const s of this.stores.values()) s.flush();
+    for (const [topic, n] of this.sent) this.opts.metrics?.recordsOut(topic, n);
+    this.sent.clear();
   }
 
   /** Offsets to commit: the next offset of each input partition that has advanced. */

@@ -562,7 +562,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
   }
 
   fetchRange(key: K, timeFrom: number, timeTo: number): Array<{ start: number; value: V }> {
-    const from = Math.max(timeFrom, this.minLiveStart());
+    const from = Math.max(0, timeFrom, this.minLiveStart()); // timestamps are never negative
     if (from > timeTo) return [];
     const bkey = serializeKey(this.keySerde, key, this.name);
     const found = new Map<number, V | null>();
@@ -624,7 +624,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
   }
 
   fetchAll(timeFrom: number, timeTo: number): Array<{ key: K; start: number; value: V }> {
-    const from = Math.max(timeFrom, this.minLiveStart());
+    const from = Math.max(0, timeFrom, this.minLiveStart()); // timestamps are never negative
     if (from > timeTo) return [];
     const out: Array<{ key: K; start: number; value: V }> = [];
     for (const w of this.scan(from, timeTo)) {

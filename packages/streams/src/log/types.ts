@@ -51,6 +51,11 @@ export interface TopicPartition {
 
 export interface TopicPartitionOffset extends TopicPartition {
   offset: number;
+  /**
+   * Committed offsets may carry a short string, as Kafka's offset-commit metadata. StreamsApp keeps
+   * each input partition's stream time there, so windows stay closed across restarts.
+   */
+  metadata?: string;
 }
 
 /**

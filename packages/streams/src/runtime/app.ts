@@ -343,7 +343,12 @@ export class StreamsApp {
     if (created.length > 0) {
       for (const task of created) await this.restore(task);
       const inputs = created.flatMap((t) => t.inputPartitions());
-      const committed = new Map((await this.log.admin.committedOffsets(this.config.applicationId, inputs)).map((o) => [tpKey(o), o.offset]));
+      const committedList = await this.log.admin.committedOffsets(this.config.applicationId, inputs);
+      for (const task of created) {
+        const mine = new Set(task.inputPartitions().map(tpKey));
+        task.restoreStreamTime(committedList.filter((o) => mine.has(tpKey(o))));
+      }
+      const committed = new Map(committedList.map((o) => [tpKey(o), o.offset]));
       const missing = inputs.filter((tp) => !committed.has(tpKey(tp)));
       if (missing.length > 0) {
         const reset = await this.log.admin.listOffsets(missing, this.config.autoOffsetReset === 'latest' ? 'latest' : 'earliest');

@@ -14,6 +14,9 @@ import { PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../s
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
 /** Where a task's output goes: the current transaction (runtime) or the test driver's capture. */
+/** Prefix of the stream time kept in the commit metadata of input offsets. */
+const STREAM_TIME_PREFIX = 'st:';
+
 export interface RecordCollector {
   send(record: ProducerRecord): void;
   /** Partition count of a topic, for custom partitioners. */
@@ -399,8 +402,25 @@ export class Task {
   /** Offsets to commit: the next offset of each input partition that has advanced. */
   committableOffsets(): TopicPartitionOffset[] {
     const out: TopicPartitionOffset[] = [];
-    for (const q of this.queues.values()) if (q.nextOffset !== undefined) out.push({ ...q.tp, offset: q.nextOffset });
+    const metadata = Number.isFinite(this.streamTime) ? `${STREAM_TIME_PREFIX}${this.streamTime}` : undefined;
+    for (const q of this.queues.values()) {
+      if (q.nextOffset === undefined) continue;
+      out.push(metadata === undefined ? { ...q.tp, offset: q.nextOffset } : { ...q.tp, offset: q.nextOffset, metadata });
+    }
     return out;
+  }
+
+  /**
+   * Restores the stream time committed with the input offsets (as Kafka Streams keeps partition
+   * time in the commit metadata), so that a restart neither reopens closed windows nor accepts
+   * records that were late before it.
+   */
+  restoreStreamTime(committed: readonly { metadata?: string }[]): void {
+    for (const c of committed) {
+      if (c.metadata?.startsWith(STREAM_TIME_PREFIX) !== true) continue;
+      const t = Number(c.metadata.slice(STREAM_TIME_PREFIX.length));
+      if (Number.isFinite(t) && t > this.streamTime) this.streamTime = t;
+    }
   }
 
   /** Commit step 2, after the transaction committed. `checkpoints` gives each logged store's changelog position. */

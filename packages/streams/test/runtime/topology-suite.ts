@@ -142,6 +142,47 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test(`${name}: stream time survives a restart, so closed windows stay closed`, async () => {
+    const log = await openLog();
+    const input = unique('ticks');
+    const output = unique('final');
+    await log.admin.createTopics([
+      { name: input, partitions: 1 },
+      { name: output, partitions: 1 },
+    ]);
+    const build = () => {
+      const b = new StreamsBuilder();
+      b.stream(input, { keySerde: S, valueSerde: S })
+        .groupByKey()
+        .windowedBy(TimeWindows.ofSizeAndGrace(1000, 0))
+        .emitStrategy('on-window-close')
+        .count({ name: 'final-counts' })
+        .toStream()
+        .map((w: Windowed<string>, c) => ({ key: `${w.key}@${w.start}`, value: c }))
+        .to(output, { keySerde: S, valueSerde: Serdes.long() });
+      return b.build();
+    };
+    const applicationId = unique('app');
+    const dir = stateDir();
+    const rec = (ts: number) => ({ topic: input, key: Buffer.from('k'), value: Buffer.from('x'), timestamp: ts });
+    let app = new StreamsApp(build(), { applicationId, log, stateDir: dir, commitIntervalMs: 50 });
+    await app.start();
+    await produce(log, [rec(100), rec(200), rec(1500)]); // stream time 1500 closes [0,1000)
+    let out = await readTopic(log, output, (r) => r.length >= 1);
+    assert.deepEqual(out.map((r) => `${r.key}=${Serdes.long().deserialize(r.value)}`), ['k@0=2']);
+    await app.close();
+    app = new StreamsApp(build(), { applicationId, log, stateDir: dir, commitIntervalMs: 50 });
+    await app.start();
+    // 300 is late: [0,1000) closed before the restart. 2600 closes [1000,2000).
+    await produce(log, [rec(300), rec(2600)]);
+    out = await readTopic(log, output, (r) => r.length >= 2);
+    await waitFor(async () => ((await app.metrics.lateDropped.get()).values.reduce((a, v) => a + v.value, 0)) >= 1, 10_000, 'late drop');
+    await app.close();
+    assert.deepEqual(out.map((r) => `${r.key}=${Serdes.long().deserialize(r.value)}`), ['k@0=2', 'k@1000=1']);
+    await log.admin.deleteTopics([input, output]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test(`${name}: stream-table join against a compacted topic`, async () => {
     const log = await openLog();
     const users = unique('users');

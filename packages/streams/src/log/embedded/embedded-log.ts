@@ -324,8 +324,8 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
       for (const [topic, partition, offset, segBase, pos] of checkpoint.ends) {
         if (known(topic, partition)) ends.set(tpKey({ topic, partition }), { offset, segBase, pos });
       }
-      for (const [groupId, topic, partition, offset] of checkpoint.groups) {
-        if (known(topic, partition)) groups.set(`${groupId}\u0000${tpKey({ topic, partition })}`, { groupId, topic, partition, offset });
+      for (const [groupId, topic, partition, offset, metadata] of checkpoint.groups) {
+        if (known(topic, partition)) groups.set(`${groupId}\u0000${tpKey({ topic, partition })}`, withMeta({ groupId, topic, partition, offset }, metadata));
       }
     }
     // journal entries after the checkpoint, each checked against the data it commits
@@ -352,8 +352,8 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
         }
         if (!ok) break;
         for (const [key, to] of next) ends.set(key, to);
-        for (const [groupId, topic, partition, offset] of entry.g ?? []) {
-          if (known(topic, partition)) groups.set(`${groupId}\u0000${tpKey({ topic, partition })}`, { groupId, topic, partition, offset });
+        for (const [groupId, topic, partition, offset, metadata] of entry.g ?? []) {
+          if (known(topic, partition)) groups.set(`${groupId}\u0000${tpKey({ topic, partition })}`, withMeta({ groupId, topic, partition, offset }, metadata));
         }
         seq = entry.s;
       }
@@ -389,7 +389,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
     }
     const groups: GroupOffsetTuple[] = [];
     for (const [groupId, m] of this.groupOffsets) {
-      for (const o of m.values()) groups.push([groupId, o.topic, o.partition, o.offset]);
+      for (const o of m.values()) groups.push(groupTuple(groupId, o));
     }
     const data: CheckpointData = { version: 1, seq: this.seq, ends, groups };
     writeCheckpoint(this.dir, data, this.durable);
@@ -542,7 +542,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
         p.pendBytes += recordSize(r.key, r.value, r.headers);
       }
       if (c.groupId !== null && c.offsets !== null) {
-        for (const o of c.offsets) groups.push([c.groupId, o.topic, o.partition, o.offset]);
+        for (const o of c.offsets) groups.push(groupTuple(c.groupId, o));
       }
     }
     if (parts.length === 0 && groups.length === 0) return { commits, parts, ends: [], groups, fds: [] };
@@ -615,7 +615,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
   /** The round is durable: make it visible and resolve its requests. */
   private complete(round: Round): void {
     for (let i = 0; i < round.parts.length; i++) round.parts[i]!.publish(round.ends[i]!);
-    for (const [groupId, topic, partition, offset] of round.groups) this.setGroupOffset(groupId, { topic, partition, offset });
+    for (const [groupId, topic, partition, offset, metadata] of round.groups) this.setGroupOffset(groupId, withMeta({ topic, partition, offset }, metadata));
     for (const c of round.commits) {
       const out = c.offsetsOut;
       if (out === null) {
@@ -637,7 +637,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
       m = new Map();
       this.groupOffsets.set(groupId, m);
     }
-    m.set(tpKey(o), { topic: o.topic, partition: o.partition, offset: o.offset });
+    m.set(tpKey(o), withMeta({ topic: o.topic, partition: o.partition, offset: o.offset }, o.metadata));
   }
 
   // ---------------------------------------------------------------- GroupHost
@@ -761,7 +761,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
         if (m === undefined) return out;
         for (const tp of partitions) {
           const o = m.get(tpKey(tp));
-          if (o !== undefined) out.push({ topic: o.topic, partition: o.partition, offset: o.offset });
+          if (o !== undefined) out.push(withMeta({ topic: o.topic, partition: o.partition, offset: o.offset }, o.metadata));
         }
         return out;
       },
@@ -1045,4 +1045,13 @@ class ReaderImpl implements LogReader {
     this.markClosed();
     this.onClose();
   }
+}
+
+/** Adds commit metadata to an offset when there is some (kept out of the object otherwise). */
+function withMeta<T extends object>(o: T, metadata: string | undefined): T & { metadata?: string } {
+  return metadata === undefined ? o : { ...o, metadata };
+}
+
+function groupTuple(groupId: string, o: TopicPartitionOffset): GroupOffsetTuple {
+  return o.metadata === undefined ? [groupId, o.topic, o.partition, o.offset] : [groupId, o.topic, o.partition, o.offset, o.metadata];
 }

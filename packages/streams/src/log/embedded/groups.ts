@@ -449,7 +449,7 @@ export class MemberImpl implements GroupMember {
       records: [],
       parts: [],
       groupId: this.coordinator.groupId,
-      offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset })),
+      offsets: offsets.map((o) => (o.metadata === undefined ? { topic: o.topic, partition: o.partition, offset: o.offset } : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })),
       check: () => this.fenceCheck(),
       wantMetadata: false,
     });
@@ -531,7 +531,7 @@ export class TransactionImpl implements Transaction {
         records: this.records,
         parts: this.parts,
         groupId: offsets.length > 0 ? this.groupId : null,
-        offsets: offsets.length > 0 ? offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset })) : null,
+        offsets: offsets.length > 0 ? offsets.map((o) => (o.metadata === undefined ? { topic: o.topic, partition: o.partition, offset: o.offset } : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })) : null,
         check: () => this.member.fenceCheck(),
         wantMetadata: false,
       });

@@ -15,8 +15,8 @@ import { fsyncDir } from './partition.ts';
 
 /** [topic, partition, end offset, segment base offset, byte position in the segment] */
 export type EndTuple = [string, number, number, number, number];
-/** [groupId, topic, partition, offset] */
-export type GroupOffsetTuple = [string, string, number, number];
+/** [groupId, topic, partition, offset, metadata?] */
+export type GroupOffsetTuple = [string, string, number, number, string?];
 
 export interface JournalEntry {
   /** Sequence number; consecutive. */

@@ -389,10 +389,16 @@ export class StreamsApp {
       const end = ends.get(tpKey(tp)) ?? 0;
       const earliest = starts.get(tpKey(tp)) ?? 0;
       let from = store.persistent ? store.checkpoint() : undefined;
-      if (from === undefined || from > end || from < earliest) {
-        // No usable checkpoint: start over from the whole changelog.
-        if (from !== undefined) this.logger.warn({ store: storeName, task: task.id, checkpoint: from, earliest, end }, 'checkpoint unusable; restoring from scratch');
+      if (from === undefined || from > end) {
+        // No checkpoint, or one past the changelog's end (the changelog was recreated): start over.
+        if (from !== undefined) this.logger.warn({ store: storeName, task: task.id, checkpoint: from, earliest, end }, 'checkpoint past the changelog end; restoring from scratch');
         store.wipe();
+        from = earliest;
+      } else if (from < earliest) {
+        // Retention removed changelog records after the checkpoint. They were older than the
+        // store's own retention, so the local entries they touched are expired too: keep the local
+        // state and replay what is left.
+        this.logger.warn({ store: storeName, task: task.id, checkpoint: from, earliest }, 'changelog retention passed the checkpoint; replaying from the log start');
         from = earliest;
       }
       if (from >= end) continue;

@@ -16,8 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { StreamsApp, StreamsBuilder, Serdes, Stores, TimeWindows } from '../packages/streams/src/index.ts';
-import type { KeyValueStore, Log, Processor, ProcessorContext, ProducerRecord, Record, Topology } from '../packages/streams/src/index.ts';
+import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '../packages/streams/src/index.ts';
+import type { Log, ProducerRecord, Topology } from '../packages/streams/src/index.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 
@@ -59,25 +59,10 @@ function stateless(input: string, output: string): Topology {
   return b.build();
 }
 
-class Dedupe implements Processor<string, Event, string, Event> {
-  private ctx!: ProcessorContext<string, Event>;
-  private seen!: KeyValueStore<string, number>;
-  init(ctx: ProcessorContext<string, Event>): void {
-    this.ctx = ctx;
-    this.seen = ctx.getStateStore('seen');
-  }
-  process(r: Record<string, Event>): void {
-    if (this.seen.get(r.value.id) !== undefined) return;
-    this.seen.put(r.value.id, r.timestamp);
-    this.ctx.forward(r);
-  }
-}
-
 function stateful(input: string, output: string): Topology {
   const b = new StreamsBuilder();
-  b.addStateStore(Stores.keyValueStore({ name: 'seen', keySerde: Serdes.string(), valueSerde: Serdes.long(), ttlMs: 3_600_000 }));
   b.stream<string, Event>(input, { valueSerde: Serdes.json<Event>() })
-    .process(() => new Dedupe(), { stores: ['seen'], keyChanged: false, valueSerde: Serdes.json<Event>() })
+    .deduplicate((_k, v) => v.id, { name: 'dedupe', windowMs: 3_600_000 })
     .groupByKey()
     .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 10_000))
     .aggregate(() => ({ n: 0, revenue: 0 }), (_k, v, agg) => ({ n: agg.n + 1, revenue: agg.revenue + v.price }), { name: 'per-minute' })

@@ -12,8 +12,8 @@ import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { StreamsApp, StreamsBuilder, Serdes, Stores, TimeWindows } from '@shopstream/streams';
-import type { KeyValueStore, Processor, ProcessorContext, Record, Windowed } from '@shopstream/streams';
+import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '@shopstream/streams';
+import type { Windowed } from '@shopstream/streams';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { pino } from 'pino';
 
@@ -37,24 +37,9 @@ const missing = [
 ].filter((t) => !existing.has(t.name));
 if (missing.length > 0) await log.admin.createTopics(missing);
 
-class Dedupe implements Processor<string, PageView, string, PageView> {
-  private ctx!: ProcessorContext<string, PageView>;
-  private seen!: KeyValueStore<string, number>;
-  init(ctx: ProcessorContext<string, PageView>): void {
-    this.ctx = ctx;
-    this.seen = ctx.getStateStore('seen-ids');
-  }
-  process(r: Record<string, PageView>): void {
-    if (this.seen.get(r.value.id) !== undefined) return;
-    this.seen.put(r.value.id, r.timestamp);
-    this.ctx.forward(r);
-  }
-}
-
 const b = new StreamsBuilder();
-b.addStateStore(Stores.keyValueStore({ name: 'seen-ids', keySerde: Serdes.string(), valueSerde: Serdes.long(), ttlMs: 24 * 3600_000 }));
 b.stream<string, PageView>('demo.pageviews', { valueSerde: Serdes.json<PageView>() })
-  .process(() => new Dedupe(), { stores: ['seen-ids'], name: 'dedupe', keyChanged: false })
+  .deduplicate((_visitor, view) => view.id, { name: 'dedupe', windowMs: 24 * 3600_000 })
   .groupBy((_k, v) => v.page, { name: 'by-page' })
   .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 5_000))
   .count({ name: 'page-counts' })

@@ -337,6 +337,26 @@ export class KStream<K, V> {
     return sel.groupByKey(grouped);
   }
 
+  /**
+   * Drops a record when a record with the same id passed within `windowMs` of stream time. Ids are
+   * kept in a TTL store (changelogged, exact across crashes), per task: duplicates must share the
+   * record key, as retries of the same event do.
+   */
+  deduplicate(idSelector: (key: K, value: V) => string, options: Named & { windowMs: number; inMemory?: boolean }): KStream<K, V> {
+    const name = options.name ?? this.topology.newName('KSTREAM-DEDUPLICATE');
+    const storeName = `${name}-store`;
+    this.topology.addStateStore({
+      kind: 'key-value',
+      name: storeName,
+      keySerde: any(Serdes.string()),
+      valueSerde: any(Serdes.long()),
+      ttlMs: options.windowMs,
+      inMemory: options.inMemory,
+    });
+    this.topology.addProcessor(name, () => new DeduplicateProcessor<K, V>(storeName, idSelector) as Processor<unknown, unknown>, [this.nodeName], [storeName]);
+    return new KStream<K, V>(this.builder, name, this.keySerde, this.valueSerde, this.repartitionRequired);
+  }
+
   /** Low-level processing with state stores and punctuators. Returns the processor's output stream. */
   process<K2 = K, V2 = V>(
     supplier: ProcessorSupplier<K, V, K2, V2>,
@@ -452,6 +472,27 @@ export class KStream<K, V> {
     );
     this.topology.addProcessor(mergeName, () => new FnProcessor<K, VR>((r, ctx) => ctx.forward(r)) as Processor<unknown, unknown>, [thisName, otherName]);
     return new KStream<K, VR>(this.builder, mergeName, keySerde, joined.valueSerdeOut === undefined ? this.builder.defaultValueSerde : any(joined.valueSerdeOut), false);
+  }
+}
+
+class DeduplicateProcessor<K, V> implements Processor<K, V, K, V> {
+  private ctx!: ProcessorContext<K, V>;
+  private seen!: KeyValueStore<string, number>;
+  private readonly storeName: string;
+  private readonly idSelector: (key: K, value: V) => string;
+  constructor(storeName: string, idSelector: (key: K, value: V) => string) {
+    this.storeName = storeName;
+    this.idSelector = idSelector;
+  }
+  init(ctx: ProcessorContext<K, V>): void {
+    this.ctx = ctx;
+    this.seen = ctx.getStateStore(this.storeName);
+  }
+  process(r: Record<K, V>): void {
+    const id = this.idSelector(r.key, r.value);
+    if (this.seen.get(id) !== undefined) return;
+    this.seen.put(id, r.timestamp, r.timestamp);
+    this.ctx.forward(r);
   }
 }
 

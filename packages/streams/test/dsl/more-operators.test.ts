@@ -128,3 +128,18 @@ test('names are stable and unique', () => {
   assert.throws(() => b.stream('in'), /already read/);
   assert.match(b.build().describe(), /Source: source \(topics: \[in\]\)\n {4}--> keep/);
 });
+
+test('deduplicate drops a repeated id within the window, per key, and lets it through once the window has passed', () => {
+  const b = new StreamsBuilder();
+  b.stream<string, { id: string }>('in', { keySerde: S, valueSerde: Serdes.json() })
+    .deduplicate((_k, v) => v.id, { name: 'dd', windowMs: 1000 })
+    .to('out', { keySerde: S, valueSerde: Serdes.json() });
+  const d = new TopologyTestDriver(b.build());
+  const input = d.createInputTopic('in', S, Serdes.json<{ id: string }>());
+  input.pipeInput('v1', { id: 'a' }, 0);
+  input.pipeInput('v1', { id: 'a' }, 500);
+  input.pipeInput('v1', { id: 'b' }, 600);
+  input.pipeInput('v1', { id: 'a' }, 1200); // 'a' was last seen at 0: expired
+  input.pipeInput('v1', { id: 'b' }, 1300); // 'b' at 600: still within the window
+  assert.deepEqual(d.createOutputTopic('out', S, Serdes.json<{ id: string }>()).readKeyValuesToList().map((r) => r.value!.id), ['a', 'b', 'a']);
+});

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StreamsApp, StreamsBuilder, Serdes, TimeWindows, Stores } from '../../src/index.ts';
-import type { KeyValueStore, Log, Processor, ProcessorContext, Record, Windowed } from '../../src/index.ts';
+import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '../../src/index.ts';
+import type { Log, Windowed } from '../../src/index.ts';
 import { produce, readTopic, unique, waitFor } from './helpers.ts';
 
 const S = Serdes.string();
@@ -61,9 +61,8 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     ]);
     const build = () => {
       const b = new StreamsBuilder();
-      b.addStateStore(Stores.keyValueStore({ name: 'dedupe', keySerde: S, valueSerde: Serdes.long(), ttlMs: 3_600_000 }));
       b.stream(input, { keySerde: S, valueSerde: J })
-        .process(() => new Dedupe(), { stores: ['dedupe'], name: 'dedupe-proc', keyChanged: false })
+        .deduplicate((_k, v) => v.id, { name: 'dedupe', windowMs: 3_600_000 })
         .groupBy((_k, v) => v.user, { name: 'by-user' })
         .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 600_000))
         .count({ name: 'user-counts', caching: false })
@@ -220,18 +219,4 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     await log.admin.deleteTopics([users, clicks, output]);
     rmSync(dir, { recursive: true, force: true });
   });
-}
-
-class Dedupe<V extends { id: string }> implements Processor<string, V, string, V> {
-  private ctx!: ProcessorContext<string, V>;
-  private seen!: KeyValueStore<string, number>;
-  init(ctx: ProcessorContext<string, V>): void {
-    this.ctx = ctx;
-    this.seen = ctx.getStateStore('dedupe');
-  }
-  process(r: Record<string, V>): void {
-    if (this.seen.get(r.value.id) !== undefined) return;
-    this.seen.put(r.value.id, r.timestamp);
-    this.ctx.forward(r);
-  }
 }

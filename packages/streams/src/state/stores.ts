@@ -133,6 +133,21 @@ export abstract class BufferedStore<V> implements StateStore {
     this.onBufferPut(s, bkey);
   }
 
+  private lastKey: unknown = undefined;
+  private lastKeyBytes: Buffer | undefined;
+
+  /**
+   * Serialises a key, remembering the last one: processors read a key and then write it, so the
+   * second call is free. Keys are immutable by contract (as in Kafka Streams).
+   */
+  protected keyBytesWith<K>(serde: Serde<K>, key: K): Buffer {
+    if (this.lastKeyBytes !== undefined && key === this.lastKey) return this.lastKeyBytes;
+    const b = serializeKey(serde, key, this.name);
+    this.lastKey = key;
+    this.lastKeyBytes = b;
+    return b;
+  }
+
   /** Hook for secondary indexes of the buffer. */
   protected onBufferPut(_s: string, _bkey: Buffer): void {}
 
@@ -236,6 +251,10 @@ function succ(b: Buffer): Buffer {
 export class PlainKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
   private readonly keySerde: Serde<K>;
 
+  private keyBytes(key: K): Buffer {
+    return this.keyBytesWith(this.keySerde, key);
+  }
+
   constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number) {
     super(name, backend, valueSerde, maxBufferBytes);
     this.keySerde = keySerde;
@@ -246,14 +265,14 @@ export class PlainKeyValueStore<K, V> extends BufferedStore<V> implements KeyVal
   }
 
   getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
-    const bkey = serializeKey(this.keySerde, key, this.name);
+    const bkey = this.keyBytes(key);
     const e = this.bufferGet(bkey) ?? this.backendGet(bkey);
     if (e === undefined || e.value === null) return undefined;
     return { value: e.value, timestamp: e.timestamp };
   }
 
   put(key: K, value: V | null, timestamp?: number): void {
-    this.bufferPut(serializeKey(this.keySerde, key, this.name), value, timestamp ?? this.ctx.recordTime());
+    this.bufferPut(this.keyBytes(key), value, timestamp ?? this.ctx.recordTime());
   }
 
   putIfAbsent(key: K, value: V, timestamp?: number): V | undefined {
@@ -320,6 +339,10 @@ function segBound(seg: number): Buffer {
  */
 export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
   private readonly keySerde: Serde<K>;
+
+  private keyBytes(key: K): Buffer {
+    return this.keyBytesWith(this.keySerde, key);
+  }
   readonly ttlMs: number;
   private readonly segmentMs: number;
   private maxSeg = -Infinity;
@@ -378,7 +401,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
   }
 
   getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
-    const bkey = serializeKey(this.keySerde, key, this.name);
+    const bkey = this.keyBytes(key);
     const cutoff = this.ctx.streamTime() - this.ttlMs;
     const low = this.minLiveSeg();
     for (const seg of this.liveSegments()) {
@@ -402,7 +425,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     if (seg < this.minLiveSeg()) return; // already expired: storing it would be pointless
     if (seg > this.maxSeg) this.maxSeg = seg;
     this.noteSegment(seg);
-    const bkey = serializeKey(this.keySerde, key, this.name);
+    const bkey = this.keyBytes(key);
     this.bufferPut(segKey(seg, bkey), value, ts);
     if (value === null) {
       // A delete must hide older segments' copies too: tombstone every live segment holding the key.
@@ -479,6 +502,10 @@ export interface WindowStore<K, V> extends StateStore {
  */
 export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements WindowStore<K, V> {
   private readonly keySerde: Serde<K>;
+
+  private keyBytes(key: K): Buffer {
+    return this.keyBytesWith(this.keySerde, key);
+  }
   readonly retentionMs: number;
   private readonly segmentMs: number;
   private readonly timeFirst: boolean;
@@ -534,13 +561,27 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
     return this.ctx.streamTime() - this.retentionMs;
   }
 
+  /** Whether the per-key index of the buffer is maintained: built on the first per-key range read. */
+  private indexed = false;
+
   protected override onBufferPut(s: string, bkey: Buffer): void {
-    if (this.timeFirst) return;
+    if (this.indexed) this.index(s, bkey);
+  }
+
+  private index(s: string, bkey: Buffer): void {
     const { key } = this.decodeComposite(bkey);
     const ks = key.toString('latin1');
     let m = this.byKey.get(ks);
     if (m === undefined) this.byKey.set(ks, (m = new Map()));
     m.set(s, bkey);
+  }
+
+  private bufferForKey(bkey: Buffer): Map<string, Buffer> | undefined {
+    if (!this.indexed) {
+      this.indexed = true;
+      for (const [s, e] of this.buffer) this.index(s, e.key);
+    }
+    return this.byKey.get(bkey.toString('latin1'));
   }
 
   protected override clearBuffer(): void {
@@ -550,13 +591,13 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
 
   put(key: K, value: V | null, windowStart: number, timestamp?: number): void {
     if (windowStart < this.minLiveStart()) return; // expired
-    const bkey = serializeKey(this.keySerde, key, this.name);
+    const bkey = this.keyBytes(key);
     this.bufferPut(this.encode(bkey, windowStart), value, timestamp ?? this.ctx.recordTime());
   }
 
   fetch(key: K, windowStart: number): V | undefined {
     if (windowStart < this.minLiveStart()) return undefined;
-    const c = this.encode(serializeKey(this.keySerde, key, this.name), windowStart);
+    const c = this.encode(this.keyBytes(key), windowStart);
     const e = this.bufferGet(c) ?? this.backendGet(c);
     return e === undefined || e.value === null ? undefined : e.value;
   }
@@ -564,7 +605,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
   fetchRange(key: K, timeFrom: number, timeTo: number): Array<{ start: number; value: V }> {
     const from = Math.max(0, timeFrom, this.minLiveStart()); // timestamps are never negative
     if (from > timeTo) return [];
-    const bkey = serializeKey(this.keySerde, key, this.name);
+    const bkey = this.keyBytes(key);
     const found = new Map<number, V | null>();
     if (this.timeFirst) {
       for (const w of this.scan(from, timeTo)) if (w.key.equals(bkey)) found.set(w.start, w.value);
@@ -579,7 +620,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
         hi.writeBigInt64BE(BigInt(timeTo) + 1n, 12 + bkey.length);
         for (const [c, raw] of this.backend.range(lo, hi)) found.set(this.decodeComposite(c).start, this.decode(raw));
       }
-      const buffered = this.byKey.get(bkey.toString('latin1'));
+      const buffered = this.bufferForKey(bkey);
       if (buffered !== undefined) {
         for (const s of buffered.values()) {
           const e = this.bufferGet(s)!;

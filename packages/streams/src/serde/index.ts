@@ -37,16 +37,22 @@ export const Serdes = {
   /** 64-bit signed integers, big-endian, as Kafka's LongSerde (values must be safe integers). */
   long(): Serde<number> {
     return {
+      // Two's complement in two 32-bit words (no BigInt on the hot path); exact for safe integers.
       serialize: (n) => {
         if (n === null) return null;
+        if (!Number.isSafeInteger(n)) throw new RangeError(`long serde needs a safe integer, got ${n}`);
         const b = Buffer.allocUnsafe(8);
-        b.writeBigInt64BE(BigInt(n));
+        const high = Math.floor(n / 4294967296);
+        b.writeInt32BE(high, 0);
+        b.writeUInt32BE(n - high * 4294967296, 4);
         return b;
       },
       deserialize: (b) => {
         if (b === null) return null;
         if (b.length !== 8) throw new Error(`long serde expects 8 bytes, got ${b.length}`);
-        return Number(b.readBigInt64BE(0));
+        const v = b.readInt32BE(0) * 4294967296 + b.readUInt32BE(4);
+        if (!Number.isSafeInteger(v)) throw new RangeError('long value beyond 2^53');
+        return v;
       },
     };
   },

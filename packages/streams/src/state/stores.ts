@@ -130,12 +130,39 @@ export abstract class BufferedStore<V> implements StateStore {
     this.backend.clear();
   }
 
+  private lastComposite: Buffer | undefined;
+  private lastCompositeStr = '';
+
+  /** The buffer's map key of a stored key; a get followed by a put of the same key computes it once. */
+  private mapKey(bkey: Buffer): string {
+    if (bkey === this.lastComposite) return this.lastCompositeStr;
+    this.lastComposite = bkey;
+    this.lastCompositeStr = bkey.toString('latin1');
+    return this.lastCompositeStr;
+  }
+
+  /**
+   * Memoises a composite (stored) key built from a serialised key and a number (segment or window
+   * start): get-then-put of the same key builds it once. Composite keys are never mutated.
+   */
+  private memoKey: Buffer | undefined;
+  private memoNum = NaN;
+  private memoOut: Buffer | undefined;
+  protected composite(bkey: Buffer, n: number, build: () => Buffer): Buffer {
+    if (bkey === this.memoKey && n === this.memoNum) return this.memoOut!;
+    const out = build();
+    this.memoKey = bkey;
+    this.memoNum = n;
+    this.memoOut = out;
+    return out;
+  }
+
   protected bufferGet(bkey: Buffer): Entry<V> | undefined {
-    return this.buffer.get(bkey.toString('latin1'));
+    return this.buffer.get(this.mapKey(bkey));
   }
 
   protected bufferPut(bkey: Buffer, value: V | null, timestamp: number): void {
-    const s = bkey.toString('latin1');
+    const s = this.mapKey(bkey);
     const prev = this.buffer.get(s);
     if (prev === undefined) {
       this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined });
@@ -422,7 +449,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     const low = this.minLiveSeg();
     for (const seg of this.liveSegments()) {
       if (seg < low) break;
-      const k = segKey(seg, bkey);
+      const k = this.composite(bkey, seg, () => segKey(seg, bkey));
       const e = this.bufferGet(k) ?? this.backendGet(k);
       if (e === undefined) continue;
       if (e.value === null || e.timestamp < cutoff) return undefined;
@@ -442,7 +469,7 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     if (seg > this.maxSeg) this.maxSeg = seg;
     this.noteSegment(seg);
     const bkey = this.keyBytes(key);
-    this.bufferPut(segKey(seg, bkey), value, ts);
+    this.bufferPut(this.composite(bkey, seg, () => segKey(seg, bkey)), value, ts);
     if (value === null) {
       // A delete must hide older segments' copies too: tombstone every live segment holding the key.
       for (let s = seg - 1; s >= Math.max(this.minLiveSeg(), seg - 3); s--) {
@@ -551,6 +578,10 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
   }
 
   private encode(bkey: Buffer, start: number): Buffer {
+    return this.composite(bkey, start, () => this.encodeNew(bkey, start));
+  }
+
+  private encodeNew(bkey: Buffer, start: number): Buffer {
     const seg = this.seg(start);
     if (this.timeFirst) {
       const b = Buffer.allocUnsafe(16 + bkey.length);

@@ -54,6 +54,10 @@ export interface StreamsConfig {
   autoOffsetReset?: 'earliest' | 'latest';
   /** How often consumer lag is measured, ms. Default 5000. */
   lagIntervalMs?: number;
+  /** Group membership tuning, passed to the log (Kafka: session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms). */
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  rebalanceTimeoutMs?: number;
   registry?: Registry;
   logger?: Logger;
   /** Called once when the application stops on a fatal error. */
@@ -151,6 +155,9 @@ export class StreamsApp {
         clientId: `${this.config.applicationId}-${this.config.instanceId ?? 'instance'}`,
       };
       if (this.config.instanceId !== undefined) groupOptions.instanceId = this.config.instanceId;
+      if (this.config.sessionTimeoutMs !== undefined) groupOptions.sessionTimeoutMs = this.config.sessionTimeoutMs;
+      if (this.config.heartbeatIntervalMs !== undefined) groupOptions.heartbeatIntervalMs = this.config.heartbeatIntervalMs;
+      if (this.config.rebalanceTimeoutMs !== undefined) groupOptions.rebalanceTimeoutMs = this.config.rebalanceTimeoutMs;
       this.member = await this.log.joinGroup(groupOptions);
       this.appState = 'running';
       this.logger.info({ applicationId: this.config.applicationId, memberId: this.member.memberId }, 'streams application started');
@@ -341,9 +348,11 @@ export class StreamsApp {
       created.push(task);
     }
     if (created.length > 0) {
-      for (const task of created) await this.restore(task);
+      // Committed offsets first (stable: they wait for the previous owner's transaction to end),
+      // then the changelogs' ends: a restore must include the state of every offset it resumes from.
       const inputs = created.flatMap((t) => t.inputPartitions());
       const committedList = await this.log.admin.committedOffsets(this.config.applicationId, inputs);
+      for (const task of created) await this.restore(task);
       for (const task of created) {
         const mine = new Set(task.inputPartitions().map(tpKey));
         task.restoreStreamTime(committedList.filter((o) => mine.has(tpKey(o))));

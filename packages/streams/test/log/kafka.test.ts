@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
+import type { OffsetResetEvent } from '../../src/log/kafka/index.ts';
 import type { ConsumedRecord, GroupMember, Log, TopicPartition } from '../../src/log/types.ts';
 import { isStreamsError, ErrorCodes } from '../../src/errors.ts';
 import { describeLogConformance } from './conformance.ts';
@@ -122,6 +123,27 @@ test('kafka: an unreachable broker is SHOP_ERR_LOG_UNAVAILABLE', async () => {
     connectKafkaLog({ bootstrapServers: '127.0.0.1:1', retries: 0, connectTimeoutMs: 1000 }),
     (err: unknown) => isStreamsError(err, ErrorCodes.LOG_UNAVAILABLE) && err.retriable,
   );
+});
+
+test('kafka: a position out of range is moved and reported, never silently', async () => {
+  const events: OffsetResetEvent[] = [];
+  const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'reset-test', onOffsetReset: (e) => events.push(e) });
+  const topic = `reset-${randomUUID().slice(0, 8)}`;
+  try {
+    await log.admin.createTopics([{ name: topic, partitions: 1 }]);
+    const p = log.createProducer();
+    await p.send(Array.from({ length: 5 }, (_, i) => ({ topic, partition: 0, key: null, value: Buffer.from(String(i)) })));
+    await p.close();
+    const reader = log.createReader();
+    reader.assign([{ topic, partition: 0, offset: 50 }]);
+    const deadline = Date.now() + 10_000;
+    while (events.length === 0 && Date.now() < deadline) await reader.poll(200);
+    await reader.close();
+    assert.deepEqual(events, [{ topic, partition: 0, from: 50, to: 5, logStart: 0, logEnd: 5 }]);
+  } finally {
+    await log.admin.deleteTopics([topic]);
+    await log.close();
+  }
 });
 
 interface Worker {

@@ -473,6 +473,7 @@ export class Fetcher {
           if (this.policy === 'earliest') target = lo;
           else if (this.policy === 'latest') target = hi;
           else target = at < lo ? lo : at > hi ? hi : at;
+          if (target !== at) this.options.onOffsetReset({ topic: s.topic, partition: s.partition, from: at, to: target, logStart: lo, logEnd: hi });
           this.setPosition(s, target);
         });
         this.maybeFetch();

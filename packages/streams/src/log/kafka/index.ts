@@ -16,7 +16,7 @@ import { KafkaProducer } from './producer.ts';
 import { KafkaReader } from './reader.ts';
 import { resolveOptions, type KafkaLogOptions, type ResolvedOptions } from './util.ts';
 
-export type { KafkaLogOptions } from './util.ts';
+export type { KafkaLogOptions, OffsetResetEvent } from './util.ts';
 export type { GroupTuning } from './group.ts';
 
 export interface ConnectKafkaLogOptions extends KafkaLogOptions, GroupTuning {}

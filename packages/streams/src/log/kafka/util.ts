@@ -20,6 +20,30 @@ export interface KafkaLogOptions {
   fetchMaxBytes?: number;
   /** Max bytes per partition in one fetch response. Default 8 MiB. */
   fetchMaxPartitionBytes?: number;
+  /**
+   * Called when the broker says a position is out of range and the reader moves it (retention
+   * deleted the records, or the topic was truncated). Default: a process warning
+   * (SHOP_WARN_OFFSET_RESET), so that skipped data is never silent.
+   */
+  onOffsetReset?: (event: OffsetResetEvent) => void;
+}
+
+export interface OffsetResetEvent {
+  topic: string;
+  partition: number;
+  /** The position the broker refused. */
+  from: number;
+  to: number;
+  logStart: number;
+  logEnd: number;
+}
+
+function warnOffsetReset(e: OffsetResetEvent): void {
+  process.emitWarning(
+    `${e.topic}-${e.partition}: offset ${e.from} is out of range [${e.logStart}, ${e.logEnd}); moved to ${e.to}` +
+      (e.from < e.logStart ? ` (${e.logStart - e.from} records were deleted by retention before they were read)` : ''),
+    { code: 'SHOP_WARN_OFFSET_RESET' },
+  );
 }
 
 export interface ResolvedOptions {
@@ -33,6 +57,7 @@ export interface ResolvedOptions {
   fetchMaxWaitMs: number;
   fetchMaxBytes: number;
   fetchMaxPartitionBytes: number;
+  onOffsetReset: (event: OffsetResetEvent) => void;
 }
 
 export function resolveOptions(options: KafkaLogOptions): ResolvedOptions {
@@ -49,6 +74,7 @@ export function resolveOptions(options: KafkaLogOptions): ResolvedOptions {
     fetchMaxWaitMs: options.fetchMaxWaitMs ?? 500,
     fetchMaxBytes: options.fetchMaxBytes ?? 50 * 1024 * 1024,
     fetchMaxPartitionBytes: options.fetchMaxPartitionBytes ?? 8 * 1024 * 1024,
+    onOffsetReset: options.onOffsetReset ?? warnOffsetReset,
   };
 }
 

@@ -36,29 +36,6 @@ export async function readTopic(
   return out;
 }
 
-/** Reads a topic until no record arrives for `quietMs`. */
-export async function readAllQuiet(log: Log, topic: string, quietMs = 1500, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
-  const d = await log.admin.describeTopics([topic]);
-  const n = d.get(topic)?.partitions ?? 0;
-  const reader = log.createReader({ clientId: 'test-reader' });
-  const out: ConsumedRecord[] = [];
-  try {
-    reader.assign(Array.from({ length: n }, (_, partition) => ({ topic, partition, offset: 0 })));
-    const deadline = Date.now() + timeoutMs;
-    let last = Date.now();
-    while (Date.now() - last < quietMs && Date.now() < deadline) {
-      const got = await reader.poll(200);
-      if (got.length > 0) {
-        out.push(...got);
-        last = Date.now();
-      }
-    }
-  } finally {
-    await reader.close();
-  }
-  return out;
-}
-
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {

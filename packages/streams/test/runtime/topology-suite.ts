@@ -40,6 +40,13 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     );
     const expected = Array.from({ length: N }, (_, i) => i).filter((i) => i % 3 !== 0);
     const out = await readTopic(log, output, (r) => r.length >= expected.length);
+    // Metrics: records in and out per task, commits, and no lag once everything is processed.
+    const total = async (m: { get(): Promise<{ values: { value: number }[] }> }) => (await m.get()).values.reduce((a, v) => a + v.value, 0);
+    await waitFor(async () => (await total(app.metrics.recordsIn)) === N, 10_000, 'records-in metric');
+    assert.equal(await total(app.metrics.recordsOut), expected.length);
+    assert.ok((await app.metrics.commitLatency.get()).values.some((v) => v.metricName?.endsWith('_count') === true && v.value > 0));
+    assert.deepEqual((await app.lag()).map((l) => l.offset), [0, 0]);
+    assert.match(await app.metrics.registry.metrics(), /shopstream_streams_records_in_total\{application="[^"]+",task="0_1"\}/);
     await app.close();
     const got = out.map((r) => J.deserialize(r.value)!.n / 2).sort((a, b) => a - b);
     assert.deepEqual(got, expected);

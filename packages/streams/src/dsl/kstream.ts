@@ -967,7 +967,6 @@ export class SessionWindowedKStream<K, V> {
     const retentionMs = materialized.retentionMs ?? defaultWindowRetention(w.gapMs, w.graceMs);
     // Sessions are kept in a key-first window store keyed by (key, session start); the value holds the end.
     const sessionSerde = any(Serdes.json<{ end: number; agg: unknown }>());
-    void valueSerde;
     topology.addStateStore({ kind: 'window', name: storeName, keySerde, valueSerde: sessionSerde, retentionMs, layout: 'key-first', inMemory: materialized.inMemory, logging: materialized.logging });
     topology.addProcessor(
       name,

@@ -58,6 +58,30 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test(`${name}: at-least-once processing commits offsets after the sends`, async () => {
+    const log = await openLog();
+    const input = unique('alos-in');
+    const output = unique('alos-out');
+    await log.admin.createTopics([
+      { name: input, partitions: 2 },
+      { name: output, partitions: 1 },
+    ]);
+    const b = new StreamsBuilder();
+    b.stream(input, { keySerde: S, valueSerde: S }).mapValues((v) => v.toUpperCase(), { valueSerde: S }).to(output, { keySerde: S, valueSerde: S });
+    const dir = stateDir();
+    const applicationId = unique('app');
+    const app = new StreamsApp(b.build(), { applicationId, log, stateDir: dir, commitIntervalMs: 50, processingGuarantee: 'at-least-once' });
+    await app.start();
+    await produce(log, Array.from({ length: 50 }, (_, i) => ({ topic: input, key: Buffer.from(`k${i % 5}`), value: Buffer.from(`v${i}`), timestamp: 1000 + i })));
+    const out = await readTopic(log, output, (r) => r.length >= 50);
+    await app.close();
+    assert.deepEqual(out.map((r) => r.value!.toString()).sort(), Array.from({ length: 50 }, (_, i) => `V${i}`).sort());
+    const committed = await log.admin.committedOffsets(applicationId, [0, 1].map((partition) => ({ topic: input, partition })));
+    assert.equal(committed.reduce((a, c) => a + c.offset, 0), 50);
+    await log.admin.deleteTopics([input, output]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test(`${name}: dedupe, repartition by user, windowed count; restart resumes; a lost state dir is restored from the changelog`, async () => {
     const log = await openLog();
     const input = unique('events');

@@ -16,8 +16,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '../packages/streams/src/index.ts';
+import { StreamsApp, StreamThreads } from '../packages/streams/src/index.ts';
 import type { Log, ProducerRecord, Topology } from '../packages/streams/src/index.ts';
+import { stateful, stateless } from './topologies.ts';
+import type { Event } from './topologies.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 
@@ -27,13 +29,6 @@ const PARTITIONS = 4;
 const logs = (process.env.BENCH_LOGS ?? 'embedded,kafka').split(',');
 const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
 
-interface Event {
-  id: string;
-  visitor: string;
-  type: string;
-  price: number;
-  pad: string;
-}
 
 function makeRecords(topic: string): ProducerRecord[] {
   const out: ProducerRecord[] = [];
@@ -48,27 +43,6 @@ function makeRecords(topic: string): ProducerRecord[] {
     out.push({ topic, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(e)), timestamp: base + j * 10 });
   }
   return out;
-}
-
-function stateless(input: string, output: string): Topology {
-  const b = new StreamsBuilder();
-  b.stream<string, Event>(input, { valueSerde: Serdes.json<Event>() })
-    .filter((_k, v) => v.type === 'view')
-    .mapValues((v) => ({ id: v.id, visitor: v.visitor, price: v.price * 2 }))
-    .to(output, { valueSerde: Serdes.json() });
-  return b.build();
-}
-
-function stateful(input: string, output: string): Topology {
-  const b = new StreamsBuilder();
-  b.stream<string, Event>(input, { valueSerde: Serdes.json<Event>() })
-    .deduplicate((_k, v) => v.id, { name: 'dedupe', windowMs: 3_600_000 })
-    .groupByKey()
-    .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 10_000))
-    .aggregate(() => ({ n: 0, revenue: 0 }), (_k, v, agg) => ({ n: agg.n + 1, revenue: agg.revenue + v.price }), { name: 'per-minute' })
-    .toStream()
-    .to(output, { keySerde: Serdes.json(), valueSerde: Serdes.json() });
-  return b.build();
 }
 
 function median(xs: number[]): number {
@@ -117,6 +91,36 @@ async function runTopology(log: Log, build: (i: string, o: string) => Topology, 
   return N / s;
 }
 
+/** The stateful topology in two stream threads of one instance (Kafka only). */
+async function runThreads(log: Log, input: string): Promise<number> {
+  const output = `bench-out-${randomUUID().slice(0, 8)}`;
+  await log.admin.createTopics([{ name: output, partitions: PARTITIONS }]);
+  const applicationId = `bench-${randomUUID().slice(0, 8)}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'bench-state-'));
+  const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
+  const total = (await log.admin.listOffsets(tps, 'latest')).reduce((a, e) => a + e.offset, 0);
+  const threads = new StreamThreads({
+    module: new URL('./topologies.ts', import.meta.url),
+    exportName: 'stateful',
+    args: [input, output],
+    threads: 2,
+    kafka: { bootstrapServers: bootstrap, clientId: 'bench' },
+    config: { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 },
+  });
+  const t0 = performance.now();
+  await threads.start();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    const committed = await log.admin.committedOffsets(applicationId, tps);
+    if (committed.reduce((a, c) => a + c.offset, 0) >= total) break;
+  }
+  const s = (performance.now() - t0) / 1000;
+  await threads.close();
+  await log.admin.deleteTopics([output]);
+  rmSync(stateDir, { recursive: true, force: true });
+  return N / s;
+}
+
 async function benchLog(name: string, log: Log): Promise<string[]> {
   const input = `bench-in-${randomUUID().slice(0, 8)}`;
   await log.admin.createTopics([{ name: input, partitions: PARTITIONS }]);
@@ -129,11 +133,17 @@ async function benchLog(name: string, log: Log): Promise<string[]> {
   const raw: number[] = [];
   const sl: number[] = [];
   const sf: number[] = [];
+  const sf2: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     raw.push(await rawRead(log, input));
     sl.push(await runTopology(log, stateless, input));
     sf.push(await runTopology(log, stateful, input));
-    process.stderr.write(`  ${name} run ${run + 1}/${RUNS}: raw ${raw.at(-1)!.toFixed(0)}/s, stateless ${sl.at(-1)!.toFixed(0)}/s, stateful ${sf.at(-1)!.toFixed(0)}/s\n`);
+    if (log.kind === 'kafka') sf2.push(await runThreads(log, input));
+    process.stderr.write(
+      `  ${name} run ${run + 1}/${RUNS}: raw ${raw.at(-1)!.toFixed(0)}/s, stateless ${sl.at(-1)!.toFixed(0)}/s, stateful ${sf.at(-1)!.toFixed(0)}/s` +
+        (sf2.length > 0 ? `, stateful 2 threads ${sf2.at(-1)!.toFixed(0)}/s` : '') +
+        '\n',
+    );
   }
   await log.admin.deleteTopics([input]);
   const r = median(raw);
@@ -143,6 +153,7 @@ async function benchLog(name: string, log: Log): Promise<string[]> {
     `| ${name} | raw read (reference) | ${fmt(r)} | 1.00 |`,
     `| ${name} | stateless: filter + mapValues, exactly-once | ${fmt(median(sl))} | ${(median(sl) / r).toFixed(2)} |`,
     `| ${name} | stateful: dedupe + tumbling aggregate, exactly-once | ${fmt(median(sf))} | ${(median(sf) / r).toFixed(2)} |`,
+    ...(sf2.length > 0 ? [`| ${name} | stateful, exactly-once, one instance with 2 stream threads | ${fmt(median(sf2))} | ${(median(sf2) / r).toFixed(2)} |`] : []),
   ];
 }
 

@@ -11,3 +11,5 @@ export type { KeyValueStore, WindowStore, StateStore } from './state/stores.ts';
 export { StreamsApp } from './runtime/app.ts';
 export type { StreamsConfig, AppState, Logger } from './runtime/app.ts';
 export { StreamsMetrics } from './runtime/metrics.ts';
+export { StreamThreads } from './runtime/threads.ts';
+export type { StreamThreadsOptions, ThreadConfig } from './runtime/threads.ts';

@@ -1,0 +1,51 @@
+/** One stream thread (see threads.ts): builds the topology, runs a StreamsApp on Kafka, answers the parent. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { isAbsolute } from 'node:path';
+import { StreamsApp } from './app.ts';
+import { connectKafkaLog } from '../log/kafka/index.ts';
+import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
+import type { Topology } from '../topology.ts';
+import type { ThreadConfig, ThreadMessage } from './threads.ts';
+
+interface Data {
+  module: string;
+  exportName: string;
+  args: unknown[];
+  kafka: ConnectKafkaLogOptions;
+  config: ThreadConfig;
+}
+
+const data = workerData as Data;
+const port = parentPort!;
+const send = (m: ThreadMessage) => port.postMessage(m);
+
+try {
+  const url = data.module.startsWith('file:') ? data.module : isAbsolute(data.module) ? pathToFileURL(data.module).href : data.module;
+  const mod = (await import(url)) as Record<string, unknown>;
+  const build = mod[data.exportName];
+  if (typeof build !== 'function') throw new Error(`${data.module} does not export a function ${data.exportName}`);
+  const log = await connectKafkaLog(data.kafka);
+  const app = new StreamsApp((build as (...a: unknown[]) => Topology)(...data.args), {
+    ...data.config,
+    log,
+    onError: (err) => send({ type: 'error', message: err.message, code: (err as { code?: string }).code }),
+  });
+  await app.start();
+  send({ type: 'started' });
+  port.on('message', (m: { type: string; id?: number }) => {
+    if (m.type === 'metrics') {
+      void app.metrics.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: m.id!, metrics, tasks: app.activeTasks() }));
+    } else if (m.type === 'close') {
+      void (async () => {
+        await app.close();
+        await log.close();
+        send({ type: 'closed' });
+        port.close();
+      })();
+    }
+  });
+} catch (err) {
+  send({ type: 'error', message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code });
+  port.close();
+}

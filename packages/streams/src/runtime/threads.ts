@@ -1,0 +1,127 @@
+/**
+ * Stream threads: one instance running N copies of an application in worker threads, to use more
+ * than one core (Kafka Streams' num.stream.threads). Each thread is its own member of the
+ * application's consumer group, with its own Kafka connections, transactional producer
+ * (`${instanceId}-t${i}`) and state directory, so the group spreads tasks over threads exactly as
+ * over instances, with the same exactly-once commit. Topologies hold functions, which cannot cross
+ * threads: each thread builds its own from a module that exports a function returning it.
+ *
+ * Only the Kafka log: the embedded log belongs to one thread.
+ */
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { AggregatorRegistry } from 'prom-client';
+import type { StreamsConfig } from './app.ts';
+import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
+import { StreamsError, ErrorCodes } from '../errors.ts';
+
+export type ThreadConfig = Omit<StreamsConfig, 'log' | 'registry' | 'logger' | 'onError'>;
+
+export interface StreamThreadsOptions {
+  /** URL or absolute path of a module exporting `exportName`: `() => Topology`. */
+  module: string | URL;
+  exportName?: string;
+  /** Arguments for the topology function (structured-cloneable: topic names, settings). */
+  args?: unknown[];
+  threads: number;
+  kafka: ConnectKafkaLogOptions;
+  config: ThreadConfig;
+  /** Called once when a thread stops on an error (the other threads go on; their group takes its tasks). */
+  onError?: (err: Error, thread: number) => void;
+}
+
+/** What a thread sends back. */
+export type ThreadMessage =
+  | { type: 'started' }
+  | { type: 'closed' }
+  | { type: 'error'; message: string; code?: string }
+  | { type: 'metrics'; id: number; metrics: unknown[]; tasks: string[] };
+
+export class StreamThreads {
+  private readonly options: StreamThreadsOptions;
+  private readonly workers: Worker[] = [];
+  private nextId = 0;
+  private readonly pending = new Map<number, (m: { metrics: unknown[]; tasks: string[] }) => void>();
+
+  constructor(options: StreamThreadsOptions) {
+    if (!Number.isInteger(options.threads) || options.threads < 1) {
+      throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `threads must be a positive integer, got ${options.threads}`);
+    }
+    this.options = options;
+  }
+
+  /** Starts every thread; resolves when all have joined the group. */
+  async start(): Promise<void> {
+    const { config, threads } = this.options;
+    const base = config.instanceId ?? `instance-${process.pid}`;
+    const started: Promise<void>[] = [];
+    for (let i = 0; i < threads; i++) {
+      const threadConfig: ThreadConfig = {
+        ...config,
+        instanceId: `${base}-t${i}`,
+        stateDir: join(config.stateDir ?? join(process.cwd(), '.data', 'state'), `t${i}`),
+      };
+      const worker = new Worker(new URL('./thread-worker.ts', import.meta.url), {
+        workerData: { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], kafka: this.options.kafka, config: threadConfig },
+      });
+      this.workers.push(worker);
+      started.push(
+        new Promise<void>((resolve, reject) => {
+          worker.on('message', (m: ThreadMessage) => {
+            if (m.type === 'started') resolve();
+            else if (m.type === 'error') {
+              const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i}: ${m.message}`, { details: { code: m.code } });
+              reject(err);
+              this.options.onError?.(err, i);
+            } else if (m.type === 'metrics') {
+              this.pending.get(m.id)?.(m);
+              this.pending.delete(m.id);
+            }
+          });
+          worker.on('error', (err) => {
+            reject(err);
+            this.options.onError?.(err, i);
+          });
+        }),
+      );
+    }
+    await Promise.all(started);
+  }
+
+  private ask(): Promise<Array<{ metrics: unknown[]; tasks: string[] }>> {
+    return Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<{ metrics: unknown[]; tasks: string[] }>((resolve) => {
+            const id = this.nextId++;
+            this.pending.set(id, resolve);
+            w.postMessage({ type: 'metrics', id });
+          }),
+      ),
+    );
+  }
+
+  /** Prometheus text of all threads' metrics, added up (prom-client's aggregator, as for a cluster). */
+  async metrics(): Promise<string> {
+    const all = await this.ask();
+    return AggregatorRegistry.aggregate(all.map((a) => a.metrics) as never).metrics();
+  }
+
+  /** The tasks each thread runs now. */
+  async threadTasks(): Promise<string[][]> {
+    return (await this.ask()).map((a) => a.tasks);
+  }
+
+  /** Commits and closes every thread. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.once('exit', () => resolve());
+            w.postMessage({ type: 'close' });
+          }),
+      ),
+    );
+  }
+}

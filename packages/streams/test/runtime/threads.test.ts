@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StreamThreads, Serdes } from '../../src/index.ts';
+import { connectKafkaLog } from '../../src/log/kafka/index.ts';
+import { produce, readTopic, unique } from './helpers.ts';
+
+const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
+
+test('kafka: two stream threads share the group, split the tasks and process exactly once', { timeout: 120_000 }, async () => {
+  const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'threads-test' });
+  const input = unique('threads-in');
+  const output = unique('threads-out');
+  const applicationId = unique('threads-app');
+  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
+  await log.admin.createTopics([
+    { name: input, partitions: 4 },
+    { name: output, partitions: 4 },
+  ]);
+  const threads = new StreamThreads({
+    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
+    args: [input, output],
+    threads: 2,
+    kafka: { bootstrapServers: bootstrap },
+    config: { applicationId, stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+  });
+  try {
+    await threads.start();
+    // 400 records over 40 keys, every 4th re-sent (same key and id).
+    const records = Array.from({ length: 400 }, (_, i) => {
+      const o = i % 4 === 3 ? i - 1 : i;
+      return { topic: input, key: Buffer.from(`k${o % 40}`), value: Buffer.from(JSON.stringify({ id: `m${o}` })), timestamp: Date.now() };
+    });
+    await produce(log, records);
+    const expected = new Map<string, number>();
+    const seen = new Set<string>();
+    for (const r of records) {
+      const id = (JSON.parse(r.value.toString()) as { id: string }).id;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      expected.set(r.key.toString(), (expected.get(r.key.toString()) ?? 0) + 1);
+    }
+    const latest = (recs: { key: Buffer | null; value: Buffer | null }[]) => new Map(recs.map((r) => [r.key!.toString(), Serdes.long().deserialize(r.value)!]));
+    const out = await readTopic(log, output, (r) => [...expected].every(([k, v]) => latest(r).get(k) === v), 60_000);
+    assert.deepEqual(latest(out), expected);
+    assert.equal(out.length, seen.size, 'one update per distinct record: nothing counted twice');
+    const text = await threads.metrics();
+    const tasks = /shopstream_streams_active_tasks\{application="[^"]+"\} (\d+)/.exec(text);
+    assert.equal(Number(tasks?.[1]), 4, 'the two threads run the four tasks between them');
+    const split = await threads.threadTasks();
+    assert.equal(split.length, 2);
+    assert.ok(split.every((t) => t.length === 2), `each thread runs two tasks: ${JSON.stringify(split)}`);
+    const perTask = [...text.matchAll(/shopstream_streams_records_in_total\{application="[^"]+",task="(\d+_\d+)"\} (\d+)/g)];
+    assert.equal(perTask.reduce((a, m) => a + Number(m[2]), 0), 400);
+  } finally {
+    await threads.close();
+    await log.admin.deleteTopics([input, output]);
+    await log.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});

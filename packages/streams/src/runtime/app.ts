@@ -68,6 +68,11 @@ export type AppState = 'created' | 'starting' | 'running' | 'error' | 'closing' 
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
 
+/** Where local state goes when `stateDir` is not set. */
+export function defaultStateDir(): string {
+  return join(tmpdir(), 'shopstream-state');
+}
+
 /** A tiny async mutex: the poll loop and rebalance callbacks take turns on tasks. */
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
@@ -247,7 +252,7 @@ export class StreamsApp {
   }
 
   private lockStateDir(): void {
-    const dir = join(this.config.stateDir ?? join(tmpdir(), 'shopstream-state'), this.config.applicationId);
+    const dir = join(this.config.stateDir ?? defaultStateDir(), this.config.applicationId);
     mkdirSync(dir, { recursive: true });
     const lockFile = join(dir, '.lock');
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -275,7 +280,7 @@ export class StreamsApp {
   }
 
   private taskDir(taskId: string): string {
-    return join(this.config.stateDir ?? join(tmpdir(), 'shopstream-state'), this.config.applicationId, taskId);
+    return join(this.config.stateDir ?? defaultStateDir(), this.config.applicationId, taskId);
   }
 
   private openBackend(spec: StoreSpec, taskId: string): Backend {
@@ -500,24 +505,31 @@ export class StreamsApp {
     }
   }
 
+  /**
+   * Hands polled records to their tasks. Polls return runs of records of one partition, so the
+   * partition key and position are looked up once per run, not per record.
+   */
   private route(records: readonly ConsumedRecord[]): void {
-    let batch: ConsumedRecord[] = [];
-    let batchTask: Task | undefined;
-    for (const r of records) {
-      const key = tpKey(r);
+    let i = 0;
+    while (i < records.length) {
+      const first = records[i]!;
+      let end = i + 1;
+      while (end < records.length && records[end]!.partition === first.partition && records[end]!.topic === first.topic) end++;
+      const key = tpKey(first);
       const task = this.taskByPartition.get(key);
-      if (task === undefined) continue; // not ours (any more): its new owner starts from the committed offset
-      const expected = this.positions.get(key) ?? 0;
-      if (r.offset < expected) continue; // re-delivered after a seek
-      this.positions.set(key, r.offset + 1);
-      if (task !== batchTask && batch.length > 0) {
-        batchTask!.addRecords(batch);
-        batch = [];
+      // Not ours (any more): its new owner starts from the committed offset.
+      if (task !== undefined) {
+        // Records below the expected position are re-deliveries after a seek.
+        const expected = this.positions.get(key) ?? 0;
+        let from = i;
+        while (from < end && records[from]!.offset < expected) from++;
+        if (from < end) {
+          task.addRecords(from === 0 && end === records.length ? records : records.slice(from, end));
+          this.positions.set(key, records[end - 1]!.offset + 1);
+        }
       }
-      batchTask = task;
-      batch.push(r);
+      i = end;
     }
-    if (batch.length > 0) batchTask!.addRecords(batch);
   }
 
   /** The exactly-once commit. Call under the lock. */
@@ -572,37 +584,27 @@ export class StreamsApp {
     }
   }
 
-  private async measureLag(): Promise<void> {
+  /** Measures the lag of every input partition (log end minus this instance's position) into the gauge. */
+  private async measureLag(): Promise<TopicPartitionOffset[]> {
     this.lastLag = Date.now();
-    const tps = [...this.taskByPartition.keys()].map((k) => {
-      const [topic, partition] = k.split('\u0000');
-      return { topic: topic!, partition: Number(partition) };
-    });
-    if (tps.length === 0) return;
+    const tps = [...this.tasks.values()].flatMap((t) => t.inputPartitions());
+    if (tps.length === 0) return [];
     try {
       const ends = await this.log.admin.listOffsets(tps, 'latest');
-      for (const e of ends) {
-        const pos = this.positions.get(tpKey(e)) ?? 0;
-        const task = this.taskByPartition.get(tpKey(e));
-        const lag = Math.max(0, e.offset - pos) + (task === undefined ? 0 : 0);
+      return ends.map((e) => {
+        const lag = Math.max(0, e.offset - (this.positions.get(tpKey(e)) ?? 0));
         this.metrics.lag.set({ application: this.config.applicationId, topic: e.topic, partition: String(e.partition) }, lag);
-      }
+        return { topic: e.topic, partition: e.partition, offset: lag };
+      });
     } catch (err) {
       this.logger.warn({ err }, 'cannot measure lag');
+      return [];
     }
   }
 
   /** Current lag per input partition (records in the log not yet read by this instance). */
-  async lag(): Promise<TopicPartitionOffset[]> {
-    await this.measureLag();
-    const out: TopicPartitionOffset[] = [];
-    for (const k of this.taskByPartition.keys()) {
-      const [topic, partition] = k.split('\u0000');
-      const m = await this.metrics.lag.get();
-      const v = m.values.find((x) => x.labels.topic === topic && x.labels.partition === partition);
-      out.push({ topic: topic!, partition: Number(partition), offset: v?.value ?? 0 });
-    }
-    return out;
+  lag(): Promise<TopicPartitionOffset[]> {
+    return this.measureLag();
   }
 
   private async fail(err: unknown): Promise<void> {

@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
+import { defaultStateDir } from './app.ts';
 import type { StreamsConfig } from './app.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
@@ -59,7 +60,7 @@ export class StreamThreads {
       const threadConfig: ThreadConfig = {
         ...config,
         instanceId: `${base}-t${i}`,
-        stateDir: join(config.stateDir ?? join(process.cwd(), '.data', 'state'), `t${i}`),
+        stateDir: join(config.stateDir ?? defaultStateDir(), `t${i}`),
       };
       const worker = new Worker(new URL('./thread-worker.ts', import.meta.url), {
         workerData: { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], kafka: this.options.kafka, config: threadConfig },

@@ -290,32 +290,15 @@ function succ(b: Buffer): Buffer {
   return Buffer.concat([b, Buffer.from([0])]);
 }
 
-/** A key-value store without retention. */
-export class PlainKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
-  private readonly keySerde: Serde<K>;
-
-  private keyBytes(key: K): Buffer {
-    return this.keyBytesWith(this.keySerde, key);
-  }
-
-  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number) {
-    super(name, backend, valueSerde, maxBufferBytes);
-    this.keySerde = keySerde;
-  }
+/** What every key-value store derives from `getWithTimestamp` and `put`. */
+abstract class KeyValueBase<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
+  abstract getWithTimestamp(key: K): { value: V; timestamp: number } | undefined;
+  abstract put(key: K, value: V | null, timestamp?: number): void;
+  abstract range(from: K | undefined, to: K | undefined): Iterable<[K, V]>;
+  abstract all(): Iterable<[K, V]>;
 
   get(key: K): V | undefined {
     return this.getWithTimestamp(key)?.value;
-  }
-
-  getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
-    const bkey = this.keyBytes(key);
-    const e = this.bufferGet(bkey) ?? this.backendGet(bkey);
-    if (e === undefined || e.value === null) return undefined;
-    return { value: e.value, timestamp: e.timestamp };
-  }
-
-  put(key: K, value: V | null, timestamp?: number): void {
-    this.bufferPut(this.keyBytes(key), value, timestamp ?? this.ctx.recordTime());
   }
 
   putIfAbsent(key: K, value: V, timestamp?: number): V | undefined {
@@ -328,6 +311,31 @@ export class PlainKeyValueStore<K, V> extends BufferedStore<V> implements KeyVal
     const prev = this.get(key);
     if (prev !== undefined) this.put(key, null);
     return prev;
+  }
+}
+
+/** A key-value store without retention. */
+export class PlainKeyValueStore<K, V> extends KeyValueBase<K, V> {
+  private readonly keySerde: Serde<K>;
+
+  private keyBytes(key: K): Buffer {
+    return this.keyBytesWith(this.keySerde, key);
+  }
+
+  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number) {
+    super(name, backend, valueSerde, maxBufferBytes);
+    this.keySerde = keySerde;
+  }
+
+  getWithTimestamp(key: K): { value: V; timestamp: number } | undefined {
+    const bkey = this.keyBytes(key);
+    const e = this.bufferGet(bkey) ?? this.backendGet(bkey);
+    if (e === undefined || e.value === null) return undefined;
+    return { value: e.value, timestamp: e.timestamp };
+  }
+
+  put(key: K, value: V | null, timestamp?: number): void {
+    this.bufferPut(this.keyBytes(key), value, timestamp ?? this.ctx.recordTime());
   }
 
   *range(from: K | undefined, to: K | undefined): Iterable<[K, V]> {
@@ -380,7 +388,7 @@ function segBound(seg: number): Buffer {
  * in time segments (ttl/2 wide) so that expiry drops whole segments; a read looks at the live
  * segments newest first. Used for de-duplication.
  */
-export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
+export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
   private readonly keySerde: Serde<K>;
 
   private keyBytes(key: K): Buffer {
@@ -458,10 +466,6 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
     return undefined;
   }
 
-  get(key: K): V | undefined {
-    return this.getWithTimestamp(key)?.value;
-  }
-
   put(key: K, value: V | null, timestamp?: number): void {
     const ts = timestamp ?? this.ctx.recordTime();
     const seg = Math.floor(ts / this.segmentMs);
@@ -477,18 +481,6 @@ export class TtlKeyValueStore<K, V> extends BufferedStore<V> implements KeyValue
         if ((this.bufferGet(k) ?? this.backendGet(k)) !== undefined) this.bufferPut(k, null, ts);
       }
     }
-  }
-
-  putIfAbsent(key: K, value: V, timestamp?: number): V | undefined {
-    const prev = this.get(key);
-    if (prev === undefined) this.put(key, value, timestamp);
-    return prev;
-  }
-
-  delete(key: K): V | undefined {
-    const prev = this.get(key);
-    if (prev !== undefined) this.put(key, null);
-    return prev;
   }
 
   range(): Iterable<[K, V]> {

@@ -378,22 +378,32 @@ export class Fetcher {
     for (const p of response.partitions) {
       const topic = topicIdToName.get(p.topicId);
       if (topic === undefined) continue;
-      const r = requested.get(`${topic}\u0000${p.partition}`);
-      if (!r) continue;
+      const r = this.usable(requested.get(`${topic}\u0000${p.partition}`), p.errorCode, outOfRange);
+      if (r === undefined) continue;
       const s = r.state;
-      if (this.parts.get(tpKey(s)) !== s || s.version !== r.version || s.fetchOffset !== r.offset) continue;
-      if (p.errorCode !== 0) {
-        if (p.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) outOfRange.push(s);
-        else {
-          this.refreshMetadata = true;
-          s.retryAt = Date.now() + ERROR_BACKOFF_MS;
-        }
-        continue;
-      }
       this.accept(s, r.offset, (out) => decodeRecords(s.topic, s.partition, p.records, p.aborted, r.offset, out));
     }
     if (outOfRange.length > 0) this.resetOutOfRange(outOfRange);
     if (this.refreshMetadata) this.scheduleRetry();
+  }
+
+  /**
+   * The request of a partition in a response, if its data can be used: the partition was asked for
+   * (not one lingering in the fetch session), is still assigned at the requested offset (not
+   * reassigned, sought or advanced since), and came without error. Out-of-range partitions are
+   * collected for a reset; other errors schedule a retry.
+   */
+  private usable(r: RequestedPartition | undefined, errorCode: number, outOfRange: PartState[]): RequestedPartition | undefined {
+    if (r === undefined) return undefined;
+    const s = r.state;
+    if (this.parts.get(tpKey(s)) !== s || s.version !== r.version || s.fetchOffset !== r.offset) return undefined;
+    if (errorCode === 0) return r;
+    if (errorCode === 1 /* OFFSET_OUT_OF_RANGE */) outOfRange.push(s);
+    else {
+      this.refreshMetadata = true;
+      s.retryAt = Date.now() + ERROR_BACKOFF_MS;
+    }
+    return undefined;
   }
 
   /** Stores what a response brought for a partition and moves its fetch offset. */
@@ -415,19 +425,9 @@ export class Fetcher {
     for (const t of response.responses) {
       const topic = topicIdToName.get(t.topicId) ?? t.topicId;
       for (const p of t.partitions) {
-        const r = requested.get(`${topic}\u0000${p.partitionIndex}`);
-        if (!r) continue; // a partition lingering in the fetch session
+        const r = this.usable(requested.get(`${topic}\u0000${p.partitionIndex}`), p.errorCode, outOfRange);
+        if (r === undefined) continue;
         const s = r.state;
-        // Reassigned, sought or already advanced since the request: the data is stale.
-        if (this.parts.get(tpKey(s)) !== s || s.version !== r.version || s.fetchOffset !== r.offset) continue;
-        if (p.errorCode !== 0) {
-          if (p.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) outOfRange.push(s);
-          else {
-            this.refreshMetadata = true;
-            s.retryAt = Date.now() + ERROR_BACKOFF_MS;
-          }
-          continue;
-        }
         this.accept(s, r.offset, (out) => decodeBatches(s.topic, s.partition, p.records, p.abortedTransactions, r.offset, out));
       }
     }

@@ -1,0 +1,73 @@
+/**
+ * The server side of bench/ingest.bench.ts, in its own process so that the load generator does not
+ * share its event loop. Modes:
+ *   collector  the real collector on a fresh embedded log (fsync on, as in production)
+ *   ceiling    the same Fastify setup and body decoding, with a route that parses and discards
+ * Prints `READY <port>` when listening; exits on SIGTERM, printing the embedded log's record count.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
+import { buildCollector } from '../packages/platform/src/collector/server.ts';
+import { decodeBody } from '../packages/platform/src/collector/body.ts';
+import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
+import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
+
+const mode = process.argv[2];
+export const BENCH_WRITE_KEY = 'wk_bench_write_key';
+
+if (mode === 'ceiling') {
+  const app = Fastify({ bodyLimit: 500 * 1024 });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    try {
+      done(null, decodeBody(body as Buffer, req.headers['content-encoding'], 500 * 1024).value);
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.post('/v1/batch', async (req) => {
+    if ((req.body as { batch?: unknown[] }).batch === undefined) throw new Error('no batch');
+    return { success: true };
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  console.log(`READY ${(app.server.address() as { port: number }).port}`);
+  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+} else if (mode === 'collector') {
+  const dir = mkdtempSync(join(tmpdir(), 'shopstream-bench-ingest-'));
+  const log = await openEmbeddedLog({ dir, fsync: true, retentionCheckIntervalMs: 0 });
+  const topics = topicNames();
+  await ensurePlatformTopics(log, { partitions: 4 });
+  const table = new MerchantTable(log, topics.merchants);
+  await table.start();
+  await putMerchant(log, topics.merchants, {
+    id: 'bench',
+    writeKeys: [BENCH_WRITE_KEY],
+    revokedWriteKeys: [],
+    readTokens: ['rt_bench_read_token'],
+    timezone: 'UTC',
+    currency: 'USD',
+    createdAt: 0,
+    updatedAt: 0,
+  }, table);
+  const app = await buildCollector({ log, topics, merchants: table, beaconSecrets: [Buffer.alloc(32, 1)], logger: pino({ level: 'warn' }) });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  console.log(`READY ${(app.server.address() as { port: number }).port}`);
+  process.on('SIGTERM', () => {
+    void (async () => {
+      await app.close();
+      const ends = await log.admin.listOffsets([0, 1, 2, 3].map((partition) => ({ topic: topics.raw, partition })), 'latest');
+      console.log(`RECORDS ${ends.reduce((a, e) => a + e.offset, 0)}`);
+      await table.close();
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    })();
+  });
+} else {
+  console.error('usage: node bench/ingest-server.ts collector|ceiling');
+  process.exit(2);
+}

@@ -1,0 +1,129 @@
+/**
+ * Collector ingest throughput: batches of 100 Segment events over loopback HTTP (autocannon) into
+ * the embedded log, fsync on. The reference, measured in the same run, is the same Fastify server
+ * and body decoding with a route that parses the batch and discards it (the ceiling of the HTTP
+ * layer on this machine). Each server runs in its own process; rounds alternate between the two;
+ * figures are medians.
+ *
+ *   node bench/ingest.bench.ts            (BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_CONNECTIONS=16)
+ *
+ * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import autocannon from 'autocannon';
+
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
+const BATCH = 100;
+const WRITE_KEY = 'wk_bench_write_key';
+
+const names = ['Product Viewed', 'Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
+
+function event(i: number): Record<string, unknown> {
+  const name = names[i % names.length]!;
+  const product = { product_id: `sku-${i % 500}`, sku: `SKU-${i % 500}`, name: `Product ${i % 500}`, brand: 'Acme', category: 'Shoes', price: 19.99 + (i % 50), quantity: 1 + (i % 3) };
+  const now = new Date().toISOString();
+  const properties: Record<string, unknown> =
+    name === 'Order Completed'
+      ? { order_id: `o-${i}`, total: 59.97, revenue: 54.97, shipping: 5, currency: 'USD', products: [product, { ...product, product_id: 'sku-2' }] }
+      : name === 'Product List Viewed'
+        ? { list_id: 'shoes', category: 'Shoes', products: [product] }
+        : name === 'Checkout Started'
+          ? { value: 59.97, currency: 'USD', products: [product] }
+          : { ...product, currency: 'USD' };
+  return {
+    type: 'track',
+    event: name,
+    messageId: randomUUID(),
+    anonymousId: `anon-${i % 5000}`,
+    properties,
+    context: {
+      userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15',
+      ip: '203.0.113.10',
+      page: { url: `https://shop.example/p/${i % 500}?utm_source=google&utm_medium=cpc`, path: `/p/${i % 500}`, referrer: 'https://www.google.com/' },
+      library: { name: 'analytics.js', version: '5.0.0' },
+    },
+    timestamp: now,
+  };
+}
+
+const bodies = Array.from({ length: 40 }, (_, b) => JSON.stringify({ batch: Array.from({ length: BATCH }, (_, i) => event(b * BATCH + i)), sentAt: new Date().toISOString() }));
+const avgBytes = Math.round(bodies.reduce((a, b) => a + b.length, 0) / bodies.length);
+
+async function startServer(mode: string): Promise<{ port: number; child: ChildProcess; stop: () => Promise<string> }> {
+  const child = spawn(process.execPath, ['bench/ingest-server.ts', mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setInterval(() => {
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearInterval(t);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+    child.on('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+  const stop = () =>
+    new Promise<string>((resolve) => {
+      child.on('exit', () => resolve(out));
+      child.kill('SIGTERM');
+    });
+  return { port, child, stop };
+}
+
+interface Round {
+  eventsPerS: number;
+  p99Ms: number;
+  non2xx: number;
+}
+
+async function load(port: number): Promise<Round> {
+  let n = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/batch',
+        headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}` },
+        setupRequest: (req) => ({ ...req, body: bodies[n++ % bodies.length] }),
+      },
+    ],
+  });
+  return { eventsPerS: (result['2xx'] * BATCH) / (result.duration), p99Ms: result.latency.p99, non2xx: result.non2xx + result.errors };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const results: Record<'ceiling' | 'collector', Round[]> = { ceiling: [], collector: [] };
+let recordsChecked = 0;
+let accepted = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  for (const mode of ['ceiling', 'collector'] as const) {
+    const s = await startServer(mode);
+    const round = await load(s.port);
+    const out = await s.stop();
+    results[mode].push(round);
+    if (mode === 'collector') {
+      recordsChecked += Number(/RECORDS (\d+)/.exec(out)?.[1] ?? 0);
+      accepted += Math.round(round.eventsPerS * SECONDS);
+    }
+    console.log(`round ${r + 1} ${mode.padEnd(9)} ${Math.round(round.eventsPerS).toLocaleString('en')} events/s  p99 ${round.p99Ms} ms  non-2xx ${round.non2xx}`);
+  }
+}
+
+const ceiling = median(results.ceiling.map((x) => x.eventsPerS));
+const collector = median(results.collector.map((x) => x.eventsPerS));
+console.log(`\ningest, batches of ${BATCH} events (~${Math.round(avgBytes / BATCH)} B/event), ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds`);
+console.log(`ceiling (parse and discard): ${Math.round(ceiling).toLocaleString('en')} events/s, p99 ${median(results.ceiling.map((x) => x.p99Ms))} ms`);
+console.log(`collector (embedded log, fsync): ${Math.round(collector).toLocaleString('en')} events/s, p99 ${median(results.collector.map((x) => x.p99Ms))} ms`);
+console.log(`ratio collector/ceiling: ${(collector / ceiling).toFixed(2)}  (targets: >= 50,000 events/s and >= 0.70)`);
+console.log(`records in events.raw: ${recordsChecked.toLocaleString('en')} (acknowledged: ~${accepted.toLocaleString('en')})`);

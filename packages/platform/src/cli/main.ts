@@ -1,0 +1,190 @@
+/**
+ * The `shopstream` command.
+ *
+ *   shopstream start [--config FILE] [--data-dir DIR] [--port N]
+ *   shopstream merchants add --id ID [--timezone TZ] [--currency CUR] [--pixel-id P --access-token T [--test-event-code C]]
+ *   shopstream merchants list [--show-secrets]
+ *   shopstream merchants rotate-key --id ID
+ *
+ * Every command takes --config and --data-dir, so it finds the same log as `start`.
+ */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { isStreamsError, ErrorCodes, type Log } from '@shopstream/streams';
+import { loadConfigFile, parseConfig, type ShopstreamConfig } from '../config.ts';
+import { isPlatformError, PlatformError, PlatformErrors } from '../errors.ts';
+import type { Merchant } from '../merchants/model.ts';
+import { MerchantTable, newReadToken, newWriteKey, putMerchant } from '../merchants/table.ts';
+import { openLog, startPlatform } from '../platform.ts';
+import { ensurePlatformTopics, topicNames } from '../topics.ts';
+
+const USAGE = `Usage:
+  shopstream start [--config FILE] [--data-dir DIR] [--port N]
+  shopstream merchants add --id ID [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
+  shopstream merchants list [--show-secrets]
+  shopstream merchants rotate-key --id ID
+
+Common options:
+  --config FILE    JSON or YAML configuration (merchants, kafka.brokers, ...); without kafka.brokers the embedded log is used
+  --data-dir DIR   where the embedded log and local state live (default .data)
+`;
+
+export interface CliIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const defaultIo: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
+
+/** Runs one command; resolves with the exit code. `start` resolves only when the platform stops. */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    if (isPlatformError(err)) {
+      io.err(`error ${err.code}: ${err.message}`);
+      return 1;
+    }
+    if (isStreamsError(err, ErrorCodes.LOG_LOCKED)) {
+      io.err(`error ${err.code}: ${err.message}\nThe embedded log is in use by a running \`shopstream start\`. Stop it first, or run the platform on Kafka (kafka.brokers in the config) to manage merchants while it runs.`);
+      return 1;
+    }
+    if (isStreamsError(err)) {
+      io.err(`error ${err.code}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      id: { type: 'string' },
+      timezone: { type: 'string' },
+      currency: { type: 'string' },
+      'pixel-id': { type: 'string' },
+      'access-token': { type: 'string' },
+      'test-event-code': { type: 'string' },
+      'show-secrets': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    io.out(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const config: ShopstreamConfig = values.config ? loadConfigFile(values.config) : parseConfig({});
+  const dataDir = resolve(values['data-dir'] ?? config.dataDir ?? '.data');
+  const [command, sub] = positionals;
+
+  if (command === 'start') {
+    const port = values.port === undefined ? undefined : Number(values.port);
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
+      throw new PlatformError(PlatformErrors.CONFIG, `--port ${values.port} is not a port number.`);
+    }
+    const platform = await startPlatform({ config, dataDir, port, host: values.host });
+    io.out(`Shopstream is running (${platform.log.kind} log). Collector: ${platform.url}/v1/batch · metrics: ${platform.url}/metrics`);
+    await new Promise<void>((done) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        platform.close().then(done, done);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    return 0;
+  }
+
+  if (command === 'merchants') {
+    const log = await openLog(config, dataDir);
+    try {
+      await ensurePlatformTopics(log, config.topics);
+      const topic = topicNames(config.topics?.prefix).merchants;
+      const table = new MerchantTable(log, topic);
+      await table.start();
+      try {
+        return await merchantsCommand(sub, values, log, topic, table, io);
+      } finally {
+        await table.close();
+      }
+    } finally {
+      await log.close();
+    }
+  }
+  io.err(`Unknown command ${JSON.stringify(command)}.\n${USAGE}`);
+  return 2;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+async function merchantsCommand(sub: string | undefined, values: Values, log: Log, topic: string, table: MerchantTable, io: CliIo): Promise<number> {
+  const id = typeof values['id'] === 'string' ? values['id'] : undefined;
+  if (sub === 'list') {
+    const show = values['show-secrets'] === true;
+    if (table.size === 0) io.out('No merchants yet. Add one with: shopstream merchants add --id ID');
+    for (const m of table.list()) {
+      io.out(
+        JSON.stringify({
+          id: m.id,
+          timezone: m.timezone,
+          currency: m.currency,
+          writeKeys: m.writeKeys,
+          revokedWriteKeys: m.revokedWriteKeys.length,
+          readTokens: show ? m.readTokens : m.readTokens.map(mask),
+          ...(m.meta && { meta: { pixelId: m.meta.pixelId, accessToken: show ? m.meta.accessToken : mask(m.meta.accessToken), testEventCode: m.meta.testEventCode } }),
+          ...(m.rateLimit && { rateLimit: m.rateLimit }),
+        }),
+      );
+    }
+    return 0;
+  }
+  if (id === undefined) throw new PlatformError(PlatformErrors.CONFIG, `merchants ${sub ?? ''} needs --id ID.`);
+  if (sub === 'add') {
+    if (table.byId(id)) throw new PlatformError(PlatformErrors.MERCHANT_EXISTS, `Merchant ${id} exists already; see \`shopstream merchants list\`.`);
+    const now = Date.now();
+    const pixelId = values['pixel-id'];
+    const accessToken = values['access-token'];
+    if ((pixelId === undefined) !== (accessToken === undefined)) {
+      throw new PlatformError(PlatformErrors.CONFIG, 'Meta settings need both --pixel-id and --access-token.');
+    }
+    const m: Merchant = {
+      id,
+      writeKeys: [newWriteKey()],
+      revokedWriteKeys: [],
+      readTokens: [newReadToken()],
+      timezone: typeof values['timezone'] === 'string' ? values['timezone'] : 'UTC',
+      currency: typeof values['currency'] === 'string' ? values['currency'].toUpperCase() : 'USD',
+      ...(typeof pixelId === 'string' &&
+        typeof accessToken === 'string' && {
+          meta: { pixelId, accessToken, ...(typeof values['test-event-code'] === 'string' && { testEventCode: values['test-event-code'] }) },
+        }),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await putMerchant(log, topic, m, table);
+    io.out(`Added merchant ${id}.\n  write key:  ${m.writeKeys[0]}\n  read token: ${m.readTokens[0]}`);
+    return 0;
+  }
+  if (sub === 'rotate-key') {
+    const m = table.byId(id);
+    if (!m) throw new PlatformError(PlatformErrors.MERCHANT_UNKNOWN, `No merchant ${id}; see \`shopstream merchants list\`.`);
+    const key = newWriteKey();
+    await putMerchant(log, topic, { ...m, writeKeys: [key], revokedWriteKeys: [...m.revokedWriteKeys, ...m.writeKeys], updatedAt: Date.now() }, table);
+    io.out(`Rotated the write key of ${id}. The old key${m.writeKeys.length > 1 ? 's are' : ' is'} refused from now on.\n  write key: ${key}`);
+    return 0;
+  }
+  throw new PlatformError(PlatformErrors.CONFIG, `Unknown merchants command ${JSON.stringify(sub)}; use add, list or rotate-key.`);
+}
+
+function mask(secret: string): string {
+  return secret.length <= 8 ? '****' : `${secret.slice(0, 4)}…${secret.slice(-2)}`;
+}

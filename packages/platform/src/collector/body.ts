@@ -1,0 +1,56 @@
+/**
+ * Request bodies: raw bytes to JSON, strictly. A body must be UTF-8 (no replacement characters
+ * smuggled in), may be gzip- or deflate-compressed (Segment's server libraries compress), and stays
+ * within the route's size limit after decompression too.
+ */
+import { gunzipSync, inflateSync } from 'node:zlib';
+import { PlatformError, PlatformErrors, type PlatformErrorSpecOf } from '../errors.ts';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** The decoded bytes of a body (decompressed) and its parsed value. */
+export interface DecodedBody {
+  bytes: Buffer;
+  value: unknown;
+}
+
+export function decodeBody(raw: Buffer, contentEncoding: string | undefined, limitBytes: number, tooLarge: PlatformErrorSpecOf = PlatformErrors.REQUEST_TOO_LARGE): DecodedBody {
+  let bytes = raw;
+  const enc = contentEncoding?.trim().toLowerCase();
+  if (enc && enc !== 'identity') {
+    if (enc !== 'gzip' && enc !== 'deflate') {
+      throw new PlatformError(PlatformErrors.UNSUPPORTED_ENCODING, `Content-Encoding ${JSON.stringify(enc)} is not supported; send gzip, deflate or an uncompressed body.`);
+    }
+    try {
+      bytes = enc === 'gzip' ? gunzipSync(raw, { maxOutputLength: limitBytes }) : inflateSync(raw, { maxOutputLength: limitBytes });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new PlatformError(tooLarge, `The decompressed body is larger than ${limitBytes} bytes.`);
+      }
+      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The body is not valid ${enc} data.`);
+    }
+  }
+  if (bytes.length === 0) throw new PlatformError(PlatformErrors.INVALID_REQUEST, 'The request has no body; send a JSON object.');
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new PlatformError(PlatformErrors.INVALID_UTF8, 'The body is not valid UTF-8; encode JSON as UTF-8.');
+  }
+  try {
+    return { bytes, value: JSON.parse(text) };
+  } catch (err) {
+    throw new PlatformError(PlatformErrors.INVALID_JSON, `The body is not valid JSON: ${(err as Error).message}.`);
+  }
+}
+
+/** The write key from HTTP Basic auth (the user name; the password is empty), if any. */
+export function basicAuthUser(header: string | undefined): string | undefined {
+  if (!header || header.length > 1024) return undefined;
+  const space = header.indexOf(' ');
+  if (space < 0 || header.slice(0, space).toLowerCase() !== 'basic') return undefined;
+  const decoded = Buffer.from(header.slice(space + 1).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const user = colon < 0 ? decoded : decoded.slice(0, colon);
+  return user.length > 0 ? user : undefined;
+}

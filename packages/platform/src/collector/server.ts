@@ -1,0 +1,341 @@
+/**
+ * The collector: Segment's HTTP Tracking API in front of the log.
+ *
+ * A request is answered 200 only once every event of it is durable in the log: accepted events in
+ * `events.raw` (keyed by visitor), refused ones in `events.rejected` with their reason. The
+ * collector checks each event's envelope (contract `checkEnvelope`: type, event name, ids, event
+ * time) and writes the event's bytes as the client sent them, with the request's facts in headers
+ * (contract/raw.ts); the pipeline maps them to canonical events. Request-level
+ * failures (bad JSON, bad write key, rate limit, log unavailable) write nothing and say why with a
+ * `SHOP_ERR_…` code. See docs/api.md.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { isStreamsError, type Log, type ProducerRecord } from '@shopstream/streams';
+import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../contract/index.ts';
+import { batchElementRanges } from './batch-scan.ts';
+import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
+import type { MerchantLookup, Merchant, RateLimit } from '../merchants/model.ts';
+import { topicNames, type TopicNames } from '../topics.ts';
+import { beaconRoutes } from './beacon/routes.ts';
+import { basicAuthUser, decodeBody } from './body.ts';
+import { CollectorMetrics } from './metrics.ts';
+import { RateLimiter } from './rate-limit.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request body's bytes after decompression (set by the collector's body parser). */
+    rawBody: Buffer | null;
+  }
+}
+
+export const Limits = {
+  /** Bytes of one event, as written to the log. */
+  eventBytes: 32 * 1024,
+  /** Bytes of one batch request body (after decompression). */
+  batchBytes: 500 * 1024,
+  /** Events in one batch. */
+  batchEvents: 2500,
+} as const;
+
+export interface CollectorOptions {
+  log: Log;
+  /** Default: topicNames(). */
+  topics?: TopicNames;
+  merchants: MerchantLookup;
+  /** HMAC secrets of beacon tokens, current first. */
+  beaconSecrets: Buffer[];
+  logger?: Logger;
+  registry?: Registry;
+  /** Limit of merchants that have none of their own; undefined: no limit. */
+  defaultRateLimit?: RateLimit;
+  /** A header set by a trusted CDN with the client's country (e.g. `cf-ipcountry`). Only set it behind that CDN. */
+  cdnCountryHeader?: string;
+  /** Fastify's trustProxy: trust X-Forwarded-For from these proxies for the client IP. */
+  trustProxy?: boolean | string | string[];
+  /** A write that takes longer is answered 503 (it may still complete; retries are de-duplicated downstream). Default 10 s. */
+  writeTimeoutMs?: number;
+  maxFutureMs?: number;
+  maxPastMs?: number;
+  /** Readiness beyond the log: e.g. the merchants table has loaded. */
+  isReady?: () => boolean;
+  now?: () => number;
+}
+
+type SegmentType = 'track' | 'page' | 'identify';
+
+const RETRY_AFTER_UNAVAILABLE_S = 5;
+
+export async function buildCollector(options: CollectorOptions): Promise<FastifyInstance> {
+  const registry = options.registry ?? new Registry();
+  const metrics = new CollectorMetrics(registry);
+  const now = options.now ?? Date.now;
+  const limiter = new RateLimiter(options.defaultRateLimit, now);
+  const writeTimeoutMs = options.writeTimeoutMs ?? 10_000;
+  const producer = options.log.createProducer({ clientId: 'collector' });
+  const cdnHeader = options.cdnCountryHeader?.toLowerCase();
+  const Topics = options.topics ?? topicNames();
+  // Readiness: the last write failed, recently.
+  let lastWriteFailed = false;
+  let lastWriteFailure = 0;
+
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger | undefined,
+    // No per-request lines: they carry URLs (write keys, visitor ids in query strings) and client
+    // addresses. Metrics count requests; errors are logged without personal data.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: options.trustProxy ?? false,
+    bodyLimit: Limits.batchBytes,
+  });
+
+  // Every body is read as bytes and decoded by decodeBody: strict UTF-8, gzip, our error codes.
+  // Browsers send text/plain to avoid a CORS preflight, so the content type is not trusted.
+  app.decorateRequest('rawBody', null);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const limit = req.routeOptions.bodyLimit ?? Limits.batchBytes;
+    const tooLarge = limit === Limits.eventBytes ? PlatformErrors.EVENT_TOO_LARGE : PlatformErrors.REQUEST_TOO_LARGE;
+    try {
+      const decoded = decodeBody(body as Buffer, req.headers['content-encoding'], limit, tooLarge);
+      req.rawBody = decoded.bytes;
+      done(null, decoded.value);
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const e =
+      (err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && req.routeOptions.bodyLimit === Limits.eventBytes
+        ? new PlatformError(PlatformErrors.EVENT_TOO_LARGE, `An event is at most ${Limits.eventBytes} bytes; send larger payloads in smaller events.`)
+        : toPlatformError(err);
+    if (e.status >= 500) req.log.error({ err, route: req.routeOptions.url }, 'request failed');
+    if (e.code === PlatformErrors.UNAVAILABLE.code) reply.header('retry-after', String(RETRY_AFTER_UNAVAILABLE_S));
+    const retryAfter = e.details['retryAfterS'];
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+    return reply.code(e.status).send({ error: { code: e.code, message: e.message } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: { code: PlatformErrors.NOT_FOUND.code, message: `No route ${req.method} ${req.url.split('?')[0]}.` } });
+  });
+
+  // CORS: storefronts call the collector from their own origins. No cookies are used, so any origin may.
+  app.addHook('onSend', async (req, reply) => {
+    if (req.url.startsWith('/v1/')) reply.header('access-control-allow-origin', '*');
+  });
+  app.options('/v1/*', async (_req, reply) => {
+    reply
+      .header('access-control-allow-methods', 'GET, POST, OPTIONS')
+      .header('access-control-allow-headers', 'Content-Type, Authorization, Content-Encoding')
+      .header('access-control-max-age', '86400')
+      .code(204)
+      .send();
+  });
+
+  // Durable writes with a deadline: past it the client gets 503 and retries (de-duplicated downstream).
+  async function write(records: ProducerRecord[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new PlatformError(PlatformErrors.UNAVAILABLE, `The log did not confirm the write within ${writeTimeoutMs} ms; retry later.`)),
+        writeTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([producer.send(records), deadline]);
+      lastWriteFailed = false;
+    } catch (err) {
+      lastWriteFailed = true;
+      lastWriteFailure = now();
+      const e = toPlatformError(err);
+      metrics.writeFailures.inc({ code: isStreamsError(err) ? err.code : e.code });
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function authenticate(req: FastifyRequest, body: unknown): Merchant {
+    const fromHeader = basicAuthUser(req.headers.authorization);
+    const fromBody = isObject(body) && typeof body['writeKey'] === 'string' ? body['writeKey'] : undefined;
+    const key = fromHeader ?? fromBody;
+    if (key === undefined) {
+      throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'No write key: send it as the HTTP Basic user name, or as "writeKey" in the body.');
+    }
+    const hit = options.merchants.byWriteKey(key);
+    if (!hit) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Unknown write key; check the source settings of your storefront.');
+    if (hit.revoked) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'This write key was rotated and no longer works; use the merchant\'s current write key.');
+    return hit.merchant;
+  }
+
+  async function ingest(req: FastifyRequest, reply: FastifyReply, messages: unknown[], typeHint: SegmentType | undefined, body: unknown): Promise<void> {
+    const merchant = authenticate(req, body);
+    if (messages.length > Limits.batchEvents) {
+      throw new PlatformError(PlatformErrors.BATCH_TOO_LARGE, `A batch holds at most ${Limits.batchEvents} events; this one has ${messages.length}.`);
+    }
+    const waitMs = limiter.take(merchant.id, merchant.rateLimit, messages.length);
+    if (waitMs > 0) {
+      throw new PlatformError(PlatformErrors.RATE_LIMITED, `Merchant ${merchant.id} is over its rate limit; retry after the time in Retry-After.`, {
+        details: { retryAfterS: Math.ceil(waitMs / 1000) },
+      });
+    }
+    const receivedAt = now();
+    const ctx: IngestContext = {
+      merchantId: merchant.id,
+      defaultCurrency: merchant.currency,
+      receivedAt,
+      batchSentAt: isObject(body) ? body['sentAt'] : undefined,
+      batchContext: isObject(body) && typeHint === undefined ? body['context'] : undefined,
+      requestIp: req.ip,
+      requestUserAgent: req.headers['user-agent'],
+      cdnCountry: cdnHeader ? headerValue(req.headers[cdnHeader]) : undefined,
+      maxFutureMs: options.maxFutureMs,
+      maxPastMs: options.maxPastMs,
+    };
+    const records: ProducerRecord[] = [];
+    const errors: Array<{ index: number; messageId?: string; code: string; message: string }> = [];
+    const bytes = req.rawBody!;
+    // Each event's own bytes: the batch's elements, or the whole body of a single-event route.
+    let ranges = typeHint === undefined ? batchElementRanges(bytes) : [[0, bytes.length] as [number, number]];
+    if (ranges !== undefined && ranges.length !== messages.length) ranges = undefined;
+    const headers = rawRecordHeaders(ctx, typeHint);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      const result = checkEnvelope(message, ctx, typeHint);
+      let reason = result.ok ? undefined : result.reason;
+      if (result.ok) {
+        const env = result.envelope;
+        // A writeKey inside an event is a credential: it is not written to the log.
+        const value =
+          ranges !== undefined && !('writeKey' in env.message)
+            ? bytes.subarray(ranges[i]![0], ranges[i]![1])
+            : Buffer.from(JSON.stringify({ ...env.message, writeKey: undefined }));
+        if (value.length <= Limits.eventBytes) {
+          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: env.timestamp, headers });
+          continue;
+        }
+        reason = { code: PlatformErrors.EVENT_TOO_LARGE.code, message: `An event is at most ${Limits.eventBytes} bytes; this one is ${value.length}.` };
+      }
+      const r = reason!;
+      const messageId = isObject(message) && typeof message['messageId'] === 'string' ? message['messageId'] : undefined;
+      errors.push({ index: i, ...(messageId !== undefined && { messageId }), code: r.code, message: r.message });
+      records.push(rejectedRecord(Topics.rejected, merchant.id, receivedAt, message, r));
+      metrics.rejected.inc({ code: r.code });
+    }
+    await write(records);
+    const rejected = errors.length;
+    metrics.events.inc({ outcome: 'accepted' }, messages.length - rejected);
+    if (rejected > 0) metrics.events.inc({ outcome: 'rejected' }, rejected);
+    // Segment's API answers {"success": true}; the counts and reasons help developers find bad events.
+    return reply.code(200).send(rejected === 0 ? { success: true } : { success: true, accepted: messages.length - rejected, rejected, errors: errors.slice(0, 100) });
+  }
+
+  const observe = (route: string) => ({
+    onResponse: async (_req: FastifyRequest, reply: FastifyReply) => {
+      metrics.requests.inc({ route, status: String(reply.statusCode) });
+      metrics.duration.observe({ route }, reply.elapsedTime / 1000);
+    },
+  });
+
+  const batchRoute = async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = req.body;
+    if (!isObject(body) || !Array.isArray(body['batch'])) {
+      authenticate(req, body);
+      throw new PlatformError(PlatformErrors.INVALID_REQUEST, 'A batch body is a JSON object with a "batch" array of events.');
+    }
+    return ingest(req, reply, body['batch'], undefined, body);
+  };
+  for (const path of ['/v1/batch', '/v1/b', '/v1/import']) app.post(path, { bodyLimit: Limits.batchBytes, ...observe('batch') }, batchRoute);
+
+  const single = (type: SegmentType) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = req.body;
+    if (!isObject(body)) {
+      authenticate(req, body);
+      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `A ${type} body is a JSON object (one event).`);
+    }
+    return ingest(req, reply, [body], type, body);
+  };
+  const singles: Array<[SegmentType, string[]]> = [
+    ['track', ['/v1/track', '/v1/t']],
+    ['page', ['/v1/page', '/v1/p']],
+    ['identify', ['/v1/identify', '/v1/i']],
+  ];
+  for (const [type, paths] of singles) {
+    for (const path of paths) app.post(path, { bodyLimit: Limits.eventBytes, ...observe(type) }, single(type));
+  }
+
+  await app.register(beaconRoutes, {
+    merchants: options.merchants,
+    secrets: options.beaconSecrets,
+    registry,
+    now,
+    append: async (record: { key: Buffer; value: Buffer; timestamp: number }) => {
+      await write([{ topic: Topics.validations, key: record.key, value: record.value, timestamp: record.timestamp }]);
+    },
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const logFailing = lastWriteFailed && now() - lastWriteFailure < 10_000;
+    const ready = (options.isReady?.() ?? true) && !logFailing;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', log: logFailing ? 'failing' : 'ok' });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+  });
+
+  app.addHook('onClose', async () => {
+    await producer.close();
+  });
+  return app;
+}
+
+function rejectedRecord(topic: string, merchantId: string, receivedAt: number, message: unknown, reason: { code: string; message: string; path?: string }): ProducerRecord {
+  const m = isObject(message) ? message : undefined;
+  // A writeKey inside an event is a credential: it is not written to the log.
+  if (m !== undefined && 'writeKey' in m) message = { ...m, writeKey: undefined };
+  const visitor = typeof m?.['anonymousId'] === 'string' ? m['anonymousId'] : typeof m?.['userId'] === 'string' ? `user:${m['userId']}` : undefined;
+  const value = {
+    v: 1,
+    stage: 'collector',
+    code: reason.code,
+    reason: reason.message,
+    ...(reason.path !== undefined && { path: reason.path }),
+    merchantId,
+    receivedAt,
+    payload: message,
+  };
+  return {
+    topic,
+    key: visitor !== undefined && visitor.length <= 512 ? Buffer.from(visitor) : null,
+    value: Buffer.from(JSON.stringify(value)),
+    timestamp: receivedAt,
+  };
+}
+
+function toPlatformError(err: unknown): PlatformError {
+  if (isPlatformError(err)) return err;
+  if (isStreamsError(err)) {
+    return new PlatformError(PlatformErrors.UNAVAILABLE, `The log cannot take writes now (${err.code}); retry later.`, { cause: err });
+  }
+  const fe = err as { code?: string; statusCode?: number; message?: string };
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PlatformError(PlatformErrors.REQUEST_TOO_LARGE, 'The request body is larger than this endpoint accepts (500 KB for a batch, 32 KB for one event).');
+  if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new PlatformError(PlatformErrors.INVALID_REQUEST, fe.message ?? 'Bad request body.');
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const spec: PlatformErrorSpecOf = fe.statusCode === 404 ? PlatformErrors.NOT_FOUND : PlatformErrors.INVALID_REQUEST;
+    return new PlatformError(spec, fe.message ?? 'Bad request.');
+  }
+  return new PlatformError(PlatformErrors.INTERNAL, 'Internal error; it has been logged.', { cause: err });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+

@@ -1,0 +1,133 @@
+/**
+ * The configuration file of `shopstream start --config FILE` (JSON or YAML). Every field is
+ * optional; see docs/configuration.md. Flags (`--data-dir`, `--port`) and environment variables
+ * override the file.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Type, type Static } from 'typebox';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { PlatformError, PlatformErrors } from './errors.ts';
+
+const RateLimitSchema = Type.Object(
+  { eventsPerSecond: Type.Number({ exclusiveMinimum: 0 }), burst: Type.Number({ exclusiveMinimum: 0 }) },
+  { additionalProperties: false },
+);
+
+const MerchantConfigSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
+    writeKey: Type.String({ minLength: 8 }),
+    readToken: Type.String({ minLength: 8 }),
+    timezone: Type.Optional(Type.String()),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$' })),
+    meta: Type.Optional(
+      Type.Object(
+        { pixelId: Type.String({ minLength: 1 }), accessToken: Type.String({ minLength: 1 }), testEventCode: Type.Optional(Type.String()) },
+        { additionalProperties: false },
+      ),
+    ),
+    rateLimit: Type.Optional(RateLimitSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    merchants: Type.Optional(Type.Array(MerchantConfigSchema)),
+    kafka: Type.Optional(
+      Type.Object(
+        {
+          brokers: Type.Array(Type.String({ minLength: 3 }), { minItems: 1 }),
+          clientId: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    dataDir: Type.Optional(Type.String()),
+    topics: Type.Optional(
+      Type.Object(
+        {
+          prefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]*$', maxLength: 100 })),
+          partitions: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+          retentionMs: Type.Optional(Type.Integer({ minimum: 60_000 })),
+          rejectedRetentionMs: Type.Optional(Type.Integer({ minimum: 60_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    collector: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Type.String()),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+          defaultRateLimit: Type.Optional(RateLimitSchema),
+          cdnCountryHeader: Type.Optional(Type.String()),
+          trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Array(Type.String())])),
+          writeTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          maxFutureMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          maxPastMs: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    beacon: Type.Optional(
+      Type.Object(
+        {
+          /** HMAC secrets, current first (at least 32 characters each). */
+          secrets: Type.Array(Type.String({ minLength: 32 }), { minItems: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ShopstreamConfig = Static<typeof ConfigSchema>;
+export type MerchantConfig = Static<typeof MerchantConfigSchema>;
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile<ShopstreamConfig>(ConfigSchema);
+
+/** Validates a parsed config object; throws SHOP_ERR_CONFIG listing every problem with its path. */
+export function parseConfig(value: unknown, source = 'config'): ShopstreamConfig {
+  if (!validate(value)) {
+    const problems = (validate.errors ?? []).map((e) => {
+      const where = e.instancePath === '' ? '(top level)' : e.instancePath;
+      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty?: string }).additionalProperty)}"` : '';
+      return `${where}: ${e.message ?? 'invalid'}${extra}`;
+    });
+    throw new PlatformError(PlatformErrors.CONFIG, `${source} is not a valid Shopstream configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const ids = new Set<string>();
+  for (const m of value.merchants ?? []) {
+    if (ids.has(m.id)) throw new PlatformError(PlatformErrors.CONFIG, `${source}: merchant id ${m.id} appears twice.`);
+    ids.add(m.id);
+    if (m.timezone !== undefined) {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: m.timezone });
+      } catch {
+        throw new PlatformError(PlatformErrors.CONFIG, `${source}: merchant ${m.id}: timezone ${JSON.stringify(m.timezone)} is not an IANA time zone (for example Europe/Paris).`);
+      }
+    }
+  }
+  return value;
+}
+
+/** Reads a JSON or YAML config file (by extension; `.json` is JSON, anything else YAML, which is a superset). */
+export function loadConfigFile(path: string): ShopstreamConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PlatformError(PlatformErrors.CONFIG, `Cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new PlatformError(PlatformErrors.CONFIG, `The config file ${path} does not parse: ${(err as Error).message}`);
+  }
+  return parseConfig(value ?? {}, path);
+}

@@ -1,0 +1,40 @@
+/**
+ * A merchant (tenant). Merchants are kept in the compacted `merchants` topic, keyed by id; the
+ * value is this object as JSON. The latest value of a key wins; a null value deletes the merchant.
+ */
+export interface MetaSettings {
+  pixelId: string;
+  accessToken: string;
+  testEventCode?: string;
+}
+
+export interface RateLimit {
+  /** Sustained events per second accepted for this merchant, per collector instance. */
+  eventsPerSecond: number;
+  /** Events that may arrive at once above the sustained rate. */
+  burst: number;
+}
+
+export interface Merchant {
+  id: string;
+  /** Active write keys. Storefronts authenticate ingest with one of them. */
+  writeKeys: string[];
+  /** Write keys replaced by `merchants rotate-key`: refused with a message that says so. */
+  revokedWriteKeys: string[];
+  /** Read tokens for the analytics API and the dashboard. */
+  readTokens: string[];
+  /** IANA time zone, e.g. Europe/Paris. */
+  timezone: string;
+  /** ISO 4217 currency used when an event carries money without a currency. */
+  currency: string;
+  meta?: MetaSettings;
+  rateLimit?: RateLimit;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What the ingest and beacon routes need to know about merchants. */
+export interface MerchantLookup {
+  byWriteKey(writeKey: string): { merchant: Merchant; revoked: boolean } | undefined;
+  byId(id: string): Merchant | undefined;
+}

@@ -1,0 +1,173 @@
+/**
+ * The platform process: opens the log (embedded unless `kafka.brokers` is configured), creates the
+ * topics, loads the merchants table, and runs the roles. `shopstream start` and `npm start` call it.
+ * Roles only talk through topics; this file only wires them.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Log } from '@shopstream/streams';
+import { openEmbeddedLog } from '@shopstream/streams/embedded';
+import { connectKafkaLog } from '@shopstream/streams/kafka';
+import { buildCollector } from './collector/server.ts';
+import type { ShopstreamConfig, MerchantConfig } from './config.ts';
+import { PlatformError, PlatformErrors } from './errors.ts';
+import type { Merchant } from './merchants/model.ts';
+import { MerchantTable, putMerchant } from './merchants/table.ts';
+import { ensurePlatformTopics, topicNames, type TopicNames } from './topics.ts';
+
+export interface PlatformOptions {
+  config?: ShopstreamConfig;
+  /** Overrides config.dataDir. Default `.data`. */
+  dataDir?: string;
+  /** Overrides config.collector.port. Default 8080; 0 picks a free port. */
+  port?: number;
+  host?: string;
+  logger?: Logger;
+  /** Use this log instead of opening one (tests). It is not closed by `close()`. */
+  log?: Log;
+}
+
+export interface Platform {
+  readonly log: Log;
+  readonly merchants: MerchantTable;
+  readonly topics: TopicNames;
+  readonly registry: Registry;
+  readonly collector: FastifyInstance;
+  /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function openLog(config: ShopstreamConfig, dataDir: string): Promise<Log> {
+  if (config.kafka) {
+    return connectKafkaLog({ bootstrapServers: config.kafka.brokers, clientId: config.kafka.clientId ?? 'shopstream' });
+  }
+  mkdirSync(dataDir, { recursive: true });
+  return openEmbeddedLog({ dir: join(dataDir, 'log'), fsync: true, defaultPartitions: 1 });
+}
+
+export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
+  const config = options.config ?? {};
+  const logger = options.logger ?? pino({ level: process.env['LOG_LEVEL'] ?? 'info' });
+  const dataDir = resolve(options.dataDir ?? config.dataDir ?? '.data');
+  const ownLog = options.log === undefined;
+  const log = options.log ?? (await openLog(config, dataDir));
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const topics = topicNames(config.topics?.prefix);
+  const merchants = new MerchantTable(log, topics.merchants);
+  let collector: FastifyInstance | undefined;
+  try {
+    await ensurePlatformTopics(log, config.topics);
+    await merchants.start();
+    await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
+    collector = await buildCollector({
+      log,
+      topics,
+      merchants,
+      beaconSecrets: beaconSecrets(config, dataDir, logger),
+      logger,
+      registry,
+      defaultRateLimit: config.collector?.defaultRateLimit,
+      cdnCountryHeader: config.collector?.cdnCountryHeader,
+      trustProxy: config.collector?.trustProxy,
+      writeTimeoutMs: config.collector?.writeTimeoutMs,
+      maxFutureMs: config.collector?.maxFutureMs,
+      maxPastMs: config.collector?.maxPastMs,
+    });
+    await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
+  } catch (err) {
+    await collector?.close().catch(() => {});
+    await merchants.close().catch(() => {});
+    if (ownLog) await log.close().catch(() => {});
+    throw err;
+  }
+  const address = collector.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const app = collector;
+  return {
+    log,
+    merchants,
+    topics,
+    registry,
+    collector: app,
+    url: `http://${host}:${address.port}`,
+    async close() {
+      await app.close();
+      await merchants.close();
+      if (ownLog) await log.close();
+    },
+  };
+}
+
+/**
+ * Makes the merchants topic agree with the config file: a merchant of the file is created, or its
+ * settings are updated. Keys the file names are added (never revoked here: `merchants rotate-key`
+ * does that); merchants absent from the file are left alone (they may come from the CLI).
+ */
+export async function syncConfigMerchants(log: Log, table: MerchantTable, topic: string, configured: readonly MerchantConfig[]): Promise<void> {
+  const now = Date.now();
+  for (const c of configured) {
+    const existing = table.byId(c.id);
+    const next: Merchant = existing
+      ? {
+          ...existing,
+          writeKeys: existing.revokedWriteKeys.includes(c.writeKey) || existing.writeKeys.includes(c.writeKey) ? existing.writeKeys : [...existing.writeKeys, c.writeKey],
+          readTokens: existing.readTokens.includes(c.readToken) ? existing.readTokens : [...existing.readTokens, c.readToken],
+          timezone: c.timezone ?? existing.timezone,
+          currency: c.currency ?? existing.currency,
+          ...(c.meta !== undefined && { meta: c.meta }),
+          ...(c.rateLimit !== undefined && { rateLimit: c.rateLimit }),
+        }
+      : {
+          id: c.id,
+          writeKeys: [c.writeKey],
+          revokedWriteKeys: [],
+          readTokens: [c.readToken],
+          timezone: c.timezone ?? 'UTC',
+          currency: c.currency ?? 'USD',
+          ...(c.meta !== undefined && { meta: c.meta }),
+          ...(c.rateLimit !== undefined && { rateLimit: c.rateLimit }),
+          createdAt: now,
+          updatedAt: now,
+        };
+    if (existing?.revokedWriteKeys.includes(c.writeKey)) {
+      throw new PlatformError(
+        PlatformErrors.CONFIG,
+        `merchant ${c.id}: the config file's writeKey was rotated out with \`shopstream merchants rotate-key\`; put the current key in the file (see \`shopstream merchants list\`).`,
+      );
+    }
+    if (existing && sameSettings(existing, next)) continue;
+    await putMerchant(log, topic, { ...next, updatedAt: now }, table);
+  }
+}
+
+function sameSettings(a: Merchant, b: Merchant): boolean {
+  const strip = (m: Merchant) => JSON.stringify({ ...m, createdAt: 0, updatedAt: 0 });
+  return strip(a) === strip(b);
+}
+
+/**
+ * Beacon secrets: the config's, else SHOPSTREAM_BEACON_SECRET, else one generated once and kept in
+ * the data folder. Several collector instances must share one: configure it for Kafka deployments.
+ */
+function beaconSecrets(config: ShopstreamConfig, dataDir: string, logger: Logger): Buffer[] {
+  if (config.beacon) return config.beacon.secrets.map((s) => Buffer.from(s, 'utf8'));
+  const env = process.env['SHOPSTREAM_BEACON_SECRET'];
+  if (env && env.length >= 32) return [Buffer.from(env, 'utf8')];
+  const file = join(dataDir, 'beacon.secret');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
+    chmodSync(file, 0o600);
+    if (config.kafka) {
+      logger.warn({ file }, 'generated a beacon secret for this instance; several collector instances must share one: set beacon.secrets in the config file');
+    }
+  }
+  return [Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')];
+}

@@ -1,0 +1,61 @@
+/**
+ * The platform's topics. Every stage reads and writes these names; nothing else is shared between
+ * stages. Partition counts are set once, when a topic is created (repartitioning a keyed topic would
+ * move visitors between tasks), so pick them for the largest deployment you expect.
+ */
+import type { Log, TopicSpec } from '@shopstream/streams';
+
+export interface TopicNames {
+  /** Canonical events accepted by the collector, keyed by visitor. */
+  raw: string;
+  /** Beacon validations, keyed by visitor. Co-partitioned with events.raw. */
+  validations: string;
+  /** Everything refused after it was acknowledged, with its reason. Keyed by visitor when known. */
+  rejected: string;
+  /** Merchants (tenants), keyed by merchant id. Compacted. */
+  merchants: string;
+}
+
+/**
+ * The topic names, optionally under a prefix (`topics.prefix` in the config), so that several
+ * Shopstream deployments, or test runs, can share one Kafka cluster.
+ */
+export function topicNames(prefix = ''): TopicNames {
+  return {
+    raw: `${prefix}events.raw`,
+    validations: `${prefix}events.validations`,
+    rejected: `${prefix}events.rejected`,
+    merchants: `${prefix}merchants`,
+  };
+}
+
+export interface TopicLayout {
+  /** Prepended to every topic name. Default ''. */
+  prefix?: string;
+  /** Partitions of the visitor-keyed topics (events.raw, events.validations). Default 4. */
+  partitions?: number;
+  /** retention.ms of events.raw and events.validations. Default 7 days. */
+  retentionMs?: number;
+  /** retention.ms of events.rejected. Default 30 days. */
+  rejectedRetentionMs?: number;
+}
+
+const DAY = 24 * 3600_000;
+
+export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
+  const partitions = layout.partitions ?? 4;
+  const Topics = topicNames(layout.prefix);
+  return [
+    { name: Topics.raw, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
+    // Compacted: only a visitor's latest validation matters, and it must outlive the raw events (a
+    // validation counts for 30 days, see docs/bot-filtering.md).
+    { name: Topics.validations, partitions, config: { 'cleanup.policy': 'compact,delete', 'retention.ms': 31 * DAY } },
+    { name: Topics.rejected, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.rejectedRetentionMs ?? 30 * DAY } },
+    { name: Topics.merchants, partitions: 1, config: { 'cleanup.policy': 'compact' } },
+  ];
+}
+
+/** Creates the platform's topics that do not exist yet (idempotent). */
+export async function ensurePlatformTopics(log: Log, layout: TopicLayout = {}): Promise<void> {
+  await log.admin.createTopics(platformTopicSpecs(layout));
+}

@@ -1,0 +1,33 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { batchElementRanges } from '../../src/collector/batch-scan.ts';
+
+function slices(text: string): string[] | undefined {
+  const b = Buffer.from(text);
+  return batchElementRanges(b)?.map(([s, e]) => b.subarray(s, e).toString());
+}
+
+describe('batchElementRanges', () => {
+  it('finds each element of the batch array, whatever the spacing and nesting', () => {
+    const body = ' {\n "sentAt": "x", "batch" : [ {"a":[1,{"b":"]}"}]} ,\t{"c":"\\"}\\\\"} ,3, "s", null, [1,[2]] ] , "context": {"batch": [9]} } ';
+    assert.deepEqual(slices(body), ['{"a":[1,{"b":"]}"}]}', '{"c":"\\"}\\\\"}', '3', '"s"', 'null', '[1,[2]]']);
+    const parsed = JSON.parse(body).batch as unknown[];
+    assert.deepEqual(slices(body)!.map((x) => JSON.parse(x)), parsed);
+  });
+
+  it('takes the last batch key, as JSON.parse does', () => {
+    assert.deepEqual(slices('{"batch":[1],"batch":[2,3]}'), ['2', '3']);
+  });
+
+  it('handles multi-byte UTF-8 inside strings', () => {
+    assert.deepEqual(slices('{"batch":[{"n":"café ☕ 𝄞"},{"n":"\\u00e9"}]}'), ['{"n":"café ☕ 𝄞"}', '{"n":"\\u00e9"}']);
+  });
+
+  it('returns undefined when it cannot be sure (escaped keys, no batch, not an object)', () => {
+    assert.equal(slices('{"b\\u0061tch":[1]}'), undefined);
+    assert.equal(slices('{"events":[1]}'), undefined);
+    assert.equal(slices('[1,2]'), undefined);
+    assert.equal(slices('{"batch":{}}'), undefined);
+    assert.deepEqual(slices('{"batch":[]}'), []);
+  });
+});

@@ -1,0 +1,92 @@
+/** Shared helpers for platform tests. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import type { ConsumedRecord, Log } from '@shopstream/streams';
+import { openEmbeddedLog } from '@shopstream/streams/embedded';
+import { connectKafkaLog } from '@shopstream/streams/kafka';
+import { normalizeRawRecord } from '../src/contract/index.ts';
+
+export const KAFKA_BOOTSTRAP = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
+
+export function unique(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export function tempDir(prefix = 'shopstream-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export type LogKind = 'embedded' | 'kafka';
+
+/** Opens a log of the given kind; `close` also removes the embedded log's folder. */
+export async function openTestLog(kind: LogKind): Promise<{ log: Log; close: () => Promise<void> }> {
+  if (kind === 'kafka') {
+    const log = await connectKafkaLog({ bootstrapServers: KAFKA_BOOTSTRAP, clientId: unique('test') });
+    return { log, close: () => log.close() };
+  }
+  const t = tempDir();
+  const log = await openEmbeddedLog({ dir: t.dir, fsync: false, retentionCheckIntervalMs: 0 });
+  return {
+    log,
+    close: async () => {
+      await log.close();
+      t.cleanup();
+    },
+  };
+}
+
+/** Reads every partition of a topic from the start until `until(records)` holds or the deadline passes. */
+export async function readTopic(log: Log, topic: string, until: (records: ConsumedRecord[]) => boolean, timeoutMs = 20_000): Promise<ConsumedRecord[]> {
+  const d = await log.admin.describeTopics([topic]);
+  const n = d.get(topic)?.partitions ?? 0;
+  const reader = log.createReader({ clientId: 'test-reader' });
+  const out: ConsumedRecord[] = [];
+  try {
+    reader.assign(Array.from({ length: n }, (_, partition) => ({ topic, partition, offset: 0 })));
+    const deadline = Date.now() + timeoutMs;
+    while (!until(out) && Date.now() < deadline) out.push(...(await reader.poll(100)));
+  } finally {
+    await reader.close();
+  }
+  return out;
+}
+
+/** Reads a topic to its current end (latest offsets). */
+export async function readAll(log: Log, topic: string): Promise<ConsumedRecord[]> {
+  const d = await log.admin.describeTopics([topic]);
+  const n = d.get(topic)?.partitions ?? 0;
+  const ends = await log.admin.listOffsets(
+    Array.from({ length: n }, (_, partition) => ({ topic, partition })),
+    'latest',
+  );
+  const total = ends.reduce((a, e) => a + e.offset, 0);
+  return readTopic(log, topic, (rs) => rs.length >= total);
+}
+
+/** The canonical event of an events.raw record, as the pipeline will compute it (fails the test if refused). */
+export function canonical(r: ConsumedRecord): Record<string, unknown> {
+  const result = normalizeRawRecord(r);
+  if (!result.ok) throw new Error(`raw record at offset ${r.offset} is refused: ${result.reason.code} ${result.reason.message}`);
+  return result.event as unknown as Record<string, unknown>;
+}
+
+export function json(r: ConsumedRecord): Record<string, unknown> {
+  return JSON.parse(r.value!.toString('utf8')) as Record<string, unknown>;
+}
+
+/** A pino logger that writes into a string, to check what logs contain. */
+export function capturingLogger(): { logger: Logger; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(String(chunk));
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), text: () => chunks.join('') };
+}

@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '.cache/**', '**/dist/**'] },
+  { ignores: ['**/node_modules/**', '.cache/**', '**/dist/**', 'tmp/**', '.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

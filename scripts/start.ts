@@ -1,126 +1,133 @@
 /**
  * `npm start`: runs Shopstream embedded (no servers) with demo traffic.
  *
- * Today this is the streams engine on the embedded log: a generator writes shopper page views to
- * `demo.pageviews`; a topology de-duplicates them and counts views per page per minute into
- * `demo.page-counts`; a small HTTP server shows the live counts and Prometheus metrics.
- * The platform roles (collector, pipeline, cubes, dashboard) plug into the same runtime as they land.
+ * The platform (collector, merchants, beacon) runs on the embedded log in `.data/`, with a demo
+ * merchant. A storefront simulator sends Segment batches to the collector over HTTP, as a shop's
+ * analytics.js would. Until the cubes and the dashboard land, the home page shows events per type
+ * per minute, counted by a small topology on events.raw, and the collector's own counters.
  *
- *   PORT=8080 SHOPSTREAM_DATA=.data npm start
+ *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start
  */
-import { createServer } from 'node:http';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
 import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '@shopstream/streams';
 import type { Windowed } from '@shopstream/streams';
-import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
-import { pino } from 'pino';
+import { startPlatform, type Platform } from '../packages/platform/src/platform.ts';
+import { canonicalEventName } from '../packages/platform/src/contract/index.ts';
+import { StorefrontSimulator } from '../packages/platform/src/simulate/storefront.ts';
+import { isPlatformError } from '../packages/platform/src/errors.ts';
 
-const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' });
+const port = Number(process.env['PORT'] ?? 8080);
+const dataDir = resolve(process.env['SHOPSTREAM_DATA'] ?? '.data');
+const rate = Number(process.env['DEMO_RATE'] ?? 200);
 
-const port = Number(process.env.PORT ?? 8080);
-const dataDir = resolve(process.env.SHOPSTREAM_DATA ?? '.data');
-mkdirSync(dataDir, { recursive: true });
+const DEMO = { id: 'demo', writeKey: 'wk_demo_storefront', readToken: 'rt_demo_dashboard', timezone: 'Europe/Paris', currency: 'EUR' };
+const COUNTS_TOPIC = 'demo.event-counts';
 
-interface PageView {
-  id: string;
-  visitor: string;
-  page: string;
+// Latest counts, read back from the output topic of the topology below.
+const counts = new Map<string, number>();
+let simulator: StorefrontSimulator | undefined;
+let sent = 0;
+let refused = 0;
+
+let platform: Platform;
+try {
+  platform = await startPlatform({
+    config: { merchants: [DEMO] },
+    dataDir,
+    port,
+    logger,
+    routes: (app) => {
+      app.get('/api/demo', async () => ({
+        sent,
+        refused,
+        truth: simulator?.truth,
+        counts: Object.fromEntries([...counts].sort().slice(-80)),
+      }));
+      app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page()));
+    },
+  });
+} catch (err) {
+  if ((err as { code?: string }).code === 'EADDRINUSE') {
+    console.error(`Port ${port} is in use. Set PORT to a free port, e.g. PORT=8081 npm start`);
+  } else if (isPlatformError(err) || (err as { code?: string }).code === 'SHOP_ERR_LOG_LOCKED') {
+    console.error(`${(err as Error).message}\nIf the data folder is damaged or from an older version, start over with: rm -rf ${dataDir}`);
+  } else {
+    console.error(err);
+  }
+  process.exit(1);
 }
 
-const log = await openEmbeddedLog({ dir: join(dataDir, 'log'), fsync: true });
-const existing = await log.admin.describeTopics(['demo.pageviews', 'demo.page-counts']);
-const missing = [
-  { name: 'demo.pageviews', partitions: 4 },
-  { name: 'demo.page-counts', partitions: 1 },
-].filter((t) => !existing.has(t.name));
-if (missing.length > 0) await log.admin.createTopics(missing);
-
+await platform.log.admin.createTopics([{ name: COUNTS_TOPIC, partitions: 1 }]);
 const b = new StreamsBuilder();
-b.stream<string, PageView>('demo.pageviews', { valueSerde: Serdes.json<PageView>() })
-  .deduplicate((_visitor, view) => view.id, { name: 'dedupe', windowMs: 24 * 3600_000 })
-  .groupBy((_k, v) => v.page, { name: 'by-page' })
+b.stream<string, Buffer>(platform.topics.raw, { keySerde: Serdes.string(), valueSerde: Serdes.bytes() })
+  .mapValues((raw): string => {
+    const m = JSON.parse(raw.toString('utf8')) as { type?: string; event?: string };
+    return m.type === 'page' ? 'Page Viewed' : m.type === 'identify' ? 'Identify' : (canonicalEventName(String(m.event)) ?? 'other');
+  })
+  .groupBy((_visitor, name) => name, { name: 'by-event', keySerde: Serdes.string(), valueSerde: Serdes.string() })
   .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 5_000))
-  .count({ name: 'page-counts' })
+  .count({ name: 'event-counts' })
   .toStream()
-  .map((w: Windowed<string>, n) => ({ key: `${w.key}@${new Date(w.start).toISOString()}`, value: n }))
-  .to('demo.page-counts', { valueSerde: Serdes.long() });
-
+  .map((w: Windowed<string>, n) => ({ key: `${new Date(w.start).toISOString().slice(11, 16)} ${w.key}`, value: n }))
+  .to(COUNTS_TOPIC, { valueSerde: Serdes.long() });
 const app = new StreamsApp(b.build(), {
-  applicationId: 'demo',
-  log,
-  stateDir: join(dataDir, 'state'),
-  deadLetterTopic: 'demo.dead-letter',
+  applicationId: 'demo-counts',
+  log: platform.log,
+  stateDir: resolve(dataDir, 'state'),
   logger,
-  onError: (err) => {
-    logger.error({ err }, 'the demo topology stopped; see the error above. Delete the data folder to start over: rm -rf ' + dataDir);
-    process.exitCode = 1;
-  },
+  onError: (err) => logger.error({ err }, `the demo topology stopped. To start over: rm -rf ${dataDir}`),
 });
 await app.start();
-
-// Demo traffic: ~200 page views/s from 500 visitors, 2% re-sent (duplicates the topology drops).
-const producer = log.createProducer();
-const pages = ['/', '/shoes', '/shoes/runner-2', '/bags', '/cart', '/checkout'];
-let sent = 0;
-const traffic = setInterval(() => {
-  const now = Date.now();
-  const batch = Array.from({ length: 20 }, () => {
-    const visitor = `v${Math.floor(Math.random() * 500)}`;
-    const view: PageView = { id: randomUUID(), visitor, page: pages[Math.floor(Math.random() * pages.length)]! };
-    return { topic: 'demo.pageviews', key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(view)), timestamp: now };
-  });
-  if (Math.random() < 0.4) batch.push(batch[0]!);
-  sent += batch.length;
-  producer.send(batch).catch((err: unknown) => console.error('demo traffic failed:', err));
-}, 100);
-
-// Latest counts, read from the output topic.
-const counts = new Map<string, number>();
-const reader = log.createReader();
-reader.assign([{ topic: 'demo.page-counts', partition: 0, offset: 0 }]);
+const reader = platform.log.createReader();
+reader.assign([{ topic: COUNTS_TOPIC, partition: 0, offset: 0 }]);
 let reading = true;
-void (async () => {
+const readLoop = (async () => {
   while (reading) {
     const records = await reader.poll(500).catch(() => []);
     for (const r of records) counts.set(r.key!.toString(), Serdes.long().deserialize(r.value)!);
   }
 })();
 
-const server = createServer((req, res) => {
-  if (req.url === '/metrics') {
-    void app.metrics.registry.metrics().then((text) => {
-      res.writeHead(200, { 'content-type': app.metrics.registry.contentType });
-      res.end(text);
-    });
-    return;
-  }
-  if (req.url === '/api/counts') {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ sent, state: app.state, tasks: app.activeTasks(), counts: Object.fromEntries([...counts].slice(-60)) }));
-    return;
-  }
+// Demo traffic: Segment batches over HTTP, as storefronts send them.
+simulator = new StorefrontSimulator({ seed: Date.now() % 100000, currency: DEMO.currency });
+const auth = `Basic ${Buffer.from(`${DEMO.writeKey}:`).toString('base64')}`;
+const perTick = Math.max(1, Math.round(rate / 10));
+const traffic = setInterval(() => {
+  const batch = simulator!.next(perTick);
+  fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ batch, sentAt: new Date().toISOString() }) })
+    .then(async (res) => {
+      if (res.status === 200) sent += batch.length;
+      else refused += batch.length;
+      await res.arrayBuffer();
+    })
+    .catch((err: unknown) => logger.warn({ err }, 'demo traffic request failed'));
+}, 100);
+
+console.log(`\nShopstream is running embedded (data in ${dataDir}).`);
+console.log(`Open ${platform.url}/   ·   collector: ${platform.url}/v1/batch (write key ${DEMO.writeKey})   ·   metrics: ${platform.url}/metrics`);
+console.log('Ctrl-C to stop.\n');
+
+function page(): string {
   const rows = [...counts]
-    .slice(-24)
+    .sort()
     .reverse()
-    .map(([k, v]) => `<tr><td>${k.replace(/[<>&]/g, '')}</td><td>${v}</td></tr>`)
+    .slice(0, 40)
+    .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v}</td></tr>`)
     .join('');
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-  res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><meta name="viewport" content="width=device-width">
-<title>Shopstream (embedded)</title></head><body style="font-family:system-ui;max-width:48rem;margin:2rem auto">
-<h1>Shopstream — streams engine, embedded</h1><p>${sent} demo page views sent; application <b>${app.state}</b>, tasks ${app.activeTasks().join(', ')}.
-<a href="/metrics">Prometheus metrics</a> · <a href="/api/counts">JSON</a></p>
-<table aria-label="Page views per page per minute"><thead><tr><th>page@minute</th><th>views</th></tr></thead><tbody>${rows}</tbody></table></body></html>`);
-});
-server.listen(port, '127.0.0.1', () => {
-  console.log(`Shopstream is running embedded (data in ${dataDir}).`);
-  console.log(`Open http://127.0.0.1:${port}/  ·  metrics: http://127.0.0.1:${port}/metrics  ·  Ctrl-C to stop`);
-});
-server.on('error', (err) => {
-  console.error(`cannot listen on 127.0.0.1:${port}: ${err.message}. Set PORT to a free port, e.g. PORT=8081 npm start`);
-  process.exit(1);
-});
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><meta name="viewport" content="width=device-width">
+<title>Shopstream (embedded)</title></head><body style="font-family:system-ui;max-width:48rem;margin:2rem auto;padding:0 1rem">
+<h1>Shopstream, embedded</h1>
+<p>Demo storefront: ${sent} events accepted by the collector${refused ? `, ${refused} refused` : ''}. Topology <b>${app.state}</b>.
+<a href="/metrics">Prometheus metrics</a> · <a href="/api/demo">JSON</a> · <a href="/readyz">readiness</a></p>
+<p>Send your own: <code>curl -u ${DEMO.writeKey}: ${platform.url}/v1/track -d '{"messageId":"m1","anonymousId":"me","event":"Product Viewed","properties":{"product_id":"p1","price":19.99}}'</code></p>
+<table aria-label="Events per type per minute (UTC)"><thead><tr><th align="left">minute (UTC) · event</th><th align="left">events</th></tr></thead><tbody>${rows}</tbody></table></body></html>`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 
 let stopping = false;
 async function stop(): Promise<void> {
@@ -129,11 +136,10 @@ async function stop(): Promise<void> {
   console.log('stopping: committing and closing …');
   clearInterval(traffic);
   reading = false;
-  server.close();
-  await producer.close();
-  await app.close();
+  await readLoop;
   await reader.close();
-  await log.close();
+  await app.close();
+  await platform.close();
   process.exit(0);
 }
 process.on('SIGINT', () => void stop());

@@ -30,6 +30,8 @@ export interface PlatformOptions {
   logger?: Logger;
   /** Use this log instead of opening one (tests). It is not closed by `close()`. */
   log?: Log;
+  /** More routes on the platform's HTTP server (registered before it listens). */
+  routes?: (app: FastifyInstance) => Promise<void> | void;
 }
 
 export interface Platform {
@@ -80,6 +82,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       maxFutureMs: config.collector?.maxFutureMs,
       maxPastMs: config.collector?.maxPastMs,
     });
+    if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
     await collector?.close().catch(() => {});

@@ -525,7 +525,7 @@ describe('embedded log', () => {
             Array.from({ length: await latest(log, topic, p) }, (_, i) => i),
             `${topic}/${p}: offsets are dense from 0 to the end`,
           );
-          records.push(...part);
+          for (const r of part) records.push(r);
         }
         all.set(topic, records);
       }

@@ -27,7 +27,7 @@ const COUNTS_TOPIC = 'demo.event-counts';
 
 // Latest counts, read back from the output topic of the topology below.
 const counts = new Map<string, number>();
-let simulator: StorefrontSimulator | undefined;
+const simulator = new StorefrontSimulator({ seed: Date.now() % 100000, currency: DEMO.currency });
 let sent = 0;
 let refused = 0;
 
@@ -42,7 +42,7 @@ try {
       app.get('/api/demo', async () => ({
         sent,
         refused,
-        truth: simulator?.truth,
+        truth: simulator.truth,
         counts: Object.fromEntries([...counts].sort().slice(-80)),
       }));
       app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page()));
@@ -91,11 +91,10 @@ const readLoop = (async () => {
 })();
 
 // Demo traffic: Segment batches over HTTP, as storefronts send them.
-simulator = new StorefrontSimulator({ seed: Date.now() % 100000, currency: DEMO.currency });
 const auth = `Basic ${Buffer.from(`${DEMO.writeKey}:`).toString('base64')}`;
 const perTick = Math.max(1, Math.round(rate / 10));
 const traffic = setInterval(() => {
-  const batch = simulator!.next(perTick);
+  const batch = simulator.next(perTick);
   fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ batch, sentAt: new Date().toISOString() }) })
     .then(async (res) => {
       if (res.status === 200) sent += batch.length;

@@ -83,7 +83,6 @@ function isBatchKey(b: Uint8Array, start: number, end: number): boolean {
  */
 export function batchElementRanges(b: Uint8Array): Array<[number, number]> | undefined {
   let i = skipWs(b, 0);
-  // A UTF-8 byte order mark is not JSON; JSON.parse would have refused it already.
   if (b[i] !== LBRACE) return undefined;
   i = skipWs(b, i + 1);
   let found: Array<[number, number]> | undefined;

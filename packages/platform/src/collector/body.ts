@@ -30,6 +30,8 @@ export function decodeBody(raw: Buffer, contentEncoding: string | undefined, lim
       throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The body is not valid ${enc} data.`);
     }
   }
+  // A UTF-8 byte order mark is tolerated and dropped, so that the bytes kept are plain JSON.
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
   if (bytes.length === 0) throw new PlatformError(PlatformErrors.INVALID_REQUEST, 'The request has no body; send a JSON object.');
   let text: string;
   try {

@@ -47,4 +47,10 @@ export class RateLimiter {
     }
     return Math.max(1, Math.ceil(((need - b.tokens) / b.rate) * 1000));
   }
+
+  /** Gives back tokens of a request that was not accepted after all (the log refused the write). */
+  refund(merchantId: string, n: number): void {
+    const b = this.buckets.get(merchantId);
+    if (b) b.tokens = Math.min(b.burst, b.tokens + n);
+  }
 }

@@ -12,7 +12,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { isStreamsError, type Log, type ProducerRecord } from '@shopstream/streams';
+import { ErrorCodes, isStreamsError, type Log, type ProducerRecord } from '@shopstream/streams';
 import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../contract/index.ts';
 import { batchElementRanges } from './batch-scan.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
@@ -54,7 +54,10 @@ export interface CollectorOptions {
   cdnCountryHeader?: string;
   /** Fastify's trustProxy: trust X-Forwarded-For from these proxies for the client IP. */
   trustProxy?: boolean | string | string[];
-  /** A write that takes longer is answered 503 (it may still complete; retries are de-duplicated downstream). Default 10 s. */
+  /**
+   * A write that takes longer is answered 503 (it may still complete; retries are de-duplicated
+   * downstream). Default 8 s: below Segment libraries' 10 s request timeout, so clients get the answer.
+   */
   writeTimeoutMs?: number;
   maxFutureMs?: number;
   maxPastMs?: number;
@@ -72,7 +75,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
   const metrics = new CollectorMetrics(registry);
   const now = options.now ?? Date.now;
   const limiter = new RateLimiter(options.defaultRateLimit, now);
-  const writeTimeoutMs = options.writeTimeoutMs ?? 10_000;
+  const writeTimeoutMs = options.writeTimeoutMs ?? 8_000;
   const producer = options.log.createProducer({ clientId: 'collector' });
   const cdnHeader = options.cdnCountryHeader?.toLowerCase();
   const Topics = options.topics ?? topicNames();
@@ -221,9 +224,15 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
       const messageId = isObject(message) && typeof message['messageId'] === 'string' ? message['messageId'] : undefined;
       errors.push({ index: i, ...(messageId !== undefined && { messageId }), code: r.code, message: r.message });
       records.push(rejectedRecord(Topics.rejected, merchant.id, receivedAt, message, r));
-      metrics.rejected.inc({ code: r.code });
     }
-    await write(records);
+    try {
+      await write(records);
+    } catch (err) {
+      // Nothing was acknowledged: the retry must not be charged twice.
+      limiter.refund(merchant.id, messages.length);
+      throw err;
+    }
+    for (const e of errors) metrics.rejected.inc({ code: e.code });
     const rejected = errors.length;
     metrics.events.inc({ outcome: 'accepted' }, messages.length - rejected);
     if (rejected > 0) metrics.events.inc({ outcome: 'rejected' }, rejected);
@@ -277,7 +286,15 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const logFailing = lastWriteFailed && now() - lastWriteFailure < 10_000;
+    // After a failed write, ask the log directly rather than wait for traffic that a load balancer
+    // no longer sends while this instance is not ready.
+    if (lastWriteFailed && now() - lastWriteFailure >= 2_000) {
+      lastWriteFailure = now();
+      const probe = options.log.admin.listOffsets([{ topic: Topics.raw, partition: 0 }], 'latest');
+      const ok = await Promise.race([probe.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000).unref())]);
+      if (ok) lastWriteFailed = false;
+    }
+    const logFailing = lastWriteFailed;
     const ready = (options.isReady?.() ?? true) && !logFailing;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', log: logFailing ? 'failing' : 'ok' });
   });
@@ -295,7 +312,11 @@ function rejectedRecord(topic: string, merchantId: string, receivedAt: number, m
   const m = isObject(message) ? message : undefined;
   // A writeKey inside an event is a credential: it is not written to the log.
   if (m !== undefined && 'writeKey' in m) message = { ...m, writeKey: undefined };
-  const visitor = typeof m?.['anonymousId'] === 'string' ? m['anonymousId'] : typeof m?.['userId'] === 'string' ? `user:${m['userId']}` : undefined;
+  // The same key as the event would have had in events.raw (the envelope's visitorId), when it has one.
+  const id = (v: unknown) => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : undefined);
+  const anonymousId = id(m?.['anonymousId']);
+  const userId = id(m?.['userId']);
+  const visitor = anonymousId ?? (userId === undefined ? undefined : `user:${userId}`);
   const value = {
     v: 1,
     stage: 'collector',
@@ -316,7 +337,8 @@ function rejectedRecord(topic: string, merchantId: string, receivedAt: number, m
 
 function toPlatformError(err: unknown): PlatformError {
   if (isPlatformError(err)) return err;
-  if (isStreamsError(err)) {
+  if (isStreamsError(err) && (err.retriable || err.code === ErrorCodes.CLOSED.code)) {
+    // CLOSED: this instance is shutting down; another one (or this one, restarted) will take the retry.
     return new PlatformError(PlatformErrors.UNAVAILABLE, `The log cannot take writes now (${err.code}); retry later.`, { cause: err });
   }
   const fe = err as { code?: string; statusCode?: number; message?: string };

@@ -82,6 +82,15 @@ describe('collector routes (embedded log)', () => {
     assert.equal(i['visitorId'], 'user:u-1');
   });
 
+  it('drops a UTF-8 byte order mark, so that the bytes kept are plain JSON', async () => {
+    const m = trackMessage();
+    const res = await post('/v1/track', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(m))]), { authorization: basic(f.shopA.writeKeys[0]!) });
+    assert.equal(res.statusCode, 200, res.body);
+    const raw = (await readAll(f.log, f.topics.raw)).filter((r) => r.value![0] !== 0x7b || json(r)['messageId'] === m['messageId']);
+    assert.equal(raw.length, 1);
+    assert.equal(canonical(raw[0]!)['messageId'], m['messageId']);
+  });
+
   it('accepts gzip bodies and refuses other encodings with 415', async () => {
     const m = trackMessage();
     const res = await post('/v1/batch', gzipSync(JSON.stringify({ batch: [m] })), { authorization: basic(f.shopA.writeKeys[0]!), 'content-encoding': 'gzip' });
@@ -282,6 +291,9 @@ describe('collector limits and failures', () => {
       assert.equal(second.statusCode, 429);
       assert.equal(second.json().error.code, 'SHOP_ERR_RATE_LIMITED');
       assert.ok(Number(second.headers['retry-after']) >= 1);
+      // A request the log refused is not charged: after the refill time, a retry fits again.
+      await new Promise((r) => setTimeout(r, Number(second.headers['retry-after']) * 1000));
+      assert.equal((await f.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic(f.shopA.writeKeys[0]!) }, payload: batch() })).statusCode, 200);
       // Other merchants are not affected.
       const other = await f.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic(f.shopB.writeKeys[0]!) }, payload: batch() });
       assert.equal(other.statusCode, 200);
@@ -317,9 +329,11 @@ describe('collector limits and failures', () => {
       assert.equal(res.json().error.code, 'SHOP_ERR_UNAVAILABLE');
       assert.equal(res.headers['retry-after'], '5');
       assert.equal((await f.app.inject('/readyz')).statusCode, 503);
+      // Readiness comes back by probing the log, without traffic (a load balancer sends none meanwhile).
       failing = false;
-      assert.equal((await send()).statusCode, 200);
+      await new Promise((r) => setTimeout(r, 2_100));
       assert.equal((await f.app.inject('/readyz')).statusCode, 200);
+      assert.equal((await send()).statusCode, 200);
     } finally {
       await f.close();
       await real.close();

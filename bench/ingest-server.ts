@@ -38,7 +38,7 @@ if (mode === 'ceiling') {
   process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
 } else if (mode === 'collector') {
   const dir = mkdtempSync(join(tmpdir(), 'shopstream-bench-ingest-'));
-  const log = await openEmbeddedLog({ dir, fsync: true, retentionCheckIntervalMs: 0 });
+  const log = await openEmbeddedLog({ dir, fsync: process.env['BENCH_FSYNC'] !== '0', retentionCheckIntervalMs: 0 });
   const topics = topicNames();
   await ensurePlatformTopics(log, { partitions: 4 });
   const table = new MerchantTable(log, topics.merchants);

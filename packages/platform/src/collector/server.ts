@@ -12,7 +12,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ErrorCodes, isStreamsError, type Log, type ProducerRecord } from '@shopstream/streams';
+import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord } from '@shopstream/streams';
 import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../contract/index.ts';
 import { batchElementRanges } from './batch-scan.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
@@ -202,7 +202,15 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     // Each event's own bytes: the batch's elements, or the whole body of a single-event route.
     let ranges = typeHint === undefined ? batchElementRanges(bytes) : [[0, bytes.length] as [number, number]];
     if (ranges !== undefined && ranges.length !== messages.length) ranges = undefined;
-    const headers = rawRecordHeaders(ctx, typeHint);
+    // Four variants at most, built on first use: with or without the request's IP and User-Agent.
+    const headerSets: Array<Header[] | undefined> = [undefined, undefined, undefined, undefined];
+    const headersFor = (m: Record<string, unknown>): Header[] => {
+      const c = m['context'] as Record<string, unknown> | undefined | null;
+      const hasIp = c != null && typeof c['ip'] === 'string' && c['ip'] !== '';
+      const hasUa = c != null && typeof c['userAgent'] === 'string' && c['userAgent'] !== '';
+      const k = (hasIp ? 1 : 0) | (hasUa ? 2 : 0);
+      return (headerSets[k] ??= rawRecordHeaders(ctx, typeHint, !hasIp, !hasUa));
+    };
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       const result = checkEnvelope(message, ctx, typeHint);
@@ -215,7 +223,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
             ? bytes.subarray(ranges[i]![0], ranges[i]![1])
             : Buffer.from(JSON.stringify({ ...env.message, writeKey: undefined }));
         if (value.length <= Limits.eventBytes) {
-          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: env.timestamp, headers });
+          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: env.timestamp, headers: headersFor(env.message) });
           continue;
         }
         reason = { code: PlatformErrors.EVENT_TOO_LARGE.code, message: `An event is at most ${Limits.eventBytes} bytes; this one is ${value.length}.` };

@@ -25,15 +25,19 @@ export const RawHeaders = {
   type: 'shopstream.type',
 } as const;
 
-/** Headers for the events of one request (built once per request and shared by its records). */
-export function rawRecordHeaders(ctx: IngestContext, typeHint: SegmentType | undefined): Header[] {
+/**
+ * Headers for the events of one request (built once per request and shared by its records).
+ * `withIp` / `withUserAgent` false leave out the request's IP / User-Agent: for a message whose
+ * context has its own (which `normalizeEvent` prefers), they would only repeat bytes.
+ */
+export function rawRecordHeaders(ctx: IngestContext, typeHint: SegmentType | undefined, withIp = true, withUserAgent = true): Header[] {
   const h: Header[] = [
     [RawHeaders.merchant, Buffer.from(ctx.merchantId)],
     [RawHeaders.receivedAt, Buffer.from(String(ctx.receivedAt))],
     [RawHeaders.currency, Buffer.from(ctx.defaultCurrency)],
   ];
-  if (ctx.requestIp) h.push([RawHeaders.ip, Buffer.from(ctx.requestIp)]);
-  if (ctx.requestUserAgent) h.push([RawHeaders.userAgent, Buffer.from(ctx.requestUserAgent)]);
+  if (withIp && ctx.requestIp) h.push([RawHeaders.ip, Buffer.from(ctx.requestIp)]);
+  if (withUserAgent && ctx.requestUserAgent) h.push([RawHeaders.userAgent, Buffer.from(ctx.requestUserAgent)]);
   if (ctx.cdnCountry) h.push([RawHeaders.country, Buffer.from(ctx.cdnCountry)]);
   if (ctx.batchSentAt !== undefined && ctx.batchSentAt !== null) h.push([RawHeaders.sentAt, Buffer.from(JSON.stringify(ctx.batchSentAt))]);
   if (ctx.batchContext !== undefined && ctx.batchContext !== null) h.push([RawHeaders.context, Buffer.from(JSON.stringify(ctx.batchContext))]);

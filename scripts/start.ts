@@ -1,10 +1,11 @@
 /**
  * `npm start`: runs Shopstream embedded (no servers) with demo traffic.
  *
- * The platform (collector, merchants, beacon) runs on the embedded log in `.data/`, with a demo
- * merchant. A storefront simulator sends Segment batches to the collector over HTTP, as a shop's
- * analytics.js would. Until the cubes and the dashboard land, the home page shows events per type
- * per minute, counted by a small topology on events.raw, and the collector's own counters.
+ * The platform (collector, merchants, beacon, pipeline) runs on the embedded log in `.data/`, with
+ * a demo merchant. A storefront simulator sends Segment batches to the collector over HTTP, as a
+ * shop's analytics.js would, and its human visitors pass the beacon (crawlers do not). Until the
+ * cubes and the dashboard land, the home page shows human events per type and minute (from
+ * events.filtered) and bot events per reason (from events.bots), counted by a small topology.
  *
  *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start
  */
@@ -13,8 +14,8 @@ import { pino } from 'pino';
 import { StreamsApp, StreamsBuilder, Serdes, TimeWindows } from '@shopstream/streams';
 import type { Windowed } from '@shopstream/streams';
 import { startPlatform, type Platform } from '../packages/platform/src/platform.ts';
-import { canonicalEventName } from '../packages/platform/src/contract/index.ts';
-import { StorefrontSimulator } from '../packages/platform/src/simulate/storefront.ts';
+import type { PipelineEvent } from '../packages/platform/src/pipeline/topology.ts';
+import { StorefrontSimulator, isSimulatedCrawler } from '../packages/platform/src/simulate/storefront.ts';
 import { isPlatformError } from '../packages/platform/src/errors.ts';
 
 const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' });
@@ -61,11 +62,10 @@ try {
 
 await platform.log.admin.createTopics([{ name: COUNTS_TOPIC, partitions: 1 }]);
 const b = new StreamsBuilder();
-b.stream<string, Buffer>(platform.topics.raw, { keySerde: Serdes.string(), valueSerde: Serdes.bytes() })
-  .mapValues((raw): string => {
-    const m = JSON.parse(raw.toString('utf8')) as { type?: string; event?: string };
-    return m.type === 'page' ? 'Page Viewed' : m.type === 'identify' ? 'Identify' : (canonicalEventName(String(m.event)) ?? 'other');
-  })
+const human = b.stream<string, PipelineEvent>(platform.topics.filtered, { keySerde: Serdes.string(), valueSerde: Serdes.json<PipelineEvent>() }).mapValues((e): string => e.event.event);
+b.stream<string, PipelineEvent>(platform.topics.bots, { keySerde: Serdes.string(), valueSerde: Serdes.json<PipelineEvent>() })
+  .mapValues((e): string => `bot (${e.bot?.reason ?? '?'})`)
+  .merge(human)
   .groupBy((_visitor, name) => name, { name: 'by-event', keySerde: Serdes.string(), valueSerde: Serdes.string() })
   .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 5_000))
   .count({ name: 'event-counts' })
@@ -90,11 +90,32 @@ const readLoop = (async () => {
   }
 })();
 
-// Demo traffic: Segment batches over HTTP, as storefronts send them.
+// Demo traffic: Segment batches over HTTP, as storefronts send them. Each human visitor runs the
+// beacon once (challenge, then validate, with its own user agent), as beacon.js does in a browser.
+const validated = new Set<string>();
+function runBeacon(anonymousId: string, userAgent: string): void {
+  validated.add(anonymousId);
+  const q = `writeKey=${DEMO.writeKey}&anonymousId=${encodeURIComponent(anonymousId)}`;
+  fetch(`${platform.url}/v1/beacon/challenge?${q}`, { headers: { 'user-agent': userAgent } })
+    .then((r) => r.json() as Promise<{ token: string }>)
+    .then(({ token }) =>
+      fetch(`${platform.url}/v1/beacon/validate`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', 'user-agent': userAgent },
+        body: JSON.stringify({ writeKey: DEMO.writeKey, anonymousId, token }),
+      }),
+    )
+    .catch((err: unknown) => logger.warn({ err }, 'demo beacon failed'));
+}
 const auth = `Basic ${Buffer.from(`${DEMO.writeKey}:`).toString('base64')}`;
 const perTick = Math.max(1, Math.round(rate / 10));
 const traffic = setInterval(() => {
   const batch = simulator.next(perTick);
+  for (const m of batch) {
+    const id = m['anonymousId'] as string;
+    const ua = (m['context'] as { userAgent: string }).userAgent;
+    if (!validated.has(id) && !isSimulatedCrawler(ua)) runBeacon(id, ua);
+  }
   fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ batch, sentAt: new Date().toISOString() }) })
     .then(async (res) => {
       if (res.status === 200) sent += batch.length;
@@ -121,6 +142,7 @@ function page(): string {
 <p>Demo storefront: ${sent} events accepted by the collector${refused ? `, ${refused} refused` : ''}. Topology <b>${app.state}</b>.
 <a href="/metrics">Prometheus metrics</a> · <a href="/api/demo">JSON</a> · <a href="/readyz">readiness</a></p>
 <p>Send your own: <code>curl -u ${DEMO.writeKey}: ${platform.url}/v1/track -d '{"messageId":"m1","anonymousId":"me","event":"Product Viewed","properties":{"product_id":"p1","price":19.99}}'</code></p>
+<p>Human events (events.filtered) per type, and bot events (events.bots) per reason; a visitor's events wait up to 30 s for its beacon validation.</p>
 <table aria-label="Events per type per minute (UTC)"><thead><tr><th align="left">minute (UTC) · event</th><th align="left">events</th></tr></thead><tbody>${rows}</tbody></table></body></html>`;
 }
 

@@ -72,6 +72,17 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    pipeline: Type.Optional(
+      Type.Object(
+        {
+          dedupeWindowMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+          orderDedupeWindowMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+          sessionTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+          graceMs: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     beacon: Type.Optional(
       Type.Object(
         {

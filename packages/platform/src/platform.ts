@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { Log } from '@shopstream/streams';
+import { StreamsApp, type Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
 import { buildCollector } from './collector/server.ts';
@@ -19,6 +19,7 @@ import { PlatformError, PlatformErrors } from './errors.ts';
 import type { Merchant } from './merchants/model.ts';
 import { MerchantTable, putMerchant } from './merchants/table.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from './topics.ts';
+import { pipelineTopology } from './pipeline/topology.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -40,6 +41,8 @@ export interface Platform {
   readonly topics: TopicNames;
   readonly registry: Registry;
   readonly collector: FastifyInstance;
+  /** The pipeline role (events.raw + events.validations → events.filtered, events.bots, events.rejected). */
+  readonly pipeline: StreamsApp;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -64,9 +67,18 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const topics = topicNames(config.topics?.prefix);
   const merchants = new MerchantTable(log, topics.merchants);
   let collector: FastifyInstance | undefined;
+  const pipeline = new StreamsApp(pipelineTopology(topics, { ...config.pipeline, maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }), {
+    applicationId: `${config.topics?.prefix ?? ''}shopstream-pipeline`,
+    log,
+    stateDir: join(dataDir, 'state'),
+    logger,
+    deadLetterTopic: topics.rejected,
+    onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
+  });
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
+    await pipeline.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
     collector = await buildCollector({
       log,
@@ -86,6 +98,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
     await collector?.close().catch(() => {});
+    await pipeline.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
     throw err;
@@ -99,9 +112,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     topics,
     registry,
     collector: app,
+    pipeline,
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
+      await pipeline.close();
       await merchants.close();
       if (ownLog) await log.close();
     },

@@ -14,6 +14,10 @@ export interface TopicNames {
   rejected: string;
   /** Merchants (tenants), keyed by merchant id. Compacted. */
   merchants: string;
+  /** Human events, parsed, de-duplicated, enriched and sessionized (the pipeline's output), keyed by visitor. */
+  filtered: string;
+  /** Events classified as bots, with the decision, keyed by visitor. */
+  bots: string;
 }
 
 /**
@@ -26,6 +30,8 @@ export function topicNames(prefix = ''): TopicNames {
     validations: `${prefix}events.validations`,
     rejected: `${prefix}events.rejected`,
     merchants: `${prefix}merchants`,
+    filtered: `${prefix}events.filtered`,
+    bots: `${prefix}events.bots`,
   };
 }
 
@@ -52,6 +58,8 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     { name: Topics.validations, partitions, config: { 'cleanup.policy': 'compact,delete', 'retention.ms': 31 * DAY } },
     { name: Topics.rejected, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.rejectedRetentionMs ?? 30 * DAY } },
     { name: Topics.merchants, partitions: 1, config: { 'cleanup.policy': 'compact' } },
+    { name: Topics.filtered, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
+    { name: Topics.bots, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
   ];
 }
 

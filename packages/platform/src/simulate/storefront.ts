@@ -37,7 +37,14 @@ const USER_AGENTS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1',
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36',
+  // A crawler that announces itself (every fifth visitor).
+  'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
 ];
+
+/** True for the simulated visitors that are crawlers (they never run the beacon). */
+export function isSimulatedCrawler(userAgent: string): boolean {
+  return userAgent.includes('Googlebot');
+}
 const SOURCES = ['utm_source=google&utm_medium=cpc', 'utm_source=newsletter&utm_medium=email', 'utm_source=instagram&utm_medium=social', '', '', ''];
 const CATEGORIES = ['Shoes', 'Bags', 'Jackets', 'Hats'];
 

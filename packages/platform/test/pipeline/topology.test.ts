@@ -1,0 +1,197 @@
+/** The pipeline topology through the test driver: every rule of docs/pipeline.md. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Serdes } from '@shopstream/streams';
+import { TopologyTestDriver } from '@shopstream/streams/testing';
+import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../../src/contract/index.ts';
+import { pipelineTopology, type PipelineEvent, type PipelineRejection } from '../../src/pipeline/topology.ts';
+import { topicNames } from '../../src/topics.ts';
+
+const T = topicNames();
+const GRACE = 30_000;
+const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
+const SAFARI_IOS = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
+const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+
+let seq = 0;
+function message(visitor: string, at: number, fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: 'track',
+    event: 'Product Viewed',
+    messageId: `m-${seq++}`,
+    anonymousId: visitor,
+    timestamp: new Date(at).toISOString(),
+    properties: { product_id: 'sku-1', price: 19.99 },
+    context: { userAgent: SAFARI_IOS, page: { url: 'https://shop.example/p/1?utm_source=google&utm_medium=cpc', referrer: 'https://www.google.com/' } },
+    ...fields,
+  };
+}
+
+function setup(options: { graceMs?: number } = {}) {
+  const driver = new TopologyTestDriver(pipelineTopology(T, { graceMs: options.graceMs ?? GRACE }), { wallClockMs: T0 });
+  const raw = driver.createInputTopic(T.raw, Serdes.string(), Serdes.bytes());
+  const validations = driver.createInputTopic(T.validations, Serdes.string(), Serdes.json<Record<string, unknown>>());
+  const filtered = driver.createOutputTopic(T.filtered, Serdes.string(), Serdes.json<PipelineEvent>());
+  const bots = driver.createOutputTopic(T.bots, Serdes.string(), Serdes.json<PipelineEvent>());
+  const rejected = driver.createOutputTopic(T.rejected, Serdes.string(), Serdes.json<PipelineRejection>());
+  /** Sends a message as the collector writes it: received at `receivedAt`, keyed by visitor. */
+  const send = (m: Record<string, unknown>, receivedAt = Date.parse(String(m['timestamp'])), merchantId = 'shop') => {
+    const ctx: IngestContext = { merchantId, defaultCurrency: 'EUR', receivedAt, requestIp: '203.0.113.9' };
+    const env = checkEnvelope(m, ctx);
+    const timestamp = env.ok ? env.envelope.timestamp : receivedAt;
+    raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), timestamp, rawRecordHeaders(ctx, undefined));
+  };
+  const validate = (visitor: string, at: number, merchantId = 'shop') =>
+    validations.pipeInput(visitor, { v: 1, merchantId, anonymousId: visitor, validatedAt: at, validUntil: at + 30 * 86_400_000, tokenId: `tok-${seq++}`, uaHash: 'x' }, at);
+  const ids = (xs: Array<{ value: PipelineEvent | null }>) => xs.map((x) => x.value!.event.messageId);
+  return { driver, send, validate, filtered, bots, rejected, ids };
+}
+
+describe('pipeline topology', () => {
+  it('passes an event of a validated visitor at once, parsed, enriched and sessionized', () => {
+    const p = setup();
+    p.validate('v1', T0 - 1000);
+    const m = message('v1', T0);
+    p.send(m);
+    const [out] = p.filtered.readRecordsToList();
+    assert.ok(out, 'the event is in events.filtered');
+    assert.equal(out.key, 'v1');
+    const e = out.value!;
+    assert.equal(e.event.messageId, m['messageId']);
+    assert.equal(e.event.event, 'Product Viewed');
+    assert.equal((e.event.properties as { price: number }).price, 1999);
+    assert.deepEqual(e.enrichment.device, { type: 'mobile', browser: 'Mobile Safari', os: 'iOS' });
+    assert.equal(e.enrichment.trafficSource, 'paid');
+    assert.deepEqual(e.session, { id: `v1:${T0}`, start: true, seq: 1 });
+    assert.equal(e.bot, null);
+    assert.equal(e.human, 'validated');
+    assert.equal(p.bots.readRecordsToList().length, 0);
+  });
+
+  it('refuses a message that fails the contract into events.rejected, with the payload and the code', () => {
+    const p = setup();
+    const m = message('v1', T0, { event: 'Order Completed', properties: { order_id: 'o1', revenue: 'lots', currency: 'EUR' } });
+    p.send(m, T0);
+    const [r] = p.rejected.readRecordsToList();
+    assert.equal(r!.value!.code, 'SHOP_ERR_INVALID_MONEY');
+    assert.equal(r!.value!.stage, 'pipeline');
+    assert.equal(r!.value!.merchantId, 'shop');
+    assert.deepEqual(r!.value!.payload, m);
+    assert.equal(p.filtered.readRecordsToList().length + p.bots.readRecordsToList().length, 0);
+  });
+
+  it('drops a duplicate message id within the window, and takes it again after the window', () => {
+    const p = setup();
+    p.validate('v1', T0 - 1000);
+    const m = message('v1', T0);
+    p.send(m);
+    p.send({ ...m, timestamp: new Date(T0 + 3_600_000).toISOString() });
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+    // 25 hours later (event time), the window of 24 h has passed.
+    p.validate('v1', T0 + 25 * 3_600_000);
+    p.send({ ...m, timestamp: new Date(T0 + 25 * 3_600_000).toISOString() });
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+  });
+
+  it('counts a re-sent order once, even under a new message id', () => {
+    const p = setup();
+    p.validate('v1', T0 - 1000);
+    const order = message('v1', T0, { event: 'Order Completed', properties: { order_id: 'o-77', total: 50, currency: 'EUR' } });
+    p.send(order);
+    p.send({ ...order, messageId: 'a-new-id' });
+    p.send(message('v1', T0 + 1, { event: 'Order Completed', properties: { order_id: 'o-78', total: 5, currency: 'EUR' } }));
+    assert.deepEqual(
+      p.filtered.readRecordsToList().map((r) => (r.value!.event as unknown as { properties: { order_id: string } }).properties.order_id),
+      ['o-77', 'o-78'],
+    );
+  });
+
+  it('classifies a user agent that isbot recognises as a bot at once, with the policy and reason', () => {
+    const p = setup();
+    p.send(message('crawler', T0, { context: { userAgent: GOOGLEBOT } }));
+    const [b] = p.bots.readRecordsToList();
+    assert.equal(b!.value!.bot!.reason, 'user_agent');
+    assert.equal(b!.value!.bot!.policy, 'shopstream-bot-v1');
+    assert.equal(b!.value!.bot!.thresholds.graceMs, GRACE);
+    assert.equal(p.filtered.readRecordsToList().length, 0);
+  });
+
+  it('holds the events of a visitor not yet validated, and releases them in order when the validation arrives', () => {
+    const p = setup();
+    const ms = [message('v2', T0), message('v2', T0 + 1000, { type: 'page', event: undefined }), message('v2', T0 + 2000)];
+    for (const m of ms) p.send(m);
+    assert.equal(p.filtered.readRecordsToList().length + p.bots.readRecordsToList().length, 0, 'held');
+    p.validate('v2', T0 + 5000);
+    const out = p.filtered.readRecordsToList();
+    assert.deepEqual(p.ids(out), ms.map((m) => m['messageId']));
+    assert.ok(out.every((r) => r.value!.human === 'released'));
+    // Later events pass at once.
+    p.send(message('v2', T0 + 6000));
+    assert.equal(p.filtered.readRecordsToList()[0]!.value!.human, 'validated');
+  });
+
+  it('classifies a held event as a bot exactly when the grace period has passed (stream time)', () => {
+    const p = setup();
+    const m = message('v3', T0);
+    p.send(m);
+    // Another visitor's traffic moves stream time to one millisecond before the deadline.
+    p.validate('other', T0 + GRACE - 1);
+    assert.equal(p.bots.readRecordsToList().length, 0, 'still held at deadline - 1');
+    p.validate('other', T0 + GRACE);
+    const [b] = p.bots.readRecordsToList();
+    assert.equal(b!.value!.event.messageId, m['messageId']);
+    assert.equal(b!.value!.bot!.reason, 'not_validated');
+    // A validation after the deadline comes too late for that event, but counts for the next ones.
+    p.validate('v3', T0 + GRACE + 10);
+    assert.equal(p.filtered.readRecordsToList().length, 0);
+    p.send(message('v3', T0 + GRACE + 20));
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+  });
+
+  it('keeps a visitor order: an event never overtakes one still held', () => {
+    const p = setup();
+    p.send(message('v4', T0));
+    p.validate('v4', T0 + GRACE + 5); // too late for the first: it expires first (stream time passes its deadline)
+    const first = p.bots.readRecordsToList();
+    assert.equal(first.length, 1);
+    const m2 = message('v4', T0 + GRACE + 6);
+    p.send(m2);
+    assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [m2['messageId']]);
+  });
+
+  it('expires held events by the wall clock when input stops', () => {
+    const p = setup();
+    p.send(message('v5', T0));
+    p.driver.advanceWallClockTime(GRACE - 1000);
+    assert.equal(p.bots.readRecordsToList().length, 0);
+    p.driver.advanceWallClockTime(2000);
+    assert.equal(p.bots.readRecordsToList().length, 1);
+  });
+
+  it('sessionizes: 30 minutes of inactivity start a new session; a client session id wins', () => {
+    const p = setup();
+    p.validate('v6', T0 - 1);
+    p.send(message('v6', T0));
+    p.send(message('v6', T0 + 29 * 60_000));
+    p.send(message('v6', T0 + 60 * 60_000)); // 31 min after the previous one
+    p.send(message('v6', T0 + 61 * 60_000, { context: { userAgent: SAFARI_IOS, sessionId: 's-client' } }));
+    p.send(message('v6', T0 + 62 * 60_000, { context: { userAgent: SAFARI_IOS, sessionId: 's-client' } }));
+    const s = p.filtered.readRecordsToList().map((r) => r.value!.session);
+    assert.deepEqual(s, [
+      { id: `v6:${T0}`, start: true, seq: 1 },
+      { id: `v6:${T0}`, start: false, seq: 2 },
+      { id: `v6:${T0 + 60 * 60_000}`, start: true, seq: 1 },
+      { id: 's-client', start: true, seq: 1 },
+      { id: 's-client', start: false, seq: 2 },
+    ]);
+  });
+
+  it('does not let one merchant validation release another merchant events', () => {
+    const p = setup();
+    p.send(message('shared-id', T0), T0, 'shop-a');
+    p.validate('shared-id', T0 + 10, 'shop-b');
+    assert.equal(p.filtered.readRecordsToList().length, 0);
+    p.validate('shared-id', T0 + 20, 'shop-a');
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+  });
+});

@@ -223,7 +223,9 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
             ? bytes.subarray(ranges[i]![0], ranges[i]![1])
             : Buffer.from(JSON.stringify({ ...env.message, writeKey: undefined }));
         if (value.length <= Limits.eventBytes) {
-          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: env.timestamp, headers: headersFor(env.message) });
+          // The record time is the collector's clock (receivedAt): the pipeline measures its grace period
+          // against beacon validations, which carry the same clock. The event time is in the message.
+          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: receivedAt, headers: headersFor(env.message) });
           continue;
         }
         reason = { code: PlatformErrors.EVENT_TOO_LARGE.code, message: `An event is at most ${Limits.eventBytes} bytes; this one is ${value.length}.` };

@@ -1,7 +1,8 @@
 /**
  * The records of `events.raw`: each event exactly as the client sent it (the value is the bytes of
- * one Segment message), keyed by visitor, with the record timestamp set to the corrected event
- * time, and what the collector knew about the request in headers. Replaying events.raw through a
+ * one Segment message), keyed by visitor, with the record timestamp set to when the collector
+ * received it (its clock, like Kafka's LogAppendTime; the event time is in the message), and what
+ * the collector knew about the request in headers. Replaying events.raw through a
  * newer `normalizeEvent` therefore gives what that version would have given at ingest time.
  */
 import type { Header } from '@shopstream/streams';

@@ -196,13 +196,14 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     }
     const e = result.event;
     // De-duplicate: the same message id within the window, and a re-sent order under a new id.
+    // Windows are in arrival time (the record time, the collector's clock), as Segment's 24 h.
     const dk = `${e.merchantId}\u0000${e.messageId}`;
     if (this.dedupe.get(dk) !== undefined) return;
-    this.dedupe.put(dk, e.timestamp, e.timestamp);
+    this.dedupe.put(dk, e.receivedAt, record.timestamp);
     if (e.event === 'Order Completed') {
       const ok = `${e.merchantId}\u0000${e.properties.order_id}`;
       if (this.orders.get(ok) !== undefined) return;
-      this.orders.put(ok, e.timestamp, e.timestamp);
+      this.orders.put(ok, e.receivedAt, record.timestamp);
     }
     const out: PipelineEvent = { v: 1, event: e, enrichment: enrich(e), session: this.sessionize(visitor, e), bot: null, human: null };
 
@@ -219,8 +220,9 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       this.emit(visitor, e.timestamp, this.topics.filtered, out);
       return;
     }
-    // Not validated yet (or earlier events are still held): wait for a validation.
-    const deadline = e.timestamp + this.o.graceMs;
+    // Not validated yet (or earlier events are still held): wait for a validation, for the grace
+    // period after the event arrived (the collector's clock, as the validation's).
+    const deadline = record.timestamp + this.o.graceMs;
     this.held.put(visitor, [...(queue ?? []), { out, deadline }]);
     this.holdIndex.put(indexKey(deadline, visitor), visitor);
   }
@@ -236,7 +238,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     } else {
       next = { ...s, last: Math.max(s.last, e.timestamp), seq: s.seq + 1 };
     }
-    this.sessions.put(visitor, next, e.timestamp);
+    this.sessions.put(visitor, next, e.receivedAt);
     return { id: next.id, start: next.seq === 1, seq: next.seq };
   }
 

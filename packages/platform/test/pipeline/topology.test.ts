@@ -37,9 +37,9 @@ function setup(options: { graceMs?: number } = {}) {
   /** Sends a message as the collector writes it: received at `receivedAt`, keyed by visitor. */
   const send = (m: Record<string, unknown>, receivedAt = Date.parse(String(m['timestamp'])), merchantId = 'shop') => {
     const ctx: IngestContext = { merchantId, defaultCurrency: 'EUR', receivedAt, requestIp: '203.0.113.9' };
-    const env = checkEnvelope(m, ctx);
-    const timestamp = env.ok ? env.envelope.timestamp : receivedAt;
-    raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), timestamp, rawRecordHeaders(ctx, undefined));
+    assert.ok(checkEnvelope(m, ctx).ok || m['event'] === 'Order Completed', 'the collector would accept it');
+    // The collector's record time is receivedAt (its clock); the event time is in the message.
+    raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), receivedAt, rawRecordHeaders(ctx, undefined));
   };
   const validate = (visitor: string, at: number, merchantId = 'shop') =>
     validations.pipeInput(visitor, { v: 1, merchantId, anonymousId: visitor, validatedAt: at, validUntil: at + 30 * 86_400_000, tokenId: `tok-${seq++}`, uaHash: 'x' }, at);
@@ -166,6 +166,15 @@ describe('pipeline topology', () => {
     assert.equal(p.bots.readRecordsToList().length, 0);
     p.driver.advanceWallClockTime(2000);
     assert.equal(p.bots.readRecordsToList().length, 1);
+  });
+
+  it('measures the grace period on arrival time, not on the event time a client sent', () => {
+    const p = setup();
+    // An event from a client whose clock is an hour behind arrives at T0; its validation at T0 + 5 s.
+    p.send(message('v7', T0 - 3_600_000), T0);
+    p.validate('v7', T0 + 5_000);
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+    assert.equal(p.bots.readRecordsToList().length, 0);
   });
 
   it('sessionizes: 30 minutes of inactivity start a new session; a client session id wins', () => {

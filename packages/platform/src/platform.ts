@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { StreamsApp, type Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
@@ -67,12 +67,32 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const topics = topicNames(config.topics?.prefix);
   const merchants = new MerchantTable(log, topics.merchants);
   let collector: FastifyInstance | undefined;
-  const pipeline = new StreamsApp(pipelineTopology(topics, { ...config.pipeline, maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }), {
+  const decisions = new Counter({
+    name: 'shopstream_pipeline_decisions_total',
+    help: 'Pipeline decisions per event: human_validated, human_released, held, bot_user_agent, bot_not_validated, duplicate, order_duplicate, rejected.',
+    labelNames: ['decision'],
+    registers: [registry],
+  });
+  const lookups = new Histogram({
+    name: 'shopstream_pipeline_bot_lookup_seconds',
+    help: "Time to look up a visitor's validation and held events (the bot filter's lookup, in the task's state).",
+    buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005],
+    registers: [registry],
+  });
+  const pipelineOptions = {
+    ...config.pipeline,
+    maxFutureMs: config.collector?.maxFutureMs,
+    maxPastMs: config.collector?.maxPastMs,
+    onDecision: (d: string) => decisions.inc({ decision: d }),
+    onBotLookup: (s: number) => lookups.observe(s),
+  };
+  const pipeline = new StreamsApp(pipelineTopology(topics, pipelineOptions), {
     applicationId: `${config.topics?.prefix ?? ''}shopstream-pipeline`,
     log,
     stateDir: join(dataDir, 'state'),
     logger,
     deadLetterTopic: topics.rejected,
+    registry,
     onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
   });
   try {

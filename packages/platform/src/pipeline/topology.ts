@@ -32,7 +32,13 @@ export interface PipelineOptions {
   /** Event-time bounds of the contract, relative to receivedAt. */
   maxFutureMs?: number;
   maxPastMs?: number;
+  /** Called with the duration of each bot lookup (validation and hold state of the visitor), in seconds. */
+  onBotLookup?: ((seconds: number) => void) | null;
+  /** Called with each decision, for metrics. */
+  onDecision?: ((decision: Decision) => void) | null;
 }
+
+export type Decision = 'human_validated' | 'human_released' | 'bot_user_agent' | 'bot_not_validated' | 'held' | 'duplicate' | 'order_duplicate' | 'rejected';
 
 export interface Session {
   id: string;
@@ -182,6 +188,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       const h = queue[i]!;
       if (h.out.event.merchantId !== v.merchantId || h.out.event.receivedAt > v.validUntil) break;
       this.emit(visitor, h.out.event.timestamp, this.topics.filtered, { ...h.out, human: 'released' });
+      this.o.onDecision?.('human_released');
       this.holdIndex.delete(indexKey(h.deadline, visitor));
     }
     if (i > 0) this.held.put(visitor, i === queue.length ? null : queue.slice(i));
@@ -198,11 +205,17 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     // De-duplicate: the same message id within the window, and a re-sent order under a new id.
     // Windows are in arrival time (the record time, the collector's clock), as Segment's 24 h.
     const dk = `${e.merchantId}\u0000${e.messageId}`;
-    if (this.dedupe.get(dk) !== undefined) return;
+    if (this.dedupe.get(dk) !== undefined) {
+      this.o.onDecision?.('duplicate');
+      return;
+    }
     this.dedupe.put(dk, e.receivedAt, record.timestamp);
     if (e.event === 'Order Completed') {
       const ok = `${e.merchantId}\u0000${e.properties.order_id}`;
-      if (this.orders.get(ok) !== undefined) return;
+      if (this.orders.get(ok) !== undefined) {
+        this.o.onDecision?.('order_duplicate');
+        return;
+      }
       this.orders.put(ok, e.receivedAt, record.timestamp);
     }
     const out: PipelineEvent = { v: 1, event: e, enrichment: enrich(e), session: this.sessionize(visitor, e), bot: null, human: null };
@@ -211,13 +224,17 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     if (ua !== null && isbot(ua)) {
       out.bot = { policy: BOT_POLICY, reason: 'user_agent', detail: `isbot matched the user agent`, thresholds: { graceMs: this.o.graceMs } };
       this.emit(visitor, e.timestamp, this.topics.bots, out);
+      this.o.onDecision?.('bot_user_agent');
       return;
     }
+    const t0 = this.o.onBotLookup ? process.hrtime.bigint() : 0n;
     const queue = this.held.get(visitor);
     const validUntil = this.validations.get(visitor)?.[e.merchantId];
+    if (this.o.onBotLookup) this.o.onBotLookup(Number(process.hrtime.bigint() - t0) / 1e9);
     if (queue === undefined && validUntil !== undefined && validUntil >= e.receivedAt) {
       out.human = 'validated';
       this.emit(visitor, e.timestamp, this.topics.filtered, out);
+      this.o.onDecision?.('human_validated');
       return;
     }
     // Not validated yet (or earlier events are still held): wait for a validation, for the grace
@@ -225,6 +242,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     const deadline = record.timestamp + this.o.graceMs;
     this.held.put(visitor, [...(queue ?? []), { out, deadline }]);
     this.holdIndex.put(indexKey(deadline, visitor), visitor);
+    this.o.onDecision?.('held');
   }
 
   private sessionize(visitor: string, e: CanonicalEvent): Session {
@@ -243,6 +261,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   }
 
   private asBot(out: PipelineEvent): PipelineEvent {
+    this.o.onDecision?.('bot_not_validated');
     return {
       ...out,
       bot: { policy: BOT_POLICY, reason: 'not_validated', detail: `no validation within ${this.o.graceMs} ms of the event`, thresholds: { graceMs: this.o.graceMs } },
@@ -300,6 +319,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       payload,
     };
     this.emit(record.key, record.timestamp, this.topics.rejected, value);
+    this.o.onDecision?.('rejected');
   }
 }
 
@@ -314,6 +334,8 @@ export function pipelineDefaults(o: PipelineOptions = {}): Required<PipelineOpti
     holdCheckIntervalMs: o.holdCheckIntervalMs ?? 1_000,
     maxFutureMs: o.maxFutureMs ?? 3_600_000,
     maxPastMs: o.maxPastMs ?? 30 * DAY,
+    onBotLookup: o.onBotLookup ?? null,
+    onDecision: o.onDecision ?? null,
   };
 }
 

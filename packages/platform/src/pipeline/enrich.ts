@@ -4,6 +4,7 @@
  * parse is cached, because a shop's traffic repeats a few hundred user agents.
  */
 import { UAParser } from 'ua-parser-js';
+import { isbot } from 'isbot';
 import type { CanonicalEvent } from '../contract/index.ts';
 
 export type DeviceType = 'desktop' | 'mobile' | 'tablet' | 'tv' | 'console' | 'wearable' | 'other' | 'unknown';
@@ -129,6 +130,19 @@ export function trafficSource(e: Pick<CanonicalEvent, 'context'>): TrafficSource
   if (hostMatches(ref, SEARCH_ENGINES)) return 'organic_search';
   if (hostMatches(ref, SOCIAL)) return 'social';
   return 'referral';
+}
+
+const botCache = new BoundedCache<boolean>(10_000);
+
+/** isbot's verdict on a user agent, cached (its pattern is one large regular expression). */
+export function isBotUserAgent(userAgent: string | null): boolean {
+  if (userAgent === null || userAgent === '') return false;
+  let hit = botCache.get(userAgent);
+  if (hit === undefined) {
+    hit = isbot(userAgent);
+    botCache.set(userAgent, hit);
+  }
+  return hit;
 }
 
 export function enrich(e: CanonicalEvent): Enrichment {

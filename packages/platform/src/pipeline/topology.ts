@@ -10,11 +10,10 @@
  *
  * Every piece of state is a store of the task, so exactly-once commits cover it with the outputs.
  */
-import { isbot } from 'isbot';
 import { Serdes, Stores, StreamsBuilder, type Processor, type ProcessorContext, type Record as StreamRecord, type KeyValueStore, type Topology } from '@shopstream/streams';
 import { normalizeRawRecord, type CanonicalEvent } from '../contract/index.ts';
 import type { TopicNames } from '../topics.ts';
-import { enrich, type Enrichment } from './enrich.ts';
+import { enrich, isBotUserAgent, type Enrichment } from './enrich.ts';
 
 export const BOT_POLICY = 'shopstream-bot-v1';
 
@@ -221,7 +220,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     const out: PipelineEvent = { v: 1, event: e, enrichment: enrich(e), session: this.sessionize(visitor, e), bot: null, human: null };
 
     const ua = e.context.userAgent;
-    if (ua !== null && isbot(ua)) {
+    if (isBotUserAgent(ua)) {
       out.bot = { policy: BOT_POLICY, reason: 'user_agent', detail: `isbot matched the user agent`, thresholds: { graceMs: this.o.graceMs } };
       this.emit(visitor, e.timestamp, this.topics.bots, out);
       this.o.onDecision?.('bot_user_agent');

@@ -180,7 +180,7 @@ class Stream {
     this.cls = cls;
     this.userAgent = userAgent;
     this.locale = locale;
-    this.t = t;
+    this.t = Math.floor(t);
   }
 
   private context(page: { path: string; title: string; referrer: string; query: string }): Record<string, unknown> {
@@ -359,7 +359,7 @@ class Generator {
       last = this.popular();
       this.productPage(s, last, this.humanDwell(), landing);
     }
-    const cartIntent = r.chance(0.115);
+    const cartIntent = r.chance(0.125);
     const views = 1 + r.geometric(2.5, 14);
     for (let i = 0; i < views && !s.stopped; i++) {
       const step = r.next();

@@ -46,6 +46,11 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     dataDir: Type.Optional(Type.String()),
+    /**
+     * A stable id of this instance (Kafka static membership): a restarted instance takes its
+     * partitions back at once instead of after the session timeout. Unique per instance.
+     */
+    instanceId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$' })),
     topics: Type.Optional(
       Type.Object(
         {

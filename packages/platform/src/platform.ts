@@ -93,6 +93,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     logger,
     deadLetterTopic: topics.rejected,
     registry,
+    ...((config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID']) !== undefined && { instanceId: config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'] }),
     onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
   });
   try {

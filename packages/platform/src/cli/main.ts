@@ -17,12 +17,14 @@ import type { Merchant } from '../merchants/model.ts';
 import { MerchantTable, newReadToken, newWriteKey, putMerchant } from '../merchants/table.ts';
 import { openLog, startPlatform } from '../platform.ts';
 import { ensurePlatformTopics, topicNames } from '../topics.ts';
+import { simulateCommand } from '../simulate/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]
   shopstream merchants add --id ID [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream merchants list [--show-secrets]
   shopstream merchants rotate-key --id ID
+  shopstream simulate --url URL --write-key KEY [--seed N --visitors N --hours N --rate N --truth FILE]  (see shopstream simulate --help)
 
 Common options:
   --config FILE    JSON or YAML configuration (merchants, kafka.brokers, ...); without kafka.brokers the embedded log is used
@@ -38,6 +40,8 @@ const defaultIo: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) 
 
 /** Runs one command; resolves with the exit code. `start` resolves only when the platform stops. */
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  // `simulate` has its own options (it talks to a running platform over HTTP).
+  if (argv[0] === 'simulate') return simulateCommand(argv.slice(1), io);
   try {
     return await run(argv, io);
   } catch (err) {

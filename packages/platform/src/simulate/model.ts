@@ -87,6 +87,7 @@ export interface MerchantModel {
 }
 
 const CATEGORIES = ['Shoes', 'Bags', 'Jackets', 'Hats', 'Shirts', 'Trousers', 'Accessories', 'Sportswear'];
+const SINGULAR: Record<string, string> = { Shoes: 'Shoe', Bags: 'Bag', Jackets: 'Jacket', Hats: 'Hat', Shirts: 'Shirt', Trousers: 'Trousers', Accessories: 'Accessory', Sportswear: 'Sportswear' };
 const BRANDS = ['Northwind', 'Acme', 'Lumen', 'Fjord', 'Verde', 'Kestrel', 'Orbit', 'Saltmarsh'];
 const ADJECTIVES = ['Classic', 'Urban', 'Alpine', 'Coastal', 'Vintage', 'Everyday', 'Trail', 'Studio', 'Midnight', 'Summer'];
 const SEARCHES = ['red shoes', 'leather bag', 'winter jacket', 'rain coat', 'wool hat', 'running', 'gift', 'linen shirt', 'sale', 'backpack'];
@@ -166,7 +167,6 @@ class Stream {
   stopped = false;
   sessionId: string | null = null;
   userId: string | null = null;
-  pageViews = 0;
   readonly out: GenEvent[] = [];
   private readonly g: Generator;
   private readonly anonymousId: string;
@@ -216,7 +216,6 @@ class Stream {
   page(name: string, path: string, title: string, track: { event: string; properties: Record<string, unknown> } | null, dwellMs: number, landing?: { referrer: string; query: string }): boolean {
     const p = { path, title, referrer: landing?.referrer ?? '', query: landing?.query ?? '' };
     if (this.emit({ type: 'page', name, properties: { name, path, title } }, p) === null) return false;
-    this.pageViews++;
     if (track !== null) {
       this.t += this.g.rng.int(30, 400);
       this.emit({ type: 'track', event: track.event, properties: track.properties }, p);
@@ -240,6 +239,8 @@ class Generator {
   private readonly productById = new Map<string, Product>();
   readonly catalogue: Product[] = [];
   private orderSeq = 1000;
+  /** Drawn from the seed, so that another seed's orders never share an order_id with these. */
+  private readonly orderPrefix: string;
 
   constructor(p: ModelParams) {
     this.p = p;
@@ -248,6 +249,7 @@ class Generator {
     const exponent = currencyExponent(p.currency);
     if (exponent === undefined) throw new Error(`simulator: ${p.currency} is not an ISO 4217 currency`);
     this.exponent = exponent;
+    this.orderPrefix = this.rng.hex(6);
     const n = Math.max(5, p.products);
     for (let i = 0; i < n; i++) {
       const dollars = this.rng.chance(0.7) ? this.rng.int(4, 39) : this.rng.chance(0.85) ? this.rng.int(40, 199) : this.rng.int(200, 599);
@@ -257,7 +259,7 @@ class Generator {
       const product: Product = {
         product_id: id,
         sku: `${category.slice(0, 3).toUpperCase()}-${String(10000 + i)}`,
-        name: `${this.rng.pick(ADJECTIVES)} ${category.replace(/s$/, '')} ${i + 1}`,
+        name: `${this.rng.pick(ADJECTIVES)} ${SINGULAR[category] ?? category} ${i + 1}`,
         brand: this.rng.pick(BRANDS),
         category,
         priceMinor: exponent >= 2 ? base * 10 ** (exponent - 2) : base,
@@ -359,7 +361,7 @@ class Generator {
       last = this.popular();
       this.productPage(s, last, this.humanDwell(), landing);
     }
-    const cartIntent = r.chance(0.125);
+    const cartIntent = r.chance(0.12);
     const views = 1 + r.geometric(2.5, 14);
     for (let i = 0; i < views && !s.stopped; i++) {
       const step = r.next();
@@ -410,7 +412,7 @@ class Generator {
     const scale = this.exponent >= 2 ? 10 ** (this.exponent - 2) : 1;
     const shipping = subtotal >= 7500 * scale ? 0 : 490 * scale;
     const total = subtotal + shipping;
-    const orderId = `o-${this.p.merchantId}-${this.orderSeq++}`;
+    const orderId = `o-${this.orderPrefix}-${this.orderSeq++}`;
     const before = s.out.length;
     s.page('Order confirmation', '/checkout/thank-you', 'Thank you', {
       event: 'Order Completed',

@@ -1,0 +1,223 @@
+/**
+ * `shopstream simulate`: plans a simulation, writes its truth, and sends it to a collector.
+ *
+ *   shopstream simulate --url http://127.0.0.1:8080 --write-key K [--merchant-id ID] [--currency EUR]
+ *       [--write-key K2 --merchant-id ID2 --currency USD ...] | --config FILE
+ *       [--seed 42] [--visitors 500] [--products 300] [--hours 3] [--bot-share 0.4] [--batch-size 50]
+ *       [--rate 2000] [--concurrency 4] [--end-time ISO] [--truth truth.json] [--dry-run]
+ *
+ * Progress goes to stderr every second; the summary to stdout. Exit code 0 when every action
+ * succeeded, 1 when some failed, 2 on a usage error.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../config.ts';
+import { isPlatformError } from '../errors.ts';
+import { planSimulation, resolveOptions, type SimulationOptions } from './plan.ts';
+import { runSimulation } from './run.ts';
+
+export interface SimulateIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const defaultIo: SimulateIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
+
+export const SIMULATE_USAGE = `Usage:
+  shopstream simulate --url URL --write-key KEY [--merchant-id ID] [--currency CUR] [--write-key KEY2 --merchant-id ID2 ...]
+  shopstream simulate --url URL --config FILE            (merchants[] of the config: id, writeKey, currency)
+
+Options:
+  --url URL            the collector (default http://127.0.0.1:8080)
+  --write-key KEY      a merchant's write key; repeat with --merchant-id (and --currency) for several merchants
+  --merchant-id ID     the merchant id of the write key at the same position (default "demo" for a single key)
+  --currency CUR       its currency (default USD, as for merchants created without one)
+  --config FILE        a Shopstream config file; its merchants are used
+  --seed N             seed of the plan (default 1); a re-run against the same platform needs another seed
+  --visitors N         human visitors per merchant (default 500)
+  --products N         products per merchant (default 300)
+  --hours H            event-time window, ending now (default 3)
+  --end-time ISO       end of the window (default now)
+  --bot-share F        share of page and product views made by bots (default 0.4)
+  --batch-size N       events per request (default 50)
+  --rate N             events per second (default: as fast as possible)
+  --concurrency N      parallel requests (default 4)
+  --truth FILE         write the ground truth (JSON) there
+  --dry-run            plan and write the truth, send nothing
+`;
+
+class UsageError extends Error {}
+
+function num(name: string, v: string | undefined, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} ${v} is not ${integer ? 'a whole number' : 'a number'}`);
+  return n;
+}
+
+/** Runs `shopstream simulate`; resolves with the exit code. */
+export async function simulateCommand(args: string[], io: SimulateIo = defaultIo): Promise<number> {
+  let options: SimulationOptions;
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    values = parse(args).values;
+    if (values.help) {
+      io.out(SIMULATE_USAGE);
+      return 0;
+    }
+    options = toOptions(values);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`simulate: ${(err as Error).message}\n\n${SIMULATE_USAGE}`);
+      return 2;
+    }
+    if (isPlatformError(err)) {
+      io.err(`error ${err.code}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const { actions, truth } = planSimulation(options);
+  const t = truth.totals;
+  const now = Date.now();
+  if (truth.window.end > now + 3_600_000 || truth.window.start < now - 30 * 86_400_000) {
+    io.err('simulate: warning: the window is outside what the collector accepts by default (event times from 30 days ago to 1 hour ahead): the truth will not match');
+  }
+  io.err(
+    `simulate: planned ${t.messages} events in ${t.batches} batches and ${t.beacons} beacons for ${truth.params.merchants.length} merchant(s), ` +
+      `${truth.window.startIso} → ${truth.window.endIso} (seed ${truth.params.seed})`,
+  );
+  if (values.truth !== undefined) {
+    writeFileSync(values.truth, JSON.stringify(truth, null, 1) + '\n');
+    io.err(`simulate: truth written to ${values.truth}`);
+  }
+  const summary = () => {
+    io.out(`truth: ${t.humanEvents} human events, ${t.botEvents} bot events, ${t.invalid} invalid, ${truth.duplicates} duplicates, ${truth.orderResends} re-sent orders`);
+    io.out(`truth: visitors ${t.visitors.human} human, ${t.visitors.crawler} crawlers, ${t.visitors.stealth_bot} stealth bots; ${t.sessions} sessions, ${t.orders} orders (conversion ${(t.conversion * 100).toFixed(2)}%), bot share of views ${(t.botViewShare * 100).toFixed(1)}%`);
+    for (const [id, m] of Object.entries(truth.merchants)) {
+      io.out(`truth: ${id}: ${m.orders} orders, revenue ${m.revenueMinor} minor units of ${m.currency}, ${m.sessions} sessions, ${m.humanEvents} human / ${m.botEvents} bot events`);
+    }
+  };
+  if (values['dry-run']) {
+    summary();
+    return 0;
+  }
+
+  const url = values.url ?? 'http://127.0.0.1:8080';
+  let sent = 0;
+  let total = t.messages;
+  const started = Date.now();
+  const progress = () => {
+    const s = (Date.now() - started) / 1000;
+    io.err(`simulate: ${sent}/${total} events (${total === 0 ? 100 : Math.floor((sent / total) * 100)}%), ${s > 0 ? Math.round(sent / s) : 0} events/s`);
+  };
+  const timer = setInterval(progress, 1000);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  let result;
+  try {
+    result = await runSimulation(actions, {
+      baseUrl: url,
+      rate: num('rate', values.rate, false),
+      concurrency: num('concurrency', values.concurrency, true),
+      signal: abort.signal,
+      onProgress: (s, n) => {
+        sent = s;
+        total = n;
+      },
+    });
+  } catch (err) {
+    if (abort.signal.aborted) {
+      io.err(`simulate: interrupted after ${sent}/${total} events; the truth no longer matches what was sent`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    clearInterval(timer);
+    process.off('SIGINT', onSignal);
+  }
+  progress();
+  io.out(
+    `sent ${result.events} events in ${result.requests} requests (${result.retries} retries) and ${result.beacons} beacons to ${url} in ${(result.durationMs / 1000).toFixed(1)} s; ` +
+      `${result.rejectedByCollector} refused by the collector; ${result.failures} failures`,
+  );
+  summary();
+  for (const e of result.errors) io.err(`simulate: failure: ${e}`);
+  return result.failures === 0 ? 0 : 1;
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      'write-key': { type: 'string', multiple: true },
+      'merchant-id': { type: 'string', multiple: true },
+      currency: { type: 'string', multiple: true },
+      config: { type: 'string' },
+      seed: { type: 'string' },
+      visitors: { type: 'string' },
+      products: { type: 'string' },
+      hours: { type: 'string' },
+      'end-time': { type: 'string' },
+      'bot-share': { type: 'string' },
+      'batch-size': { type: 'string' },
+      rate: { type: 'string' },
+      concurrency: { type: 'string' },
+      truth: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+function toOptions(values: ReturnType<typeof parse>['values']): SimulationOptions {
+  let merchants: SimulationOptions['merchants'];
+  const keys = values['write-key'] ?? [];
+  const ids = values['merchant-id'] ?? [];
+  const currencies = values.currency ?? [];
+  if (values.config !== undefined) {
+    if (keys.length > 0) throw new UsageError('give merchants with --config or with --write-key, not both');
+    const config = loadConfigFile(values.config);
+    merchants = (config.merchants ?? []).map((m) => ({ id: m.id, writeKey: m.writeKey, currency: m.currency ?? 'USD' }));
+    if (merchants.length === 0) throw new UsageError(`${values.config} has no merchants`);
+  } else {
+    if (keys.length === 0) throw new UsageError('--write-key (or --config) is required');
+    if (ids.length !== keys.length && !(keys.length === 1 && ids.length === 0)) {
+      throw new UsageError(`give one --merchant-id per --write-key (${keys.length} keys, ${ids.length} ids): the truth is per merchant id`);
+    }
+    if (currencies.length > 1 && currencies.length !== keys.length) throw new UsageError('give one --currency, or one per --write-key');
+    merchants = keys.map((writeKey, i) => ({ id: ids[i] ?? 'demo', writeKey, currency: (currencies[i] ?? currencies[0] ?? 'USD').toUpperCase() }));
+  }
+  let endTime: number | undefined;
+  if (values['end-time'] !== undefined) {
+    endTime = Date.parse(values['end-time']);
+    if (Number.isNaN(endTime)) throw new UsageError(`--end-time ${values['end-time']} is not a date-time`);
+  }
+  try {
+    const o: SimulationOptions = {
+      merchants,
+      seed: num('seed', values.seed, true),
+      visitorsPerMerchant: num('visitors', values.visitors, true),
+      products: num('products', values.products, true),
+      hours: num('hours', values.hours, false),
+      endTime,
+      botShare: num('bot-share', values['bot-share'], false),
+      batchSize: num('batch-size', values['batch-size'], true),
+    };
+    num('rate', values.rate, false);
+    const concurrency = num('concurrency', values.concurrency, true);
+    // One lane per worker, so that every worker has visitors of its own.
+    if (concurrency !== undefined) o.lanes = Math.max(1, concurrency);
+    for (const [k, v] of Object.entries(o)) if (v === undefined) delete (o as unknown as Record<string, unknown>)[k];
+    resolveOptions(o);
+    return o;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message);
+  }
+}

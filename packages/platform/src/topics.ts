@@ -18,6 +18,8 @@ export interface TopicNames {
   filtered: string;
   /** Events classified as bots, with the decision, keyed by visitor. */
   bots: string;
+  /** Readiness probes write here (a tiny record, kept one hour). */
+  health: string;
 }
 
 /**
@@ -32,6 +34,7 @@ export function topicNames(prefix = ''): TopicNames {
     merchants: `${prefix}merchants`,
     filtered: `${prefix}events.filtered`,
     bots: `${prefix}events.bots`,
+    health: `${prefix}shopstream.health`,
   };
 }
 
@@ -59,6 +62,7 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     { name: Topics.rejected, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.rejectedRetentionMs ?? 30 * DAY } },
     { name: Topics.merchants, partitions: 1, config: { 'cleanup.policy': 'compact' } },
     { name: Topics.filtered, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
+    { name: Topics.health, partitions: 1, config: { 'cleanup.policy': 'delete', 'retention.ms': 3_600_000 } },
     { name: Topics.bots, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
   ];
 }

@@ -50,7 +50,9 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       return 1;
     }
     if (isStreamsError(err, ErrorCodes.LOG_LOCKED)) {
-      io.err(`error ${err.code}: ${err.message}\nThe embedded log is in use by a running \`shopstream start\`. Stop it first, or run the platform on Kafka (kafka.brokers in the config) to manage merchants while it runs.`);
+      io.err(
+        `error ${err.code}: ${err.message}\nAnother process (the pid above, usually a running \`shopstream start\`) uses this data folder. Stop it first, or give each instance its own --data-dir; on the embedded log, merchants can only be managed while the platform is stopped (on Kafka, at any time).`,
+      );
       return 1;
     }
     if (isStreamsError(err)) {

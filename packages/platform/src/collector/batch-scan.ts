@@ -40,8 +40,11 @@ function skipString(b: Uint8Array, i: number): number {
   return -1;
 }
 
-/** `i` is at the first byte of a value; returns the index just after it. */
-function skipValue(b: Uint8Array, i: number): number {
+/** Returned by batchElementRanges when an element nests deeper than allowed. */
+export const TOO_DEEP = 'too-deep' as const;
+
+/** `i` is at the first byte of a value; returns the index just after it, -1 on malformed input, -2 when nested deeper than `maxDepth`. */
+function skipValue(b: Uint8Array, i: number, maxDepth: number): number {
   const c = b[i];
   if (c === QUOTE) return skipString(b, i);
   if (c === LBRACE || c === LBRACKET) {
@@ -53,8 +56,9 @@ function skipValue(b: Uint8Array, i: number): number {
         if (i < 0) return -1;
         continue;
       }
-      if (d === LBRACE || d === LBRACKET) depth++;
-      else if (d === RBRACE || d === RBRACKET) {
+      if (d === LBRACE || d === LBRACKET) {
+        if (++depth > maxDepth) return -2;
+      } else if (d === RBRACE || d === RBRACKET) {
         depth--;
         if (depth === 0) return i + 1;
       }
@@ -79,9 +83,10 @@ function isBatchKey(b: Uint8Array, start: number, end: number): boolean {
 
 /**
  * Returns [start, end) byte ranges of the elements of the top-level "batch" array (the last one,
- * as JSON.parse keeps the last of duplicate keys), or undefined when the body is not shaped so.
+ * as JSON.parse keeps the last of duplicate keys), or undefined when the body is not shaped so, or
+ * TOO_DEEP when a value nests deeper than `maxDepth` levels counted from the body's top.
  */
-export function batchElementRanges(b: Uint8Array): Array<[number, number]> | undefined {
+export function batchElementRanges(b: Uint8Array, maxDepth = Infinity): Array<[number, number]> | typeof TOO_DEEP | undefined {
   let i = skipWs(b, 0);
   if (b[i] !== LBRACE) return undefined;
   i = skipWs(b, i + 1);
@@ -106,7 +111,8 @@ export function batchElementRanges(b: Uint8Array): Array<[number, number]> | und
       else {
         while (i < b.length) {
           const start = i;
-          i = skipValue(b, i);
+          i = skipValue(b, i, maxDepth - 2);
+          if (i === -2) return TOO_DEEP;
           if (i < 0) return undefined;
           ranges.push([start, i]);
           i = skipWs(b, i);
@@ -123,7 +129,8 @@ export function batchElementRanges(b: Uint8Array): Array<[number, number]> | und
       }
       found = ranges;
     } else {
-      i = skipValue(b, i);
+      i = skipValue(b, i, maxDepth - 1);
+      if (i === -2) return TOO_DEEP;
       if (i < 0) return undefined;
     }
     i = skipWs(b, i);

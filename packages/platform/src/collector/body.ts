@@ -46,6 +46,30 @@ export function decodeBody(raw: Buffer, contentEncoding: string | undefined, lim
   }
 }
 
+/** Deepest nesting of objects and arrays accepted in a body (a batch is 2 levels before its events). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * True when JSON text nests objects and arrays deeper than `limit` (brackets inside strings do not
+ * count). Deep nesting is refused up front: it costs nothing to send and would overflow the stack of
+ * every later JSON.stringify of the event.
+ */
+export function exceedsDepth(b: Uint8Array, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
 /** The write key from HTTP Basic auth (the user name; the password is empty), if any. */
 export function basicAuthUser(header: string | undefined): string | undefined {
   if (!header || header.length > 1024) return undefined;

@@ -13,13 +13,13 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord } from '@shopstream/streams';
-import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../contract/index.ts';
-import { batchElementRanges } from './batch-scan.ts';
+import { checkEnvelope, rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
+import { TOO_DEEP, batchElementRanges } from './batch-scan.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
 import type { MerchantLookup, Merchant, RateLimit } from '../merchants/model.ts';
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
-import { basicAuthUser, decodeBody } from './body.ts';
+import { MAX_JSON_DEPTH, basicAuthUser, decodeBody, exceedsDepth } from './body.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 
@@ -37,6 +37,8 @@ export const Limits = {
   batchBytes: 500 * 1024,
   /** Events in one batch. */
   batchEvents: 2500,
+  /** Bytes of the batch-level `context` or `sentAt` (copied onto every event). */
+  batchFieldBytes: 8 * 1024,
 } as const;
 
 export interface CollectorOptions {
@@ -183,6 +185,15 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
         details: { retryAfterS: Math.ceil(waitMs / 1000) },
       });
     }
+    // Batch-level fields are copied onto every event's record: keep them small.
+    if (isObject(body) && typeHint === undefined) {
+      for (const field of ['context', 'sentAt'] as const) {
+        const v = body[field];
+        if (v !== undefined && v !== null && JSON.stringify(v).length > Limits.batchFieldBytes) {
+          throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The batch's ${field} is larger than ${Limits.batchFieldBytes} bytes; it is copied onto every event, so keep it small (put event data in the events).`);
+        }
+      }
+    }
     const receivedAt = now();
     const ctx: IngestContext = {
       merchantId: merchant.id,
@@ -200,7 +211,12 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     const errors: Array<{ index: number; messageId?: string; code: string; message: string }> = [];
     const bytes = req.rawBody!;
     // Each event's own bytes: the batch's elements, or the whole body of a single-event route.
-    let ranges = typeHint === undefined ? batchElementRanges(bytes) : [[0, bytes.length] as [number, number]];
+    const scanned = typeHint === undefined ? batchElementRanges(bytes, MAX_JSON_DEPTH) : undefined;
+    // Deep nesting costs nothing to send and would overflow the stack of every later encoding.
+    if (scanned === TOO_DEEP || (scanned === undefined && exceedsDepth(bytes, MAX_JSON_DEPTH))) {
+      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The body nests JSON deeper than ${MAX_JSON_DEPTH} levels; no event needs that.`);
+    }
+    let ranges = typeHint === undefined ? scanned : [[0, bytes.length] as [number, number]];
     if (ranges !== undefined && ranges.length !== messages.length) ranges = undefined;
     // Four variants at most, built on first use: with or without the request's IP and User-Agent.
     const headerSets: Array<Header[] | undefined> = [undefined, undefined, undefined, undefined];
@@ -300,7 +316,8 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     // no longer sends while this instance is not ready.
     if (lastWriteFailed && now() - lastWriteFailure >= 2_000) {
       lastWriteFailure = now();
-      const probe = options.log.admin.listOffsets([{ topic: Topics.raw, partition: 0 }], 'latest');
+      // A real write: reading metadata would succeed while writes still fail (a full disk).
+      const probe = producer.send([{ topic: Topics.health, key: null, value: Buffer.from('{"probe":"readyz"}'), timestamp: now() }]);
       const ok = await Promise.race([probe.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000).unref())]);
       if (ok) lastWriteFailed = false;
     }
@@ -320,27 +337,15 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
 function rejectedRecord(topic: string, merchantId: string, receivedAt: number, message: unknown, reason: { code: string; message: string; path?: string }): ProducerRecord {
   const m = isObject(message) ? message : undefined;
-  // A writeKey inside an event is a credential: it is not written to the log.
-  if (m !== undefined && 'writeKey' in m) message = { ...m, writeKey: undefined };
   // The same key as the event would have had in events.raw (the envelope's visitorId), when it has one.
   const id = (v: unknown) => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : undefined);
   const anonymousId = id(m?.['anonymousId']);
   const userId = id(m?.['userId']);
   const visitor = anonymousId ?? (userId === undefined ? undefined : `user:${userId}`);
-  const value = {
-    v: 1,
-    stage: 'collector',
-    code: reason.code,
-    reason: reason.message,
-    ...(reason.path !== undefined && { path: reason.path }),
-    merchantId,
-    receivedAt,
-    payload: message,
-  };
   return {
     topic,
     key: visitor !== undefined && visitor.length <= 512 ? Buffer.from(visitor) : null,
-    value: Buffer.from(JSON.stringify(value)),
+    value: Buffer.from(JSON.stringify(rejection('collector', merchantId, receivedAt, message, reason))),
     timestamp: receivedAt,
   };
 }

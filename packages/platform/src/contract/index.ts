@@ -40,3 +40,5 @@ export { toMinorUnits, minorUnits } from './money.ts';
 export { currencyExponent, normalizeCurrency, CURRENCY_CODES } from './currencies.ts';
 export { parseTimestamp, parseIsoTimestamp } from './time.ts';
 export { canonicalEventJsonSchema, canonicalEventJsonSchemaText, CANONICAL_EVENT_SCHEMA_FILE } from './json-schema.ts';
+export { rejection, REJECTED_PAYLOAD_BYTES } from './rejected.ts';
+export type { Rejection } from './rejected.ts';

@@ -11,7 +11,7 @@
  * Every piece of state is a store of the task, so exactly-once commits cover it with the outputs.
  */
 import { Serdes, Stores, StreamsBuilder, type Processor, type ProcessorContext, type Record as StreamRecord, type KeyValueStore, type Topology } from '@shopstream/streams';
-import { normalizeRawRecord, type CanonicalEvent } from '../contract/index.ts';
+import { normalizeRawRecord, readRawRecord, rejection, type CanonicalEvent, type Rejection } from '../contract/index.ts';
 import type { TopicNames } from '../topics.ts';
 import { enrich, isBotUserAgent, type Enrichment } from './enrich.ts';
 
@@ -69,18 +69,8 @@ export interface PipelineEvent {
   human: 'validated' | 'released' | null;
 }
 
-/** The value of events.rejected records written by the pipeline. */
-export interface PipelineRejection {
-  v: 1;
-  stage: 'pipeline';
-  code: string;
-  reason: string;
-  path?: string;
-  merchantId: string;
-  receivedAt: number;
-  /** The message as sent (parsed JSON), or its text when it is not JSON. */
-  payload: unknown;
-}
+/** The value of events.rejected records written by the pipeline (contract/rejected.ts). */
+export type PipelineRejection = Rejection;
 
 interface Routed {
   topic: string;
@@ -97,6 +87,7 @@ interface SessionState {
 
 interface Held {
   out: PipelineEvent;
+  /** Arrival + grace period (collector clock); -1 for an event already decided (a bot user agent) queued behind held ones. */
   deadline: number;
 }
 
@@ -113,6 +104,8 @@ const STORE = {
 } as const;
 
 const PAD = 16;
+/** Events one visitor may have waiting for a validation; beyond, the oldest are decided as bots. */
+export const MAX_HELD_PER_VISITOR = 256;
 const indexKey = (deadline: number, visitor: string) => `${String(Math.max(0, deadline)).padStart(PAD, '0')}\u0000${visitor}`;
 
 class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
@@ -143,9 +136,14 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     this.holdIndex = ctx.getStateStore(STORE.holdIndex);
     ctx.schedule(this.o.holdCheckIntervalMs, 'stream-time', (t) => this.expire(t));
     // When input stops, stream time stops: let the wall clock move the horizon on by the idle time.
+    // After a restart the idle time counts from the start, and without a stream time (a partition
+    // that has seen no record yet) the horizon is the wall clock itself.
+    this.lastRecordWall = ctx.currentSystemTimeMs();
     ctx.schedule(this.o.holdCheckIntervalMs, 'wall-clock', (now) => {
       const idle = now - this.lastRecordWall;
-      if (this.lastRecordWall > 0 && idle >= this.o.graceMs) this.expire(ctx.currentStreamTimeMs() + idle);
+      if (idle < this.o.graceMs) return;
+      const st = ctx.currentStreamTimeMs();
+      this.expire(Number.isFinite(st) ? st + idle : now);
     });
   }
 
@@ -172,25 +170,11 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     const state = { ...(this.validations.get(visitor) ?? {}) };
     state[v.merchantId] = Math.max(state[v.merchantId] ?? 0, v.validUntil);
     this.validations.put(visitor, state, record.timestamp);
-    // Release the visitor's held events of this merchant, in order, as human: the leading run of
-    // the queue (order per visitor holds: an event never overtakes one still held before it).
+    // Decide what the validation decides, in order: events whose grace period ended by the
+    // validation's time are bots (as if the stream-time check had run first), then the leading
+    // events that a validation now covers are released as human.
     const queue = this.held.get(visitor);
-    if (!queue) return;
-    let i = 0;
-    // Events whose grace period ended by the validation's time were not validated in time: they
-    // are bots, exactly as if the stream-time check had run first.
-    for (; i < queue.length && queue[i]!.deadline <= record.timestamp; i++) {
-      this.emit(visitor, queue[i]!.out.event.timestamp, this.topics.bots, this.asBot(queue[i]!.out));
-      this.holdIndex.delete(indexKey(queue[i]!.deadline, visitor));
-    }
-    for (; i < queue.length; i++) {
-      const h = queue[i]!;
-      if (h.out.event.merchantId !== v.merchantId || h.out.event.receivedAt > v.validUntil) break;
-      this.emit(visitor, h.out.event.timestamp, this.topics.filtered, { ...h.out, human: 'released' });
-      this.o.onDecision?.('human_released');
-      this.holdIndex.delete(indexKey(h.deadline, visitor));
-    }
-    if (i > 0) this.held.put(visitor, i === queue.length ? null : queue.slice(i));
+    if (queue) this.putQueue(visitor, this.drain(visitor, queue, record.timestamp));
   }
 
   private event(record: StreamRecord<string, Buffer>): void {
@@ -219,15 +203,16 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     }
     const out: PipelineEvent = { v: 1, event: e, enrichment: enrich(e), session: this.sessionize(visitor, e), bot: null, human: null };
 
-    const ua = e.context.userAgent;
-    if (isBotUserAgent(ua)) {
-      out.bot = { policy: BOT_POLICY, reason: 'user_agent', detail: `isbot matched the user agent`, thresholds: { graceMs: this.o.graceMs } };
-      this.emit(visitor, e.timestamp, this.topics.bots, out);
-      this.o.onDecision?.('bot_user_agent');
-      return;
-    }
     const t0 = this.o.onBotLookup ? process.hrtime.bigint() : 0n;
     const queue = this.held.get(visitor);
+    if (isBotUserAgent(e.context.userAgent)) {
+      out.bot = { policy: BOT_POLICY, reason: 'user_agent', detail: 'isbot matched the user agent', thresholds: { graceMs: this.o.graceMs } };
+      this.o.onDecision?.('bot_user_agent');
+      // Decided, but it keeps its place behind the visitor's held events.
+      if (queue === undefined) this.emit(visitor, e.timestamp, this.topics.bots, out);
+      else this.putQueue(visitor, this.capped(visitor, [...queue, { out, deadline: -1 }]));
+      return;
+    }
     const validUntil = this.validations.get(visitor)?.[e.merchantId];
     if (this.o.onBotLookup) this.o.onBotLookup(Number(process.hrtime.bigint() - t0) / 1e9);
     if (queue === undefined && validUntil !== undefined && validUntil >= e.receivedAt) {
@@ -239,9 +224,54 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     // Not validated yet (or earlier events are still held): wait for a validation, for the grace
     // period after the event arrived (the collector's clock, as the validation's).
     const deadline = record.timestamp + this.o.graceMs;
-    this.held.put(visitor, [...(queue ?? []), { out, deadline }]);
     this.holdIndex.put(indexKey(deadline, visitor), visitor);
     this.o.onDecision?.('held');
+    this.putQueue(visitor, this.capped(visitor, [...(queue ?? []), { out, deadline }]));
+  }
+
+  private putQueue(visitor: string, queue: Held[]): void {
+    this.held.put(visitor, queue.length === 0 ? null : queue);
+  }
+
+  /**
+   * A visitor holds at most maxHeldPerVisitor events (a client that never runs the beacon and keeps
+   * one id would otherwise grow its queue without bound): beyond, the oldest are decided as bots.
+   */
+  private capped(visitor: string, queue: Held[]): Held[] {
+    let i = 0;
+    while (queue.length - i > MAX_HELD_PER_VISITOR) {
+      const h = queue[i++]!;
+      this.emit(visitor, h.out.event.timestamp, this.topics.bots, h.out.bot !== null ? h.out : this.asBot(h.out, `more than ${MAX_HELD_PER_VISITOR} events of the visitor waited for a validation`));
+      if (h.deadline >= 0) this.holdIndex.delete(indexKey(h.deadline, visitor));
+    }
+    return i === 0 ? queue : queue.slice(i);
+  }
+
+  /**
+   * Emits, in order, the leading events of a visitor's queue that are decided at `horizon`: a bot
+   * verdict set on arrival; a grace period ended (bot); a validation of the event's merchant valid
+   * at its arrival (human). Stops at the first undecided event, so that no event overtakes another.
+   */
+  private drain(visitor: string, queue: Held[], horizon: number): Held[] {
+    const state = this.validations.get(visitor);
+    let i = 0;
+    for (; i < queue.length; i++) {
+      const h = queue[i]!;
+      if (h.out.bot !== null) {
+        this.emit(visitor, h.out.event.timestamp, this.topics.bots, h.out);
+        continue;
+      }
+      if (h.deadline <= horizon) {
+        this.emit(visitor, h.out.event.timestamp, this.topics.bots, this.asBot(h.out));
+      } else {
+        const validUntil = state?.[h.out.event.merchantId];
+        if (validUntil === undefined || validUntil < h.out.event.receivedAt) break;
+        this.emit(visitor, h.out.event.timestamp, this.topics.filtered, { ...h.out, human: 'released' });
+        this.o.onDecision?.('human_released');
+      }
+      this.holdIndex.delete(indexKey(h.deadline, visitor));
+    }
+    return i === 0 ? queue : queue.slice(i);
   }
 
   private sessionize(visitor: string, e: CanonicalEvent): Session {
@@ -259,12 +289,9 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     return { id: next.id, start: next.seq === 1, seq: next.seq };
   }
 
-  private asBot(out: PipelineEvent): PipelineEvent {
+  private asBot(out: PipelineEvent, detail = `no validation within ${this.o.graceMs} ms of the event's arrival`): PipelineEvent {
     this.o.onDecision?.('bot_not_validated');
-    return {
-      ...out,
-      bot: { policy: BOT_POLICY, reason: 'not_validated', detail: `no validation within ${this.o.graceMs} ms of the event`, thresholds: { graceMs: this.o.graceMs } },
-    };
+    return { ...out, bot: { policy: BOT_POLICY, reason: 'not_validated', detail, thresholds: { graceMs: this.o.graceMs } } };
   }
 
   /** Classifies as bots the held events whose deadline is at or before `horizon`. */
@@ -279,47 +306,20 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     for (const visitor of visitors) {
       const queue = this.held.get(visitor);
       if (!queue) continue;
-      const keep: Held[] = [];
-      for (const h of queue) {
-        if (keep.length === 0 && h.deadline <= horizon) {
-          this.emit(visitor, h.out.event.timestamp, this.topics.bots, this.asBot(h.out));
-        } else {
-          keep.push(h);
-          // Still held behind an earlier one: keep it findable by its own deadline.
-          if (h.deadline <= horizon) this.holdIndex.put(indexKey(h.deadline, visitor), visitor);
-        }
-      }
-      this.held.put(visitor, keep.length === 0 ? null : keep);
+      const rest = this.drain(visitor, queue, horizon);
+      // Events still held behind an undecided one: keep them findable by their own deadline.
+      for (const h of rest) if (h.deadline >= 0 && h.deadline <= horizon) this.holdIndex.put(indexKey(h.deadline, visitor), visitor);
+      this.putQueue(visitor, rest);
     }
   }
 
   private reject(record: StreamRecord<string, Buffer>, reason: { code: string; message: string; path?: string }): void {
-    let merchantId = '';
-    let receivedAt = record.timestamp;
-    for (const [h, v] of record.headers) {
-      if (h === 'shopstream.merchant') merchantId = v.toString('utf8');
-      else if (h === 'shopstream.received-at') receivedAt = Number(v.toString('utf8'));
-    }
-    const text = record.value.toString('utf8');
-    let payload: unknown;
-    try {
-      payload = JSON.parse(text);
-    } catch {
-      payload = text;
-    }
-    const value: PipelineRejection = {
-      v: 1,
-      stage: 'pipeline',
-      code: reason.code,
-      reason: reason.message,
-      ...(reason.path !== undefined && { path: reason.path }),
-      merchantId,
-      receivedAt,
-      payload,
-    };
-    this.emit(record.key, record.timestamp, this.topics.rejected, value);
+    const { message, ctx } = readRawRecord(record);
+    const payload = message === undefined ? record.value.toString('utf8') : message;
+    this.emit(record.key, record.timestamp, this.topics.rejected, rejection('pipeline', ctx.merchantId, ctx.receivedAt, payload, reason));
     this.o.onDecision?.('rejected');
   }
+
 }
 
 const DAY = 24 * 3600_000;

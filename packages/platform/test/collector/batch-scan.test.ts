@@ -1,10 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { batchElementRanges } from '../../src/collector/batch-scan.ts';
+import { TOO_DEEP, batchElementRanges } from '../../src/collector/batch-scan.ts';
+import { exceedsDepth } from '../../src/collector/body.ts';
 
 function slices(text: string): string[] | undefined {
   const b = Buffer.from(text);
-  return batchElementRanges(b)?.map(([s, e]) => b.subarray(s, e).toString());
+  const r = batchElementRanges(b);
+  if (r === TOO_DEEP) throw new Error('too deep');
+  return r?.map(([s, e]) => b.subarray(s, e).toString());
 }
 
 describe('batchElementRanges', () => {
@@ -29,5 +32,15 @@ describe('batchElementRanges', () => {
     assert.equal(slices('[1,2]'), undefined);
     assert.equal(slices('{"batch":{}}'), undefined);
     assert.deepEqual(slices('{"batch":[]}'), []);
+  });
+
+  it('says when a value nests deeper than allowed, counting from the body top', () => {
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    assert.equal(batchElementRanges(Buffer.from(`{"batch":[${deep(62)}]}`), 64)?.length, 1);
+    assert.equal(batchElementRanges(Buffer.from(`{"batch":[${deep(63)}]}`), 64), TOO_DEEP);
+    assert.equal(batchElementRanges(Buffer.from(`{"context":${deep(64)},"batch":[]}`), 64), TOO_DEEP);
+    assert.equal(exceedsDepth(Buffer.from(deep(64)), 64), false);
+    assert.equal(exceedsDepth(Buffer.from(deep(65)), 64), true);
+    assert.equal(exceedsDepth(Buffer.from(`["${'['.repeat(100)}"]`), 64), false, 'brackets in strings do not count');
   });
 });

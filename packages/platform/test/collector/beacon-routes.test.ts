@@ -10,7 +10,7 @@ import type { Merchant, MerchantLookup } from '../../src/merchants/model.ts';
 import { beaconRoutes } from '../../src/collector/beacon/routes.ts';
 import type { BeaconOptions, ValidationEvent } from '../../src/collector/beacon/routes.ts';
 import { beaconScript } from '../../src/collector/beacon/script.ts';
-import { UsedTokens, hashUserAgent, mintToken } from '../../src/collector/beacon/token.ts';
+import { MAX_ANONYMOUS_ID_LENGTH, UsedTokens, hashUserAgent, mintToken } from '../../src/collector/beacon/token.ts';
 
 const SECRET = Buffer.alloc(32, 1);
 const OLD_SECRET = Buffer.alloc(32, 2);
@@ -291,7 +291,7 @@ test('missing or malformed fields → 400 INVALID_REQUEST', async () => {
     { writeKey: 'wk_shop_a', anonymousId: 'anon-1' },
     { writeKey: 'wk_shop_a', anonymousId: '', token },
     { writeKey: 'wk_shop_a', anonymousId: 42, token },
-    { writeKey: 'wk_shop_a', anonymousId: 'x'.repeat(201), token },
+    { writeKey: 'wk_shop_a', anonymousId: 'x'.repeat(MAX_ANONYMOUS_ID_LENGTH + 1), token },
     [1, 2],
     'null',
   ];
@@ -311,7 +311,7 @@ test('missing or malformed fields → 400 INVALID_REQUEST', async () => {
   const big = await validate(h, { writeKey: 'wk_shop_a', anonymousId: 'anon-1', token, pad: 'x'.repeat(8000) });
   assert.equal(big.statusCode, 400);
   assert.equal(errorCode(big), PlatformErrors.REQUEST_TOO_LARGE.code);
-  for (const query of [{ writeKey: 'wk_shop_a' }, { writeKey: 'wk_shop_a', anonymousId: 'x'.repeat(201) }] as Array<Record<string, string>>) {
+  for (const query of [{ writeKey: 'wk_shop_a' }, { writeKey: 'wk_shop_a', anonymousId: 'x'.repeat(MAX_ANONYMOUS_ID_LENGTH + 1) }] as Array<Record<string, string>>) {
     const c = await h.app.inject({ method: 'GET', url: '/v1/beacon/challenge', query, headers: { 'user-agent': UA } });
     assert.equal(c.statusCode, 400);
     assert.equal(errorCode(c), PlatformErrors.INVALID_REQUEST.code);

@@ -147,6 +147,22 @@ describe('collector routes (embedded log)', () => {
       assert.equal(res.json().error.code, 'SHOP_ERR_BATCH_TOO_LARGE');
     });
 
+    it('JSON nested deeper than 64 levels, in a batch or a single event', async () => {
+      const deep = '['.repeat(6000) + ']'.repeat(6000);
+      const batch = `{"batch":[{"type":"track","event":"Product Viewed","messageId":"deep","anonymousId":"a","properties":{"x":${deep}}}]}`;
+      const res = await post('/v1/batch', batch, { authorization: basic(f.shopA.writeKeys[0]!) });
+      assert.equal(res.statusCode, 400);
+      assert.equal(res.json().error.code, 'SHOP_ERR_INVALID_REQUEST');
+      const one = await post('/v1/track', `{"event":"Nope","messageId":"deep","anonymousId":"a","properties":{"x":${'['.repeat(100) + ']'.repeat(100)}}}`, { authorization: basic(f.shopA.writeKeys[0]!) });
+      assert.equal(one.statusCode, 400);
+    });
+
+    it('a batch-level context or sentAt over 8 KB (copied onto every event)', async () => {
+      const res = await post('/v1/batch', { batch: [trackMessage()], context: { blob: 'x'.repeat(9000) } }, { authorization: basic(f.shopA.writeKeys[0]!) });
+      assert.equal(res.statusCode, 400);
+      assert.match(res.json().error.message, /context/);
+    });
+
     it('a single event over 32 KB on a single-event route', async () => {
       const res = await post('/v1/track', trackMessage({ properties: { name: 'x'.repeat(40 * 1024) } }), { authorization: basic(f.shopA.writeKeys[0]!) });
       assert.equal(res.statusCode, 400);
@@ -203,8 +219,19 @@ describe('collector routes (embedded log)', () => {
     }
     const rejected = (await readAll(f.log, f.topics.rejected)).map(json).filter((r) => r['merchantId'] === f.shopA.id);
     for (const [m, code] of bad) {
-      const hit = rejected.find((r) => (r['payload'] as Record<string, unknown> | null)?.['messageId'] === m['messageId'] && r['code'] === code);
+      const hit = rejected.find((r) => {
+        const p = r['payload'] as Record<string, unknown> | null;
+        if (r['code'] !== code) return false;
+        if (p?.['truncated'] === true) return String(p['head']).includes(String(m['messageId']));
+        return JSON.stringify(p) === JSON.stringify(m);
+      });
       assert.ok(hit, `${code} is in events.rejected`);
+      if (code === 'SHOP_ERR_EVENT_TOO_LARGE') {
+        const p = hit['payload'] as { truncated: boolean; bytes: number; head: string };
+        assert.equal(p.head.length, 32 * 1024, 'an oversized event is kept cut to 32 KB');
+        assert.ok(p.bytes > 40 * 1024);
+        continue;
+      }
       assert.deepEqual(hit['payload'], JSON.parse(JSON.stringify(m)), 'the original payload is kept');
       assert.equal(hit['stage'], 'collector');
     }
@@ -328,6 +355,9 @@ describe('collector limits and failures', () => {
       assert.equal(res.statusCode, 503);
       assert.equal(res.json().error.code, 'SHOP_ERR_UNAVAILABLE');
       assert.equal(res.headers['retry-after'], '5');
+      assert.equal((await f.app.inject('/readyz')).statusCode, 503);
+      // The probe writes: while writes still fail, the instance stays not ready.
+      await new Promise((r) => setTimeout(r, 2_100));
       assert.equal((await f.app.inject('/readyz')).statusCode, 503);
       // Readiness comes back by probing the log, without traffic (a load balancer sends none meanwhile).
       failing = false;

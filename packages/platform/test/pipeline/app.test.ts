@@ -12,6 +12,30 @@ import { json, readTopic, tempDir } from '../helpers.ts';
 import { basic, collectorFixture, trackMessage } from '../collector/fixture.ts';
 
 describe('pipeline application (embedded log)', () => {
+  it('decides events held before a restart even when no record arrives after it', async () => {
+    const f = await collectorFixture('embedded');
+    const state = tempDir();
+    const start = () => {
+      const app = new StreamsApp(pipelineTopology(f.topics, { graceMs: 500, holdCheckIntervalMs: 100 }), { applicationId: 'pipeline-quiet', log: f.log, stateDir: join(state.dir, 'state'), commitIntervalMs: 50 });
+      return app.start().then(() => app);
+    };
+    try {
+      let app = await start();
+      const m = trackMessage({ anonymousId: 'never-validated' });
+      assert.equal((await f.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic(f.shopA.writeKeys[0]!) }, payload: { batch: [m] } })).statusCode, 200);
+      await new Promise((r) => setTimeout(r, 200));
+      await app.close(); // held, not yet decided
+      app = await start();
+      const bots = await readTopic(f.log, f.topics.bots, (rs) => rs.length >= 1, 10_000);
+      assert.equal(bots.length, 1, 'the held event was decided after the restart, without new input');
+      assert.equal((json(bots[0]!) as unknown as PipelineEvent).bot!.reason, 'not_validated');
+      await app.close();
+    } finally {
+      await f.close();
+      state.cleanup();
+    }
+  });
+
   it('drops a duplicate that arrives after a restart, and routes humans and bots', async () => {
     const f = await collectorFixture('embedded');
     const state = tempDir();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Serdes } from '@shopstream/streams';
 import { TopologyTestDriver } from '@shopstream/streams/testing';
 import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../../src/contract/index.ts';
-import { pipelineTopology, type PipelineEvent, type PipelineRejection } from '../../src/pipeline/topology.ts';
+import { MAX_HELD_PER_VISITOR, pipelineTopology, type PipelineEvent, type PipelineRejection } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
 
 const T = topicNames();
@@ -193,6 +193,47 @@ describe('pipeline topology', () => {
       { id: 's-client', start: true, seq: 1 },
       { id: 's-client', start: false, seq: 2 },
     ]);
+  });
+
+  it('keeps a visitor order behind a held event: a crawler user agent waits its turn', () => {
+    const p = setup();
+    const e1 = message('v8', T0);
+    const e2 = message('v8', T0 + 10, { context: { userAgent: GOOGLEBOT } });
+    p.send(e1);
+    p.send(e2);
+    assert.equal(p.bots.readRecordsToList().length, 0, 'the crawler event waits behind the held one');
+    p.validate('other', T0 + GRACE);
+    assert.deepEqual(
+      p.bots.readRecordsToList().map((r) => [r.value!.event.messageId, r.value!.bot!.reason]),
+      [
+        [e1['messageId'], 'not_validated'],
+        [e2['messageId'], 'user_agent'],
+      ],
+    );
+  });
+
+  it('releases a validated merchant events queued behind another merchant held event, once that one is decided', () => {
+    const p = setup();
+    const a1 = message('shared', T0);
+    const b1 = message('shared', T0 + 10);
+    const b2 = message('shared', T0 + 20);
+    p.send(a1, T0, 'shop-a');
+    p.send(b1, T0 + 10, 'shop-b');
+    p.validate('shared', T0 + 15, 'shop-b');
+    assert.equal(p.filtered.readRecordsToList().length, 0, 'b1 waits behind a1');
+    p.send(b2, T0 + 20, 'shop-b');
+    p.validate('other', T0 + GRACE);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [a1['messageId']]);
+    assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [b1['messageId'], b2['messageId']]);
+  });
+
+  it('bounds the events one visitor may have waiting: beyond, the oldest are decided as bots', () => {
+    const p = setup();
+    const ms = Array.from({ length: MAX_HELD_PER_VISITOR + 2 }, (_, i) => message('flood', T0 + i));
+    for (const m of ms) p.send(m);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [ms[0]!['messageId'], ms[1]!['messageId']]);
+    p.validate('flood', T0 + 1000);
+    assert.equal(p.filtered.readRecordsToList().length, MAX_HELD_PER_VISITOR);
   });
 
   it('does not let one merchant validation release another merchant events', () => {

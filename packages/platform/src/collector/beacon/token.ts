@@ -19,12 +19,14 @@
  * covered by the MAC, so a token that passes the MAC check was minted by a holder of one of the
  * secrets, and the bindings tell which merchant, visitor and user agent it was minted for.
  */
+import { MAX_ID_LENGTH } from '../../contract/normalize.ts';
 import crypto from 'node:crypto';
 import { PlatformError, PlatformErrors } from '../../errors.ts';
 
 export const TOKEN_VERSION = 1;
 /** Longest anonymousId accepted (Segment's own limit is far above any real id; ids are UUIDs). */
-export const MAX_ANONYMOUS_ID_LENGTH = 200;
+/** The contract's longest id (an anonymousId the collector accepts can always be validated). */
+export const MAX_ANONYMOUS_ID_LENGTH = MAX_ID_LENGTH;
 /** Longest token string looked at; anything longer is refused before decoding. */
 export const MAX_TOKEN_LENGTH = 1024;
 /** Shortest secret accepted: a HMAC-SHA256 key should carry at least 256 bits. */

@@ -310,7 +310,8 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
       await append({ key: Buffer.from(claims.anonymousId, 'utf8'), value: Buffer.from(JSON.stringify(event), 'utf8'), timestamp: t });
     } catch (err) {
       // Nothing durable may have been written: let the same token be posted again. Should the
-      // append have landed after all, a retry writes the same tokenId, which the pipeline de-duplicates.
+      // append have landed after all, a retry writes the same validation again, which changes
+      // nothing in the pipeline (a visitor keeps the latest validUntil per merchant).
       used.release(claims.tokenId);
       if ((err as { retriable?: unknown } | null)?.retriable === true) {
         validations.inc({ outcome: 'unavailable' });

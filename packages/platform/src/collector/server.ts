@@ -16,7 +16,7 @@ import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord 
 import { checkEnvelope, rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
 import { TOO_DEEP, batchElementRanges } from './batch-scan.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
-import type { MerchantLookup, Merchant, RateLimit } from '../merchants/model.ts';
+import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit } from '../merchants/model.ts';
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
 import { MAX_JSON_DEPTH, basicAuthUser, decodeBody, exceedsDepth } from './body.ts';
@@ -162,16 +162,10 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
   }
 
   function authenticate(req: FastifyRequest, body: unknown): Merchant {
-    const fromHeader = basicAuthUser(req.headers.authorization);
-    const fromBody = isObject(body) && typeof body['writeKey'] === 'string' ? body['writeKey'] : undefined;
-    const key = fromHeader ?? fromBody;
-    if (key === undefined) {
-      throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'No write key: send it as the HTTP Basic user name, or as "writeKey" in the body.');
-    }
-    const hit = options.merchants.byWriteKey(key);
-    if (!hit) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Unknown write key; check the source settings of your storefront.');
-    if (hit.revoked) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'This write key was rotated and no longer works; use the merchant\'s current write key.');
-    return hit.merchant;
+    const fromBody = isObject(body) ? body['writeKey'] : undefined;
+    const check = checkWriteKey(options.merchants, basicAuthUser(req.headers.authorization) ?? fromBody);
+    if (!check.ok) throw new PlatformError(PlatformErrors.UNAUTHORIZED, check.message);
+    return check.merchant;
   }
 
   async function ingest(req: FastifyRequest, reply: FastifyReply, messages: unknown[], typeHint: SegmentType | undefined, body: unknown): Promise<void> {

@@ -38,3 +38,21 @@ export interface MerchantLookup {
   byWriteKey(writeKey: string): { merchant: Merchant; revoked: boolean } | undefined;
   byId(id: string): Merchant | undefined;
 }
+
+/** Longest write key looked up (longer ones are unknown without a lookup). */
+export const MAX_WRITE_KEY_LENGTH = 256;
+
+export type WriteKeyCheck =
+  | { ok: true; merchant: Merchant }
+  | { ok: false; reason: 'missing' | 'unknown' | 'revoked'; message: string };
+
+/** The one check of a write key, for every route that takes one. Messages say what to do. */
+export function checkWriteKey(merchants: MerchantLookup, writeKey: unknown): WriteKeyCheck {
+  if (typeof writeKey !== 'string' || writeKey.length === 0) {
+    return { ok: false, reason: 'missing', message: 'No write key: send it as the HTTP Basic user name, or as "writeKey" in the body.' };
+  }
+  const found = writeKey.length > MAX_WRITE_KEY_LENGTH ? undefined : merchants.byWriteKey(writeKey);
+  if (found === undefined) return { ok: false, reason: 'unknown', message: 'Unknown write key; check the source settings of your storefront.' };
+  if (found.revoked) return { ok: false, reason: 'revoked', message: "This write key was rotated and no longer works; use the merchant's current write key." };
+  return { ok: true, merchant: found.merchant };
+}

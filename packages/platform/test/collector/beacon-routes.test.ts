@@ -275,7 +275,7 @@ test('bad, unknown and revoked write keys → 401 on every route', async () => {
     assert.equal(errorCode(v), PlatformErrors.UNAUTHORIZED.code);
   }
   const revoked = await challenge(h, { writeKey: 'wk_shop_a_old' });
-  assert.match((revoked.json() as { error: { message: string } }).error.message, /revoked/);
+  assert.match((revoked.json() as { error: { message: string } }).error.message, /rotated/);
   const noKey = await h.app.inject({ method: 'GET', url: '/v1/beacon.js' });
   assert.equal(noKey.statusCode, 401);
   assert.equal(h.appended.length, 0);

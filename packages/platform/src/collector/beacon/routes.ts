@@ -16,7 +16,7 @@ import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { PlatformErrors, isPlatformError } from '../../errors.ts';
 import type { PlatformErrorSpecOf } from '../../errors.ts';
-import type { Merchant, MerchantLookup } from '../../merchants/model.ts';
+import { checkWriteKey, type Merchant, type MerchantLookup } from '../../merchants/model.ts';
 import { beaconScript } from './script.ts';
 import { MAX_ANONYMOUS_ID_LENGTH, UsedTokens, mintToken, normalizeSecrets, verifyToken } from './token.ts';
 import type { BeaconTokenErrorCode } from './token.ts';
@@ -63,7 +63,6 @@ export const BEACON_VALIDATE_PATH = '/v1/beacon/validate';
 export const DEFAULT_TOKEN_TTL_MS = 5 * 60_000;
 export const DEFAULT_VALIDATION_TTL_MS = 30 * 24 * 3_600_000;
 
-const MAX_WRITE_KEY_LENGTH = 256;
 const VALIDATE_BODY_LIMIT = 4096;
 const SCRIPT_CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';
 const UNAVAILABLE_RETRY_AFTER_S = 1;
@@ -130,12 +129,8 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
   const scriptEtag = `"${crypto.createHash('sha256').update(beaconScript).digest('base64url').slice(0, 27)}"`;
 
   function authenticate(writeKey: unknown): Auth {
-    if (typeof writeKey !== 'string' || writeKey.length === 0) return { ok: false, message: 'a writeKey is required' };
-    if (writeKey.length > MAX_WRITE_KEY_LENGTH) return { ok: false, message: 'unknown write key' };
-    const found = merchants.byWriteKey(writeKey);
-    if (found === undefined) return { ok: false, message: 'unknown write key' };
-    if (found.revoked) return { ok: false, message: 'this write key was revoked; use the merchant\'s current write key' };
-    return { ok: true, merchant: found.merchant };
+    const check = checkWriteKey(merchants, writeKey);
+    return check.ok ? { ok: true, merchant: check.merchant } : { ok: false, message: check.message };
   }
 
   // Storefronts are on other origins. No cookies or credentials are used, so any origin may call.

@@ -182,6 +182,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
             assert.equal(got?.orders.size ?? 0, want.orders, `${m.id}: orders`);
             assert.equal(got?.revenueMinor ?? 0, want.revenueMinor, `${m.id}: revenue`);
             assert.equal(got?.sessions ?? 0, want.sessions, `${m.id}: sessions`);
+            // And against the sessions the model generated, which does not apply the pipeline's rule.
+            assert.equal(got?.sessions ?? 0, truth.generated[m.id]!.humanSessions, `${m.id}: sessions as generated`);
           }
         } finally {
           if (kind === 'kafka') await log.admin.deleteTopics((await log.admin.listTopics()).filter((n) => n.startsWith(prefix))).catch(() => {});

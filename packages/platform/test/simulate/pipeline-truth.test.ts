@@ -84,6 +84,8 @@ describe('the truth matches the real pipeline topology', () => {
         const orders = human.map((e) => e.event).filter((e) => e.event === 'Order Completed');
         const t = r.truth.merchants[m.id]!;
         assert.equal(human.filter((e) => e.session.start).length, t.sessions, `${m.id} sessions`);
+        // Independent of the pipeline's session rule: the sessions the model generated.
+        assert.equal(human.filter((e) => e.session.start).length, r.truth.generated[m.id]!.humanSessions, `${m.id} sessions as generated`);
         assert.equal(new Set(orders.map((e) => e.properties.order_id)).size, t.orders, `${m.id} orders`);
         assert.equal(orders.length, t.orders, `${m.id}: each order once`);
         assert.equal(orders.reduce((a, e) => a + (e.properties.total ?? 0), 0), t.revenueMinor, `${m.id} revenue`);

@@ -24,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { StreamsApp, type Log, type ProducerRecord } from '../packages/streams/src/index.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
-import { rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
+import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
@@ -74,7 +74,7 @@ async function fill(log: Log, topics: TopicNames): Promise<void> {
   const validations: ProducerRecord[] = [];
   for (let v = 0; v < VISITORS; v++) {
     if (v % 20 === 0 || v % 20 === 1) continue; // crawlers (0) and never-validated visitors (1)
-    const value = { v: 1, merchantId: 'bench', anonymousId: `visitor-${v}`, validatedAt: t0 - 1000, validUntil: t0 + 86_400_000, tokenId: `t${v}`, uaHash: 'x' };
+    const value = { v: 1, merchantId: 'bench', anonymousId: `visitor-${v}`, validatedAt: t0 - 1000, validUntil: t0 + 86_400_000, tokenId: `t${v}`, uaHash: hashUserAgent(UA) };
     validations.push({ topic: topics.validations, key: Buffer.from(`visitor-${v}`), value: Buffer.from(JSON.stringify(value)), timestamp: t0 - 1000 });
   }
   const producer = log.createProducer({ clientId: 'bench-fill' });
@@ -146,7 +146,7 @@ async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; e
     Array.from({ length: 1000 }, (_, v) => ({
       topic: topics.validations,
       key: Buffer.from(`e2e-${v}`),
-      value: Buffer.from(JSON.stringify({ v: 1, merchantId: 'bench', anonymousId: `e2e-${v}`, validatedAt: now - 1000, validUntil: now + 86_400_000, tokenId: `t${v}`, uaHash: 'x' })),
+      value: Buffer.from(JSON.stringify({ v: 1, merchantId: 'bench', anonymousId: `e2e-${v}`, validatedAt: now - 1000, validUntil: now + 86_400_000, tokenId: `t${v}`, uaHash: hashUserAgent(UA) })),
       timestamp: now - 1000,
     })),
   );

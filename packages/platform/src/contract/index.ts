@@ -42,3 +42,4 @@ export { parseTimestamp, parseIsoTimestamp } from './time.ts';
 export { canonicalEventJsonSchema, canonicalEventJsonSchemaText, CANONICAL_EVENT_SCHEMA_FILE } from './json-schema.ts';
 export { rejection, REJECTED_PAYLOAD_BYTES } from './rejected.ts';
 export type { Rejection } from './rejected.ts';
+export { hashUserAgent } from './ua-hash.ts';

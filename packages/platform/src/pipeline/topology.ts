@@ -11,7 +11,7 @@
  * Every piece of state is a store of the task, so exactly-once commits cover it with the outputs.
  */
 import { Serdes, Stores, StreamsBuilder, type Processor, type ProcessorContext, type Record as StreamRecord, type KeyValueStore, type Topology } from '@shopstream/streams';
-import { normalizeRawRecord, readRawRecord, rejection, type CanonicalEvent, type Rejection } from '../contract/index.ts';
+import { hashUserAgent, normalizeRawRecord, readRawRecord, rejection, type CanonicalEvent, type Rejection } from '../contract/index.ts';
 import type { TopicNames } from '../topics.ts';
 import { enrich, isBotUserAgent, type Enrichment } from './enrich.ts';
 
@@ -92,7 +92,40 @@ interface Held {
 }
 
 /** Validations of a visitor: merchant → valid until (epoch ms). */
-type ValidationState = Record<string, number>;
+/**
+ * A visitor's validations, per merchant: valid until (epoch ms) and the user-agent hashes of the
+ * browsers that passed the beacon (a few at most; a number is a validation from before hashes were
+ * kept, valid for any user agent).
+ */
+type ValidationState = Record<string, { until: number; ua: string[] } | number>;
+
+/** User-agent hashes kept per visitor and merchant (the latest). */
+const MAX_UA_HASHES = 4;
+
+const uaHashCache = new Map<string, string>();
+function uaHashOf(userAgent: string): string {
+  let h = uaHashCache.get(userAgent);
+  if (h === undefined) {
+    if (uaHashCache.size >= 10_000) uaHashCache.clear();
+    h = hashUserAgent(userAgent);
+    uaHashCache.set(userAgent, h);
+  }
+  return h;
+}
+
+/**
+ * Whether a validation covers an event: same merchant, valid at the event's arrival, and from the
+ * same browser (the event's user agent hashes to one that passed the beacon). An event without a
+ * user agent (a server-side source) is covered by the visitor's validation alone.
+ */
+function covers(state: ValidationState | undefined, e: CanonicalEvent): boolean {
+  const v = state?.[e.merchantId];
+  if (v === undefined) return false;
+  if (typeof v === 'number') return v >= e.receivedAt;
+  if (v.until < e.receivedAt) return false;
+  const ua = e.context.userAgent;
+  return ua === null || ua === '' || v.ua.length === 0 || v.ua.includes(uaHashOf(ua));
+}
 
 const STORE = {
   dedupe: 'dedupe',
@@ -159,7 +192,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   }
 
   private validation(record: StreamRecord<string, Buffer>): void {
-    let v: { merchantId?: unknown; anonymousId?: unknown; validUntil?: unknown };
+    let v: { merchantId?: unknown; anonymousId?: unknown; validUntil?: unknown; uaHash?: unknown };
     try {
       v = JSON.parse(record.value.toString('utf8')) as typeof v;
     } catch {
@@ -168,7 +201,10 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     if (typeof v.merchantId !== 'string' || typeof v.validUntil !== 'number') return;
     const visitor = record.key;
     const state = { ...(this.validations.get(visitor) ?? {}) };
-    state[v.merchantId] = Math.max(state[v.merchantId] ?? 0, v.validUntil);
+    const previous = state[v.merchantId];
+    const before = previous === undefined ? { until: 0, ua: [] } : typeof previous === 'number' ? { until: previous, ua: [] } : previous;
+    const ua = typeof v.uaHash === 'string' && !before.ua.includes(v.uaHash) ? [...before.ua, v.uaHash].slice(-MAX_UA_HASHES) : before.ua;
+    state[v.merchantId] = { until: Math.max(before.until, v.validUntil), ua };
     this.validations.put(visitor, state, record.timestamp);
     // Decide what the validation decides, in order: events whose grace period ended by the
     // validation's time are bots (as if the stream-time check had run first), then the leading
@@ -213,9 +249,9 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       else this.putQueue(visitor, this.capped(visitor, [...queue, { out, deadline: -1 }]));
       return;
     }
-    const validUntil = this.validations.get(visitor)?.[e.merchantId];
+    const validated = covers(this.validations.get(visitor), e);
     if (this.o.onBotLookup) this.o.onBotLookup(Number(process.hrtime.bigint() - t0) / 1e9);
-    if (queue === undefined && validUntil !== undefined && validUntil >= e.receivedAt) {
+    if (queue === undefined && validated) {
       out.human = 'validated';
       this.emit(visitor, e.timestamp, this.topics.filtered, out);
       this.o.onDecision?.('human_validated');
@@ -264,8 +300,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       if (h.deadline <= horizon) {
         this.emit(visitor, h.out.event.timestamp, this.topics.bots, this.asBot(h.out));
       } else {
-        const validUntil = state?.[h.out.event.merchantId];
-        if (validUntil === undefined || validUntil < h.out.event.receivedAt) break;
+        if (!covers(state, h.out.event)) break;
         this.emit(visitor, h.out.event.timestamp, this.topics.filtered, { ...h.out, human: 'released' });
         this.o.onDecision?.('human_released');
       }

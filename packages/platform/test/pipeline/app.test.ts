@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { StreamsApp } from '@shopstream/streams';
 import { pipelineTopology, type PipelineEvent } from '../../src/pipeline/topology.ts';
+import { hashUserAgent } from '../../src/contract/index.ts';
 import { json, readTopic, tempDir } from '../helpers.ts';
 import { basic, collectorFixture, trackMessage } from '../collector/fixture.ts';
 
@@ -48,7 +49,7 @@ describe('pipeline application (embedded log)', () => {
       const producer = f.log.createProducer();
       const now = Date.now();
       await producer.send([
-        { topic: f.topics.validations, key: Buffer.from('human-1'), value: Buffer.from(JSON.stringify({ v: 1, merchantId: f.shopA.id, anonymousId: 'human-1', validatedAt: now - 1000, validUntil: now + 86_400_000, tokenId: 't1', uaHash: 'x' })), timestamp: now - 1000 },
+        { topic: f.topics.validations, key: Buffer.from('human-1'), value: Buffer.from(JSON.stringify({ v: 1, merchantId: f.shopA.id, anonymousId: 'human-1', validatedAt: now - 1000, validUntil: now + 86_400_000, tokenId: 't1', uaHash: hashUserAgent((trackMessage()['context'] as { userAgent: string }).userAgent) })), timestamp: now - 1000 },
       ]);
       await producer.close();
       const first = trackMessage({ anonymousId: 'human-1' });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Serdes } from '@shopstream/streams';
 import { TopologyTestDriver } from '@shopstream/streams/testing';
-import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../../src/contract/index.ts';
+import { checkEnvelope, hashUserAgent, rawRecordHeaders, type IngestContext } from '../../src/contract/index.ts';
 import { MAX_HELD_PER_VISITOR, pipelineTopology, type PipelineEvent, type PipelineRejection } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
 
@@ -41,8 +41,9 @@ function setup(options: { graceMs?: number } = {}) {
     // The collector's record time is receivedAt (its clock); the event time is in the message.
     raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), receivedAt, rawRecordHeaders(ctx, undefined));
   };
-  const validate = (visitor: string, at: number, merchantId = 'shop') =>
-    validations.pipeInput(visitor, { v: 1, merchantId, anonymousId: visitor, validatedAt: at, validUntil: at + 30 * 86_400_000, tokenId: `tok-${seq++}`, uaHash: 'x' }, at);
+  /** A beacon validation, by the browser whose user agent is `ua`. */
+  const validate = (visitor: string, at: number, merchantId = 'shop', ua = SAFARI_IOS) =>
+    validations.pipeInput(visitor, { v: 1, merchantId, anonymousId: visitor, validatedAt: at, validUntil: at + 30 * 86_400_000, tokenId: `tok-${seq++}`, uaHash: hashUserAgent(ua) }, at);
   const ids = (xs: Array<{ value: PipelineEvent | null }>) => xs.map((x) => x.value!.event.messageId);
   return { driver, send, validate, filtered, bots, rejected, ids };
 }
@@ -234,6 +235,22 @@ describe('pipeline topology', () => {
     assert.deepEqual(p.ids(p.bots.readRecordsToList()), [ms[0]!['messageId'], ms[1]!['messageId']]);
     p.validate('flood', T0 + 1000);
     assert.equal(p.filtered.readRecordsToList().length, MAX_HELD_PER_VISITOR);
+  });
+
+  it('binds a validation to the browser that passed the beacon: another user agent waits for its own', () => {
+    const p = setup();
+    const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
+    p.validate('v9', T0 - 1000); // by the Safari on iOS of message()
+    const same = message('v9', T0);
+    const other = message('v9', T0 + 10, { context: { userAgent: CHROME } });
+    const server = message('v9', T0 + 20, { context: { library: { name: 'analytics-node', version: '3' } } });
+    p.send(same);
+    assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [same['messageId']]);
+    p.send(other);
+    p.send(server); // queued behind the held Chrome event
+    assert.equal(p.filtered.readRecordsToList().length, 0, 'the Chrome event waits for a validation by Chrome');
+    p.validate('v9', T0 + 30, 'shop', CHROME);
+    assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [other['messageId'], server['messageId']], 'then both pass, in order; a server-side event without a user agent needs no browser match');
   });
 
   it('does not let one merchant validation release another merchant events', () => {

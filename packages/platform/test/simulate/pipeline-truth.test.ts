@@ -4,6 +4,7 @@
  * write them (record timestamp = receivedAt, validations when the beacon runs), and what comes out
  * of events.filtered, events.bots and events.rejected must be exactly the truth.
  */
+import { hashUserAgent } from '../../src/contract/index.ts';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Serdes } from '@shopstream/streams';
@@ -32,7 +33,7 @@ function runThroughPipeline(seed: number, visitors = 60) {
   for (const a of actions) {
     const merchant = byKey.get(a.writeKey)!;
     if (a.kind === 'beacon') {
-      validations.pipeInput(a.anonymousId, { v: 1, merchantId: merchant.id, anonymousId: a.anonymousId, validatedAt: clock, validUntil: clock + 30 * 86_400_000, tokenId: `t${token++}`, uaHash: 'x' }, clock);
+      validations.pipeInput(a.anonymousId, { v: 1, merchantId: merchant.id, anonymousId: a.anonymousId, validatedAt: clock, validUntil: clock + 30 * 86_400_000, tokenId: `t${token++}`, uaHash: hashUserAgent(a.userAgent) }, clock);
       clock += 3;
       continue;
     }

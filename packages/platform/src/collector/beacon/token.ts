@@ -105,14 +105,8 @@ function bindingHash(label: string, value: string): Buffer {
   return crypto.createHash('sha256').update(label).update('\0').update(value, 'utf8').digest().subarray(0, HASH_BYTES);
 }
 
-/**
- * The user-agent hash written on validation events (base64url of the first 16 bytes of
- * SHA-256("user-agent\0" + userAgent)). The pipeline can compute it from an event's
- * `context.userAgent` to check that events and validation come from the same browser.
- */
-export function hashUserAgent(userAgent: string): string {
-  return bindingHash('user-agent', userAgent).toString('base64url');
-}
+/** The user-agent hash written on validation events (the contract's, see contract/ua-hash.ts). */
+export { hashUserAgent } from '../../contract/ua-hash.ts';
 
 /** The secrets as a list, checked: 1..MAX_SECRETS buffers of at least MIN_SECRET_BYTES bytes. */
 export function normalizeSecrets(secret: BeaconSecrets): readonly Buffer[] {

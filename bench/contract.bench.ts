@@ -13,6 +13,7 @@
  */
 import { encodeCanonicalEvent, normalizeEvent, parseCanonicalEvent } from '../packages/platform/src/contract/index.ts';
 import type { IngestContext } from '../packages/platform/src/contract/index.ts';
+import { median } from './common.ts';
 
 const N = Number(process.env.BENCH_EVENTS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -103,7 +104,6 @@ for (let run = 0; run < RUNS; run++) {
 }
 if (sink === 0) throw new Error('nothing measured');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ref = median(results.reference);
 const row = (label: string, xs: number[]) => {
   const m = median(xs);

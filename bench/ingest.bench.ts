@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
+import { median } from './common.ts';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
@@ -98,10 +99,6 @@ async function load(port: number): Promise<Round> {
   return { eventsPerS: (result['2xx'] * BATCH) / (result.duration), p99Ms: result.latency.p99, non2xx: result.non2xx + result.errors };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 const results: Record<'ceiling' | 'collector', Round[]> = { ceiling: [], collector: [] };
 let recordsChecked = 0;

@@ -26,6 +26,7 @@ import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
+import { endTotal, median, quantile, rawRead, untilCommitted } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
@@ -39,15 +40,6 @@ const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
 const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
 
 function message(i: number, visitor: string, at: number, ua: string): Record<string, unknown> {
   const name = NAMES[i % NAMES.length]!;
@@ -98,17 +90,6 @@ async function fill(log: Log, topics: TopicNames): Promise<void> {
   await producer.close();
 }
 
-async function rawRead(log: Log, topic: string): Promise<number> {
-  const reader = log.createReader({ clientId: 'bench-raw' });
-  reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0 })));
-  const t0 = performance.now();
-  let n = 0;
-  while (n < N) n += (await reader.poll(1000)).length;
-  const s = (performance.now() - t0) / 1000;
-  await reader.close();
-  return n / s;
-}
-
 async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Promise<number> {
   const applicationId = `bench-pipeline-${randomUUID().slice(0, 8)}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
@@ -117,15 +98,10 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   };
   const app = new StreamsApp(pipelineTopology(topics, { onBotLookup: sample }), { applicationId, log, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 });
   const tps = [topics.raw, topics.validations].flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition })));
-  const total = (await log.admin.listOffsets(tps, 'latest')).reduce((a, e) => a + e.offset, 0);
+  const total = await endTotal(log, tps);
   const t0 = performance.now();
   await app.start();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 20));
-    const committed = await log.admin.committedOffsets(applicationId, tps);
-    if (committed.reduce((a, c) => a + c.offset, 0) >= total) break;
-    if (app.state === 'error') throw app.error();
-  }
+  await untilCommitted(log, applicationId, tps, total, app);
   const s = (performance.now() - t0) / 1000;
   await app.close();
   rmSync(stateDir, { recursive: true, force: true });
@@ -226,7 +202,7 @@ for (const kind of logs) {
   const pipe: number[] = [];
   const lookups: number[] = [];
   for (let run = 0; run < RUNS; run++) {
-    raw.push(await rawRead(log, topics.raw));
+    raw.push(await rawRead(log, topics.raw, PARTITIONS, N));
     pipe.push(await runPipeline(log, topics, lookups));
     process.stderr.write(`  ${kind} run ${run + 1}/${RUNS}: raw read ${raw.at(-1)!.toFixed(0)}/s, pipeline ${pipe.at(-1)!.toFixed(0)}/s\n`);
   }

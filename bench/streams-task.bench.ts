@@ -14,6 +14,7 @@ import { StreamsBuilder, Serdes, TimeWindows } from '../packages/streams/src/ind
 import type { ConsumedRecord } from '../packages/streams/src/index.ts';
 import { Task } from '../packages/streams/src/runtime/task.ts';
 import { LmdbEnvironment } from '../packages/streams/src/state/backend.ts';
+import { median } from './common.ts';
 
 const N = Number(process.env.BENCH_RECORDS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -80,7 +81,6 @@ function parseOnly(): number {
   return N / ((performance.now() - t0) / 1000);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const task: number[] = [];
 const parse: number[] = [];
 for (let run = 0; run < RUNS; run++) {

@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { StreamsApp, StreamThreads } from '../packages/streams/src/index.ts';
 import type { Log, ProducerRecord, Topology } from '../packages/streams/src/index.ts';
 import { stateful, stateless } from './topologies.ts';
+import { endTotal, median, rawRead, untilCommitted } from './common.ts';
 import type { Event } from './topologies.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
@@ -45,28 +46,6 @@ function makeRecords(topic: string): ProducerRecord[] {
   return out;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-async function rawRead(log: Log, topic: string): Promise<number> {
-  const reader = log.createReader({ clientId: 'bench-raw' });
-  reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0 })));
-  const t0 = performance.now();
-  let n = 0;
-  let bytes = 0;
-  while (n < N) {
-    const recs = await reader.poll(1000);
-    n += recs.length;
-    for (const r of recs) bytes += r.value?.length ?? 0;
-  }
-  const s = (performance.now() - t0) / 1000;
-  await reader.close();
-  if (bytes < N * 1000) throw new Error('raw read returned short records');
-  return n / s;
-}
-
 async function runTopology(log: Log, build: (i: string, o: string) => Topology, input: string): Promise<number> {
   const output = `bench-out-${randomUUID().slice(0, 8)}`;
   await log.admin.createTopics([{ name: output, partitions: PARTITIONS }]);
@@ -74,16 +53,10 @@ async function runTopology(log: Log, build: (i: string, o: string) => Topology, 
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-state-'));
   const app = new StreamsApp(build(input, output), { applicationId, log, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 });
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
-  const ends = await log.admin.listOffsets(tps, 'latest');
-  const total = ends.reduce((a, e) => a + e.offset, 0);
+  const total = await endTotal(log, tps);
   const t0 = performance.now();
   await app.start();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 20));
-    const committed = await log.admin.committedOffsets(applicationId, tps);
-    if (committed.reduce((a, c) => a + c.offset, 0) >= total) break;
-    if (app.state === 'error') throw app.error();
-  }
+  await untilCommitted(log, applicationId, tps, total, app);
   const s = (performance.now() - t0) / 1000;
   await app.close();
   await log.admin.deleteTopics([output]);
@@ -98,7 +71,7 @@ async function runThreads(log: Log, input: string): Promise<number> {
   const applicationId = `bench-${randomUUID().slice(0, 8)}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-state-'));
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
-  const total = (await log.admin.listOffsets(tps, 'latest')).reduce((a, e) => a + e.offset, 0);
+  const total = await endTotal(log, tps);
   const threads = new StreamThreads({
     module: new URL('./topologies.ts', import.meta.url),
     exportName: 'stateful',
@@ -109,11 +82,7 @@ async function runThreads(log: Log, input: string): Promise<number> {
   });
   const t0 = performance.now();
   await threads.start();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 20));
-    const committed = await log.admin.committedOffsets(applicationId, tps);
-    if (committed.reduce((a, c) => a + c.offset, 0) >= total) break;
-  }
+  await untilCommitted(log, applicationId, tps, total);
   const s = (performance.now() - t0) / 1000;
   await threads.close();
   await log.admin.deleteTopics([output]);
@@ -135,7 +104,7 @@ async function benchLog(name: string, log: Log): Promise<string[]> {
   const sf: number[] = [];
   const sf2: number[] = [];
   for (let run = 0; run < RUNS; run++) {
-    raw.push(await rawRead(log, input));
+    raw.push(await rawRead(log, input, PARTITIONS, N, 1000));
     sl.push(await runTopology(log, stateless, input));
     sf.push(await runTopology(log, stateful, input));
     if (log.kind === 'kafka') sf2.push(await runThreads(log, input));

@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import type { ConsumedRecord, Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
+import { readTopic } from '@shopstream/streams/testing';
 import { normalizeRawRecord } from '../src/contract/index.ts';
 
 export const KAFKA_BOOTSTRAP = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
@@ -40,21 +41,7 @@ export async function openTestLog(kind: LogKind): Promise<{ log: Log; close: () 
   };
 }
 
-/** Reads every partition of a topic from the start until `until(records)` holds or the deadline passes. */
-export async function readTopic(log: Log, topic: string, until: (records: ConsumedRecord[]) => boolean, timeoutMs = 20_000): Promise<ConsumedRecord[]> {
-  const d = await log.admin.describeTopics([topic]);
-  const n = d.get(topic)?.partitions ?? 0;
-  const reader = log.createReader({ clientId: 'test-reader' });
-  const out: ConsumedRecord[] = [];
-  try {
-    reader.assign(Array.from({ length: n }, (_, partition) => ({ topic, partition, offset: 0 })));
-    const deadline = Date.now() + timeoutMs;
-    while (!until(out) && Date.now() < deadline) out.push(...(await reader.poll(100)));
-  } finally {
-    await reader.close();
-  }
-  return out;
-}
+export { readTopic };
 
 /** Reads a topic to its current end (latest offsets). */
 export async function readAll(log: Log, topic: string): Promise<ConsumedRecord[]> {

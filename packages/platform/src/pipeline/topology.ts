@@ -154,9 +154,13 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   /** Wall-clock time of the last record, for expiring held events when input stops. */
   private lastRecordWall = 0;
 
+  /** The contract's event-time bounds, built once (this runs per record). */
+  private readonly limits: { maxFutureMs: number; maxPastMs: number };
+
   constructor(topics: TopicNames, options: Required<PipelineOptions>) {
     this.topics = topics;
     this.o = options;
+    this.limits = { maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs };
   }
 
   init(ctx: ProcessorContext<string, Routed>): void {
@@ -214,7 +218,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   }
 
   private event(record: StreamRecord<string, Buffer>): void {
-    const result = normalizeRawRecord(record, { maxFutureMs: this.o.maxFutureMs, maxPastMs: this.o.maxPastMs });
+    const result = normalizeRawRecord(record, this.limits);
     const visitor = record.key;
     if (!result.ok) {
       this.reject(record, result.reason);

@@ -10,14 +10,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import type { ConsumedRecord, Log } from '@shopstream/streams';
+import type { ConsumedRecord } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
 import { planSimulation } from '../../src/simulate/plan.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
-import { KAFKA_BOOTSTRAP, tempDir, unique, type LogKind } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -93,20 +93,6 @@ function observe(records: ConsumedRecord[]): Map<string, Observed> {
   return out;
 }
 
-async function readAllRecords(log: Log, topic: string): Promise<ConsumedRecord[]> {
-  const d = await log.admin.describeTopics([topic]);
-  const n = d.get(topic)!.partitions;
-  const tps = Array.from({ length: n }, (_, partition) => ({ topic, partition }));
-  const ends = await log.admin.listOffsets(tps, 'latest');
-  const total = ends.reduce((a, e) => a + e.offset, 0);
-  const reader = log.createReader();
-  reader.assign(tps.map((tp) => ({ ...tp, offset: 0 })));
-  const out: ConsumedRecord[] = [];
-  const deadline = Date.now() + 60_000;
-  while (out.length < total && Date.now() < deadline) for (const r of await reader.poll(200)) out.push(r);
-  await reader.close();
-  return out;
-}
 
 for (const kind of ['embedded', 'kafka'] as LogKind[]) {
   describe(`simulator truth = pipeline output, with 3 SIGKILLs (${kind})`, () => {
@@ -165,8 +151,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         const topics = topicNames(prefix);
         const log = kind === 'kafka' ? await connectKafkaLog({ bootstrapServers: KAFKA_BOOTSTRAP, clientId: unique('e2e-check') }) : await openEmbeddedLog({ dir: join(config.dataDir, 'log') });
         try {
-          const filteredRecords = await readAllRecords(log, topics.filtered);
-          const botRecords = await readAllRecords(log, topics.bots);
+          const filteredRecords = await readAll(log, topics.filtered);
+          const botRecords = await readAll(log, topics.bots);
           const filtered = observe(filteredRecords);
           const bots = observe(botRecords);
           tc.diagnostic(

@@ -1,2 +1,3 @@
 export { TopologyTestDriver, TestInputTopic, TestOutputTopic } from './driver.ts';
 export type { TestDriverOptions, TestRecord } from './driver.ts';
+export { readTopic } from './read.ts';

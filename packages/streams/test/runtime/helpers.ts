@@ -1,6 +1,6 @@
 /** Shared helpers for tests that run topologies on a real log. */
 import { randomUUID } from 'node:crypto';
-import type { ConsumedRecord, Log, ProducerRecord } from '../../src/index.ts';
+import type { Log, ProducerRecord } from '../../src/index.ts';
 
 export function unique(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
@@ -15,26 +15,7 @@ export async function produce(log: Log, records: ProducerRecord[], batch = 1000)
   }
 }
 
-/** Reads every partition of a topic from the start until `until(records)` holds or the deadline passes. */
-export async function readTopic(
-  log: Log,
-  topic: string,
-  until: (records: ConsumedRecord[]) => boolean,
-  timeoutMs = 30_000,
-): Promise<ConsumedRecord[]> {
-  const d = await log.admin.describeTopics([topic]);
-  const n = d.get(topic)?.partitions ?? 0;
-  const reader = log.createReader({ clientId: 'test-reader' });
-  const out: ConsumedRecord[] = [];
-  try {
-    reader.assign(Array.from({ length: n }, (_, partition) => ({ topic, partition, offset: 0 })));
-    const deadline = Date.now() + timeoutMs;
-    while (!until(out) && Date.now() < deadline) out.push(...(await reader.poll(200)));
-  } finally {
-    await reader.close();
-  }
-  return out;
-}
+export { readTopic } from '../../src/testing/index.ts';
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;

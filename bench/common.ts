@@ -1,0 +1,44 @@
+/** What every benchmark shares: medians and quantiles, a raw-read reference, and the wait for a streams application to commit to the end of its input. */
+import type { Log, StreamsApp, TopicPartition } from '../packages/streams/src/index.ts';
+
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5);
+}
+
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/** Records/s of a plain reader reading `n` records of a topic's `partitions` from the start (the reference of the throughput benches). Checks they average at least `minBytes`. */
+export async function rawRead(log: Log, topic: string, partitions: number, n: number, minBytes = 0): Promise<number> {
+  const reader = log.createReader({ clientId: 'bench-raw' });
+  reader.assign(Array.from({ length: partitions }, (_, partition) => ({ topic, partition, offset: 0 })));
+  const t0 = performance.now();
+  let read = 0;
+  let bytes = 0;
+  while (read < n) {
+    const recs = await reader.poll(1000);
+    read += recs.length;
+    for (const r of recs) bytes += r.value?.length ?? 0;
+  }
+  const s = (performance.now() - t0) / 1000;
+  await reader.close();
+  if (bytes < n * minBytes) throw new Error('raw read returned short records');
+  return read / s;
+}
+
+/** The sum of the end offsets of `tps` (measure it before a timed run starts). */
+export async function endTotal(log: Log, tps: readonly TopicPartition[]): Promise<number> {
+  return (await log.admin.listOffsets(tps, 'latest')).reduce((a, e) => a + e.offset, 0);
+}
+
+/** Waits until the group's committed offsets over `tps` add up to `total`; fails fast when `app` stopped on an error. */
+export async function untilCommitted(log: Log, groupId: string, tps: readonly TopicPartition[], total: number, app?: StreamsApp): Promise<void> {
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    const committed = await log.admin.committedOffsets(groupId, tps);
+    if (committed.reduce((a, c) => a + c.offset, 0) >= total) return;
+    if (app?.state === 'error') throw app.error();
+  }
+}

@@ -195,6 +195,12 @@ export interface GroupMember {
   poll(maxWaitMs: number): Promise<PollResult>;
   /** Moves the position of an assigned partition. */
   seek(tp: TopicPartition, offset: number): void;
+  /**
+   * True when poll has returned every committed record of the partition that the log is known to
+   * hold (Kafka Streams' "lag is known to be zero"). False when records are waiting or when nothing
+   * is known yet. A task with several inputs uses it to wait for data before choosing by timestamp.
+   */
+  caughtUp(tp: TopicPartition): boolean;
   /** Stops returning records of these partitions until `resume`. */
   pause(partitions: readonly TopicPartition[]): void;
   resume(partitions: readonly TopicPartition[]): void;

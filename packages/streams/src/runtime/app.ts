@@ -46,6 +46,13 @@ export interface StreamsConfig {
   pollMs?: number;
   /** Max records a task processes between two polls. */
   maxRecordsPerIteration?: number;
+  /**
+   * Kafka Streams' max.task.idle.ms: how a task with several inputs waits for an empty one before
+   * choosing by timestamp. Default 0: it waits only for records the log is known to hold (no
+   * out-of-order processing after a restart or under lag). -1: never waits. > 0: also waits that
+   * long for new records to arrive.
+   */
+  maxTaskIdleMs?: number;
   /** Max bytes of one store's uncommitted writes before an early commit. Default 64 MiB. */
   maxUncommittedBytesPerStore?: number;
   /** Records that cannot be deserialised go here (created if missing). Without it they fail the application. */
@@ -88,7 +95,7 @@ class Mutex {
 
 export class StreamsApp {
   readonly topology: Topology;
-  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
+  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
     StreamsConfig;
   readonly metrics: StreamsMetrics;
   private readonly log: Log;
@@ -120,6 +127,7 @@ export class StreamsApp {
       commitIntervalMs: 100,
       pollMs: 100,
       maxRecordsPerIteration: 10_000,
+      maxTaskIdleMs: 0,
       maxUncommittedBytesPerStore: 64 * 1024 * 1024,
       lagIntervalMs: 5000,
       ...config,
@@ -480,6 +488,7 @@ export class StreamsApp {
 
   private async runLoop(): Promise<void> {
     const member = this.member!;
+    const caughtUp = (tp: TopicPartition) => member.caughtUp(tp);
     let buffered = 0;
     try {
       while (this.appState === 'running') {
@@ -487,11 +496,12 @@ export class StreamsApp {
           if (this.appState !== 'running') return;
           await this.syncTasks();
           buffered = 0;
-          for (const task of this.tasks.values()) {
-            task.process(this.config.maxRecordsPerIteration);
-            buffered += task.buffered();
-          }
           const now = Date.now();
+          for (const task of this.tasks.values()) {
+            task.process(this.config.maxRecordsPerIteration, caughtUp, this.config.maxTaskIdleMs, now);
+            // A task waiting for an input has nothing to do before the next fetch arrives.
+            if (!task.blocked) buffered += task.buffered();
+          }
           for (const task of this.tasks.values()) task.punctuate('wall-clock', now);
           if (this.commitRequested || now - this.lastCommit >= this.config.commitIntervalMs) await this.commit();
           if (now - this.lastLag >= this.config.lagIntervalMs) await this.measureLag();

@@ -317,22 +317,36 @@ export class Task {
   /**
    * Processes up to `max` buffered records, always taking the queue whose head has the lowest
    * timestamp (Kafka Streams' PartitionGroup), so that a task with several inputs sees them in time order.
+   *
+   * With several inputs, an empty queue can only be passed over when the log says there is nothing
+   * more to fetch for it (`caughtUp`), else a record already in the log, with an earlier timestamp,
+   * would be processed late (Kafka Streams' max.task.idle.ms, KIP-695). `idleMs` < 0 never waits;
+   * 0 waits only for records known to be in the log; > 0 also waits that long, on the wall clock,
+   * for an input that is caught up but empty. `blocked` tells the caller the task is waiting.
    */
-  process(max = Infinity): number {
+  process(max = Infinity, caughtUp?: (tp: TopicPartition) => boolean, idleMs = 0, now = 0): number {
     let n = 0;
     const queues = [...this.queues.values()];
     const single = queues.length === 1 ? queues[0]! : undefined;
+    this.blocked = false;
     while (n < max) {
       let best: PartitionQueue | undefined = single;
       if (single === undefined) {
         let bestTs = Infinity;
+        let empty = false;
         for (const q of queues) {
           const h = this.headOf(q);
-          if (h !== undefined && h.timestamp < bestTs) {
+          if (h === undefined) empty = true;
+          else if (h.timestamp < bestTs) {
             best = q;
             bestTs = h.timestamp;
           }
         }
+        if (best !== undefined && empty && caughtUp !== undefined && idleMs >= 0 && this.mustWait(queues, caughtUp, idleMs, now)) {
+          this.blocked = true;
+          break;
+        }
+        this.idleSince = undefined;
       }
       if (best === undefined) break;
       const rec = this.headOf(best);
@@ -343,6 +357,19 @@ export class Task {
     }
     if (n > 0) this.opts.metrics?.recordsIn(n);
     return n;
+  }
+
+  /** True while the task has to wait for an empty input (see `process`). */
+  blocked = false;
+  private idleSince: number | undefined;
+
+  private mustWait(queues: readonly PartitionQueue[], caughtUp: (tp: TopicPartition) => boolean, idleMs: number, now: number): boolean {
+    let lagging = false;
+    for (const q of queues) if (q.head === undefined && !caughtUp(q.tp)) lagging = true;
+    if (lagging) return true;
+    if (idleMs === 0) return false;
+    this.idleSince ??= now;
+    return now - this.idleSince < idleMs;
   }
 
   private processOne(q: PartitionQueue, rec: Pending): void {

@@ -243,6 +243,28 @@ export function describeLogConformance(name: string, factory: () => Promise<LogF
       );
     });
 
+    it('caughtUp: true only once poll has returned every committed record the log holds', async () => {
+      const input = await topic('conf-caught-up', 1);
+      const tp = { topic: input, partition: 0 };
+      const producer = log.createProducer();
+      await producer.send([0, 1, 2].map((i) => ({ topic: input, partition: 0, key: null, value: Buffer.from(`v${i}`) })));
+      const member = await log.joinGroup({ groupId: `conf-caught-up-${uid()}`, topics: [input], transactional: false });
+      try {
+        assert.equal(member.caughtUp(tp), false, 'nothing has been returned yet');
+        const records: ConsumedRecord[] = [];
+        await pollUntil(member, records, () => records.length >= 3, 'the first records');
+        await pollUntil(member, records, () => member.caughtUp(tp), 'caught up');
+        assert.equal(records.length, 3);
+        await producer.send([{ topic: input, partition: 0, key: null, value: Buffer.from('v3') }]);
+        await pollUntil(member, records, () => records.length >= 4, 'the new record');
+        await pollUntil(member, records, () => member.caughtUp(tp), 'caught up again');
+        assert.deepEqual(records.map((r) => text(r.value)), ['v0', 'v1', 'v2', 'v3']);
+      } finally {
+        await member.close();
+        await producer.close();
+      }
+    });
+
     it('commits a transaction: output records and group offsets become visible together', async () => {
       const input = await topic('conf-txn-in', 2);
       const output = await topic('conf-txn-out', 2);

@@ -433,6 +433,13 @@ export class MemberImpl implements GroupMember {
     this.wakeUp();
   }
 
+  caughtUp(tp: TopicPartition): boolean {
+    const e = this.byKey.get(tpKey(tp));
+    if (e === undefined || e.part === undefined) return false;
+    const position = e.cursor === null ? this.initialPosition(e.tp, e.part) : e.cursor.position;
+    return position >= e.part.visibleEnd;
+  }
+
   /** The position of an assigned partition (for tests and the runtime's bookkeeping). */
   position(tp: TopicPartition): number | undefined {
     const e = this.byKey.get(tpKey(tp));

@@ -31,6 +31,8 @@ interface PartState {
   inFlight: boolean;
   /** Not before this time (backoff after a partition error). */
   retryAt: number;
+  /** The last stable offset the last response reported (read_committed end); undefined before one. */
+  end: number | undefined;
 }
 
 interface RequestedPartition {
@@ -89,6 +91,7 @@ export class Fetcher {
         version: 0,
         inFlight: false,
         retryAt: 0,
+        end: undefined,
       });
     }
     this.parts = next;
@@ -122,6 +125,16 @@ export class Fetcher {
   initPosition(tp: TopicPartition, offset: number): void {
     const s = this.parts.get(tpKey(tp));
     if (s && s.position === undefined) this.setPosition(s, offset);
+  }
+
+  /**
+   * True when everything the last fetch response knew of has been returned by poll: nothing is
+   * buffered, and nothing committed waits on the broker below the last stable offset it reported
+   * (Kafka Streams' "lag is known to be zero").
+   */
+  caughtUp(tp: TopicPartition): boolean {
+    const s = this.parts.get(tpKey(tp));
+    return s !== undefined && s.end !== undefined && s.fetchOffset !== undefined && s.bufIdx >= s.buffer.length && s.fetchOffset >= s.end;
   }
 
   private setPosition(s: PartState, offset: number): void {
@@ -381,6 +394,7 @@ export class Fetcher {
       const r = this.usable(requested.get(`${topic}\u0000${p.partition}`), p.errorCode, outOfRange);
       if (r === undefined) continue;
       const s = r.state;
+      s.end = p.lastStableOffset >= 0 ? p.lastStableOffset : p.highWatermark;
       this.accept(s, r.offset, (out) => decodeRecords(s.topic, s.partition, p.records, p.aborted, r.offset, out));
     }
     if (outOfRange.length > 0) this.resetOutOfRange(outOfRange);
@@ -428,6 +442,7 @@ export class Fetcher {
         const r = this.usable(requested.get(`${topic}\u0000${p.partitionIndex}`), p.errorCode, outOfRange);
         if (r === undefined) continue;
         const s = r.state;
+        s.end = Number(p.lastStableOffset >= 0n ? p.lastStableOffset : p.highWatermark);
         this.accept(s, r.offset, (out) => decodeBatches(s.topic, s.partition, p.records, p.abortedTransactions, r.offset, out));
       }
     }

@@ -507,6 +507,10 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
     this.fetcher.seek(tp, offset);
   }
 
+  caughtUp(tp: TopicPartition): boolean {
+    return this.fetcher.caughtUp(tp);
+  }
+
   pause(partitions: readonly TopicPartition[]): void {
     this.fetcher.pause(partitions);
   }

@@ -24,14 +24,23 @@ export const RawHeaders = {
   context: 'shopstream.batch-context',
   /** The type the endpoint implied (/v1/track …) for a message without one. */
   type: 'shopstream.type',
+  /**
+   * The kind of key that authenticated the request: `server` for a merchant's server write key
+   * (a backend: no browser, no beacon). Absent for a browser write key, so records written before
+   * the header existed keep their meaning; any other value reads as browser.
+   */
+  source: 'shopstream.source',
 } as const;
+
+/** The source of a raw record: which kind of write key the collector took it with. */
+export type RawSource = 'browser' | 'server';
 
 /**
  * Headers for the events of one request (built once per request and shared by its records).
  * `withIp` / `withUserAgent` false leave out the request's IP / User-Agent: for a message whose
  * context has its own (which `normalizeEvent` prefers), they would only repeat bytes.
  */
-export function rawRecordHeaders(ctx: IngestContext, typeHint: SegmentType | undefined, withIp = true, withUserAgent = true): Header[] {
+export function rawRecordHeaders(ctx: IngestContext, typeHint: SegmentType | undefined, withIp = true, withUserAgent = true, source: RawSource = 'browser'): Header[] {
   const h: Header[] = [
     [RawHeaders.merchant, Buffer.from(ctx.merchantId)],
     [RawHeaders.receivedAt, Buffer.from(String(ctx.receivedAt))],
@@ -43,6 +52,7 @@ export function rawRecordHeaders(ctx: IngestContext, typeHint: SegmentType | und
   if (ctx.batchSentAt !== undefined && ctx.batchSentAt !== null) h.push([RawHeaders.sentAt, Buffer.from(JSON.stringify(ctx.batchSentAt))]);
   if (ctx.batchContext !== undefined && ctx.batchContext !== null) h.push([RawHeaders.context, Buffer.from(JSON.stringify(ctx.batchContext))]);
   if (typeHint) h.push([RawHeaders.type, Buffer.from(typeHint)]);
+  if (source === 'server') h.push([RawHeaders.source, Buffer.from('server')]);
   return h;
 }
 
@@ -56,6 +66,8 @@ export interface DecodedRawRecord {
   message: unknown;
   ctx: IngestContext;
   typeHint: SegmentType | undefined;
+  /** `server` when the record carries `shopstream.source: server`; otherwise `browser`. */
+  source: RawSource;
 }
 
 /** Reads a raw record back into what `normalizeEvent` takes. */
@@ -65,6 +77,7 @@ export function readRawRecord(record: RawRecord, limits: { maxFutureMs?: number;
   let currency = 'USD';
   const ctx: Partial<IngestContext> = { ...limits };
   let typeHint: SegmentType | undefined;
+  let source: RawSource = 'browser';
   for (const [name, value] of record.headers) {
     const v = value.toString('utf8');
     switch (name) {
@@ -95,6 +108,9 @@ export function readRawRecord(record: RawRecord, limits: { maxFutureMs?: number;
       case RawHeaders.type:
         if (v === 'track' || v === 'page' || v === 'identify') typeHint = v;
         break;
+      case RawHeaders.source:
+        if (v === 'server') source = 'server';
+        break;
     }
   }
   let message: unknown;
@@ -103,7 +119,7 @@ export function readRawRecord(record: RawRecord, limits: { maxFutureMs?: number;
   } catch {
     message = undefined;
   }
-  return { message, ctx: { ...ctx, merchantId, receivedAt, defaultCurrency: currency }, typeHint };
+  return { message, ctx: { ...ctx, merchantId, receivedAt, defaultCurrency: currency }, typeHint, source };
 }
 
 /** The canonical event of a raw record, or why it is refused. */

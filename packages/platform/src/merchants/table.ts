@@ -13,7 +13,7 @@ import type { Merchant, MerchantLookup } from './model.ts';
 
 export class MerchantTable implements MerchantLookup {
   private readonly merchants = new Map<string, Merchant>();
-  private readonly keys = new Map<string, { id: string; revoked: boolean }>();
+  private readonly keys = new Map<string, { id: string; revoked: boolean; server: boolean }>();
   private readonly tokens = new Map<string, string>();
   private reader: LogReader | undefined;
   private running = false;
@@ -71,7 +71,7 @@ export class MerchantTable implements MerchantLookup {
   private apply(id: string, value: Buffer | null): void {
     const previous = this.merchants.get(id);
     if (previous) {
-      for (const k of [...previous.writeKeys, ...previous.revokedWriteKeys]) this.keys.delete(k);
+      for (const k of [...previous.writeKeys, ...previous.revokedWriteKeys, ...(previous.serverWriteKeys ?? [])]) this.keys.delete(k);
       for (const t of previous.readTokens) this.tokens.delete(t);
       this.merchants.delete(id);
     }
@@ -82,17 +82,20 @@ export class MerchantTable implements MerchantLookup {
     } catch {
       return; // Not ours to crash on; `merchants list` shows what is readable.
     }
+    // Records written before server write keys existed have none.
+    if (!Array.isArray(m.serverWriteKeys)) m = { ...m, serverWriteKeys: [] };
     this.merchants.set(id, m);
-    for (const k of m.revokedWriteKeys ?? []) this.keys.set(k, { id, revoked: true });
-    for (const k of m.writeKeys ?? []) this.keys.set(k, { id, revoked: false });
+    for (const k of m.revokedWriteKeys ?? []) this.keys.set(k, { id, revoked: true, server: false });
+    for (const k of m.writeKeys ?? []) this.keys.set(k, { id, revoked: false, server: false });
+    for (const k of m.serverWriteKeys!) this.keys.set(k, { id, revoked: false, server: true });
     for (const t of m.readTokens ?? []) this.tokens.set(t, id);
   }
 
-  byWriteKey(writeKey: string): { merchant: Merchant; revoked: boolean } | undefined {
+  byWriteKey(writeKey: string): { merchant: Merchant; revoked: boolean; server: boolean } | undefined {
     const hit = this.keys.get(writeKey);
     if (!hit) return undefined;
     const merchant = this.merchants.get(hit.id);
-    return merchant ? { merchant, revoked: hit.revoked } : undefined;
+    return merchant ? { merchant, revoked: hit.revoked, server: hit.server } : undefined;
   }
 
   byReadToken(token: string): Merchant | undefined {
@@ -135,6 +138,32 @@ export function newWriteKey(): string {
   return `wk_${randomBytes(18).toString('base64url')}`;
 }
 
+/** A server write key: `sk_` (secret, for backends; write keys `wk_` are public). */
+export function newServerWriteKey(): string {
+  return `sk_${randomBytes(24).toString('base64url')}`;
+}
+
+/**
+ * Adds the server write keys a config file names to a merchant (never removes any: `merchants
+ * rotate-key --server-key` revokes). Refuses a key that was rotated out, or that is the merchant's
+ * browser write key, so that a stale file cannot bring a revoked key back.
+ */
+export function withConfiguredServerKeys(m: Merchant, configured: readonly string[] | undefined): Merchant {
+  const current = m.serverWriteKeys ?? [];
+  if (configured === undefined || configured.length === 0) return m;
+  for (const k of configured) {
+    if (m.revokedWriteKeys.includes(k)) {
+      throw new PlatformError(
+        PlatformErrors.CONFIG,
+        `merchant ${m.id}: a serverWriteKeys entry of the config file was rotated out with \`shopstream merchants rotate-key --server-key\`; put the current key in the file (see \`shopstream merchants list --show-secrets\`).`,
+      );
+    }
+    if (m.writeKeys.includes(k)) throw new PlatformError(PlatformErrors.CONFIG, `merchant ${m.id}: a key cannot be both a writeKey and a serverWriteKeys entry.`);
+  }
+  const added = configured.filter((k, i) => !current.includes(k) && configured.indexOf(k) === i);
+  return added.length === 0 ? m : { ...m, serverWriteKeys: [...current, ...added] };
+}
+
 export function newReadToken(): string {
   return `rt_${randomBytes(24).toString('base64url')}`;
 }
@@ -148,6 +177,10 @@ export function validateMerchant(m: Merchant): void {
   };
   if (typeof m.id !== 'string' || !ID.test(m.id)) fail('id must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
   if (!Array.isArray(m.writeKeys) || m.writeKeys.some((k) => typeof k !== 'string' || k.length < 8)) fail('writeKeys must be strings of at least 8 characters');
+  if (m.serverWriteKeys !== undefined && (!Array.isArray(m.serverWriteKeys) || m.serverWriteKeys.some((k) => typeof k !== 'string' || k.length < 8))) {
+    fail('serverWriteKeys must be strings of at least 8 characters');
+  }
+  if (m.serverWriteKeys?.some((k) => m.writeKeys.includes(k))) fail('a key cannot be both a write key and a server write key');
   if (!Array.isArray(m.readTokens) || m.readTokens.some((k) => typeof k !== 'string' || k.length < 8)) fail("readTokens must be strings of at least 8 characters");
   try {
     new Intl.DateTimeFormat('en', { timeZone: m.timezone });

@@ -5,13 +5,13 @@
  * processor applies every rule in order:
  *
  *   parse + validate (contract) → de-duplicate (messageId; Order Completed by order_id)
- *   → enrich (device, traffic source, country) → sessionize → bot filter (isbot, validations,
- *   grace period) → events.filtered | events.bots; refusals → events.rejected.
+ *   → enrich (device, traffic source, country) → sessionize → bot filter (isbot, server sources,
+ *   validations, grace period) → events.filtered | events.bots; refusals → events.rejected.
  *
  * Every piece of state is a store of the task, so exactly-once commits cover it with the outputs.
  */
 import { Serdes, Stores, StreamsBuilder, type Processor, type ProcessorContext, type Record as StreamRecord, type KeyValueStore, type Topology } from '@shopstream/streams';
-import { hashUserAgent, normalizeRawRecord, readRawRecord, rejection, type CanonicalEvent, type Rejection } from '../contract/index.ts';
+import { hashUserAgent, normalizeEvent, readRawRecord, rejection, type CanonicalEvent, type Rejection } from '../contract/index.ts';
 import type { TopicNames } from '../topics.ts';
 import { enrich, isBotUserAgent, type Enrichment } from './enrich.ts';
 
@@ -37,7 +37,16 @@ export interface PipelineOptions {
   onDecision?: ((decision: Decision) => void) | null;
 }
 
-export type Decision = 'human_validated' | 'human_released' | 'bot_user_agent' | 'bot_not_validated' | 'held' | 'duplicate' | 'order_duplicate' | 'rejected';
+export type Decision =
+  | 'human_validated'
+  | 'human_released'
+  | 'human_trusted_source'
+  | 'bot_user_agent'
+  | 'bot_not_validated'
+  | 'held'
+  | 'duplicate'
+  | 'order_duplicate'
+  | 'rejected';
 
 export interface Session {
   id: string;
@@ -65,8 +74,11 @@ export interface PipelineEvent {
   session: Session;
   /** Null on events.filtered. */
   bot: BotDecision | null;
-  /** How the event was decided human: validated before it arrived, or released by a validation while held. */
-  human: 'validated' | 'released' | null;
+  /**
+   * How the event was decided human: validated before it arrived, released by a validation while
+   * held, or sent by a trusted source (a merchant's backend, authenticated with a server write key).
+   */
+  human: 'validated' | 'released' | 'trusted_source' | null;
 }
 
 /** The value of events.rejected records written by the pipeline (contract/rejected.ts). */
@@ -87,7 +99,10 @@ interface SessionState {
 
 interface Held {
   out: PipelineEvent;
-  /** Arrival + grace period (collector clock); -1 for an event already decided (a bot user agent) queued behind held ones. */
+  /**
+   * Arrival + grace period (collector clock); -1 for an event already decided on arrival (a bot user
+   * agent, or a trusted source's human) queued behind held ones.
+   */
   deadline: number;
 }
 
@@ -218,7 +233,9 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   }
 
   private event(record: StreamRecord<string, Buffer>): void {
-    const result = normalizeRawRecord(record, this.limits);
+    // normalizeRawRecord, unrolled: the one pass over the headers also gives the source.
+    const raw = readRawRecord(record, this.limits);
+    const result = normalizeEvent(raw.message, raw.ctx, raw.typeHint);
     const visitor = record.key;
     if (!result.ok) {
       this.reject(record, result.reason);
@@ -253,6 +270,15 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       else this.putQueue(visitor, this.capped(visitor, [...queue, { out, deadline: -1 }]));
       return;
     }
+    if (raw.source === 'server') {
+      // A merchant's backend (server write key): human without a validation, which a server never
+      // has. Like a bot verdict, it keeps its place behind the visitor's held events.
+      out.human = 'trusted_source';
+      this.o.onDecision?.('human_trusted_source');
+      if (queue === undefined) this.emit(visitor, e.timestamp, this.topics.filtered, out);
+      else this.putQueue(visitor, this.capped(visitor, [...queue, { out, deadline: -1 }]));
+      return;
+    }
     const validated = covers(this.validations.get(visitor), e);
     if (this.o.onBotLookup) this.o.onBotLookup(Number(process.hrtime.bigint() - t0) / 1e9);
     if (queue === undefined && validated) {
@@ -281,24 +307,34 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     let i = 0;
     while (queue.length - i > MAX_HELD_PER_VISITOR) {
       const h = queue[i++]!;
-      this.emit(visitor, h.out.event.timestamp, this.topics.bots, h.out.bot !== null ? h.out : this.asBot(h.out, `more than ${MAX_HELD_PER_VISITOR} events of the visitor waited for a validation`));
-      if (h.deadline >= 0) this.holdIndex.delete(indexKey(h.deadline, visitor));
+      if (h.deadline < 0) {
+        this.emitDecided(visitor, h.out);
+        continue;
+      }
+      this.emit(visitor, h.out.event.timestamp, this.topics.bots, this.asBot(h.out, `more than ${MAX_HELD_PER_VISITOR} events of the visitor waited for a validation`));
+      this.holdIndex.delete(indexKey(h.deadline, visitor));
     }
     return i === 0 ? queue : queue.slice(i);
   }
 
+  /** Emits an event decided on arrival (deadline -1): a bot verdict, or a trusted source's human. */
+  private emitDecided(visitor: string, out: PipelineEvent): void {
+    this.emit(visitor, out.event.timestamp, out.bot !== null ? this.topics.bots : this.topics.filtered, out);
+  }
+
   /**
-   * Emits, in order, the leading events of a visitor's queue that are decided at `horizon`: a bot
-   * verdict set on arrival; a grace period ended (bot); a validation of the event's merchant valid
-   * at its arrival (human). Stops at the first undecided event, so that no event overtakes another.
+   * Emits, in order, the leading events of a visitor's queue that are decided at `horizon`: a
+   * verdict set on arrival (a bot user agent; a trusted source, human); a grace period ended (bot);
+   * a validation of the event's merchant valid at its arrival (human). Stops at the first undecided
+   * event, so that no event overtakes another.
    */
   private drain(visitor: string, queue: Held[], horizon: number): Held[] {
     const state = this.validations.get(visitor);
     let i = 0;
     for (; i < queue.length; i++) {
       const h = queue[i]!;
-      if (h.out.bot !== null) {
-        this.emit(visitor, h.out.event.timestamp, this.topics.bots, h.out);
+      if (h.deadline < 0 || h.out.bot !== null) {
+        this.emitDecided(visitor, h.out);
         continue;
       }
       if (h.deadline <= horizon) {

@@ -7,7 +7,7 @@ import { main } from '../../src/cli/main.ts';
 import { loadConfigFile } from '../../src/config.ts';
 import { startPlatform } from '../../src/platform.ts';
 import { isPlatformError } from '../../src/errors.ts';
-import { tempDir } from '../helpers.ts';
+import { readTopic, tempDir } from '../helpers.ts';
 import { pino } from 'pino';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -58,6 +58,69 @@ describe('shopstream merchants', () => {
         const locked = await cli(['merchants', 'list', ...dd]);
         assert.equal(locked.code, 1);
         assert.match(locked.err, /SHOP_ERR_LOG_LOCKED[\s\S]*Stop it first/);
+      } finally {
+        await platform.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('creates and rotates a server key; the collector takes it, the beacon refuses it, and its events pass as trusted_source', async () => {
+    const t = tempDir();
+    try {
+      const dd = ['--data-dir', t.dir];
+      const added = await cli(['merchants', 'add', '--id', 'shop-srv', '--server-key', ...dd]);
+      assert.equal(added.code, 0, added.err);
+      const writeKey = /write key: +(\S+)/.exec(added.out)![1]!;
+      const serverKey = /server key: +(\S+)/.exec(added.out)![1]!;
+      assert.match(serverKey, /^sk_/);
+      assert.notEqual(serverKey, writeKey);
+      // Without the flag, no server key.
+      const plain = await cli(['merchants', 'add', '--id', 'shop-plain', ...dd]);
+      assert.ok(!/server key/.test(plain.out));
+
+      const rows = (await cli(['merchants', 'list', ...dd])).out.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const row = rows.find((r) => r['id'] === 'shop-srv')!;
+      assert.equal((row['serverWriteKeys'] as string[]).length, 1);
+      assert.ok(!JSON.stringify(rows).includes(serverKey), 'server keys are secret: masked');
+      assert.deepEqual(rows.find((r) => r['id'] === 'shop-plain')!['serverWriteKeys'], []);
+      const shown = await cli(['merchants', 'list', '--show-secrets', ...dd]);
+      assert.ok(shown.out.includes(serverKey));
+
+      // Rotating the server key leaves the write key alone; rotating the write key leaves the server key alone.
+      const rotated = await cli(['merchants', 'rotate-key', '--id', 'shop-srv', '--server-key', ...dd]);
+      assert.equal(rotated.code, 0, rotated.err);
+      const newServerKey = /server key: +(\S+)/.exec(rotated.out)![1]!;
+      assert.notEqual(newServerKey, serverKey);
+      assert.ok(!/write key:/.test(rotated.out));
+      // On a merchant without one, it creates the first.
+      const first = await cli(['merchants', 'rotate-key', '--id', 'shop-plain', '--server-key', ...dd]);
+      assert.equal(first.code, 0, first.err);
+      assert.match(first.out, /had none before[\s\S]*server key: +sk_/);
+
+      const platform = await startPlatform({ dataDir: t.dir, port: 0, logger: pino({ level: 'silent' }) });
+      try {
+        const post = (key: string, anonymousId: string) =>
+          fetch(`${platform.url}/v1/batch`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(key + ':').toString('base64')}`, 'user-agent': 'curl/8.5.0' },
+            body: JSON.stringify({ batch: [{ type: 'track', messageId: `m-${Math.random()}`, anonymousId, event: 'Order Completed', properties: { order_id: `o-${Math.random()}`, total: 12, currency: 'EUR' } }] }),
+          });
+        const old = await post(serverKey, 'imp-0');
+        assert.equal(old.status, 401);
+        assert.match(((await old.json()) as { error: { message: string } }).error.message, /rotated/);
+        assert.equal((await post(writeKey, 'imp-0')).status, 200, 'the write key still works');
+        assert.equal((await post(newServerKey, 'imp-1')).status, 200);
+        const challenge = await fetch(`${platform.url}/v1/beacon/challenge?writeKey=${encodeURIComponent(newServerKey)}&anonymousId=imp-1`, { headers: { 'user-agent': 'Mozilla/5.0' } });
+        assert.equal(challenge.status, 403);
+        assert.equal(((await challenge.json()) as { error: { code: string } }).error.code, 'SHOP_ERR_FORBIDDEN');
+        // A never-validated visitor's server event reaches events.filtered well within the 30 s grace period.
+        const filtered = await readTopic(platform.log, platform.topics.filtered, (rs) => rs.length >= 1, 10_000);
+        assert.equal(filtered.length, 1);
+        const e = JSON.parse(filtered[0]!.value!.toString()) as { human: string; event: { visitorId: string } };
+        assert.equal(e.event.visitorId, 'imp-1');
+        assert.equal(e.human, 'trusted_source');
       } finally {
         await platform.close();
       }

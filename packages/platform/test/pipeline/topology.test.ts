@@ -27,8 +27,10 @@ function message(visitor: string, at: number, fields: Record<string, unknown> = 
   };
 }
 
-function setup(options: { graceMs?: number } = {}) {
-  const driver = new TopologyTestDriver(pipelineTopology(T, { graceMs: options.graceMs ?? GRACE }), { wallClockMs: T0 });
+function setup(options: { graceMs?: number; decisions?: string[] } = {}) {
+  const decisions = options.decisions;
+  const onDecision = decisions ? (d: string) => void decisions.push(d) : null;
+  const driver = new TopologyTestDriver(pipelineTopology(T, { graceMs: options.graceMs ?? GRACE, onDecision }), { wallClockMs: T0 });
   const raw = driver.createInputTopic(T.raw, Serdes.string(), Serdes.bytes());
   const validations = driver.createInputTopic(T.validations, Serdes.string(), Serdes.json<Record<string, unknown>>());
   const filtered = driver.createOutputTopic(T.filtered, Serdes.string(), Serdes.json<PipelineEvent>());
@@ -41,11 +43,16 @@ function setup(options: { graceMs?: number } = {}) {
     // The collector's record time is receivedAt (its clock); the event time is in the message.
     raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), receivedAt, rawRecordHeaders(ctx, undefined));
   };
+  /** Sends a message as the collector writes one taken with a server write key (`shopstream.source: server`, no request IP). */
+  const sendServer = (m: Record<string, unknown>, receivedAt = Date.parse(String(m['timestamp'])), merchantId = 'shop') => {
+    const ctx: IngestContext = { merchantId, defaultCurrency: 'EUR', receivedAt };
+    raw.pipeInput(String(m['anonymousId']), Buffer.from(JSON.stringify(m)), receivedAt, rawRecordHeaders(ctx, undefined, true, true, 'server'));
+  };
   /** A beacon validation, by the browser whose user agent is `ua`. */
   const validate = (visitor: string, at: number, merchantId = 'shop', ua = SAFARI_IOS) =>
     validations.pipeInput(visitor, { v: 1, merchantId, anonymousId: visitor, validatedAt: at, validUntil: at + 30 * 86_400_000, tokenId: `tok-${seq++}`, uaHash: hashUserAgent(ua) }, at);
   const ids = (xs: Array<{ value: PipelineEvent | null }>) => xs.map((x) => x.value!.event.messageId);
-  return { driver, send, validate, filtered, bots, rejected, ids };
+  return { driver, send, sendServer, validate, filtered, bots, rejected, ids };
 }
 
 describe('pipeline topology', () => {
@@ -260,5 +267,125 @@ describe('pipeline topology', () => {
     assert.equal(p.filtered.readRecordsToList().length, 0);
     p.validate('shared-id', T0 + 20, 'shop-a');
     assert.equal(p.filtered.readRecordsToList().length, 1);
+  });
+
+  describe('server sources (server write keys)', () => {
+    /** An order sent by the merchant's backend: no browser user agent, or the shopper's. */
+    const order = (visitor: string, at: number, id: string, fields: Record<string, unknown> = {}) =>
+      message(visitor, at, { event: 'Order Completed', properties: { order_id: id, total: 42, currency: 'EUR' }, context: {}, ...fields });
+
+    it('passes a never-validated visitor event at once, as human trusted_source, without waiting for the grace period', () => {
+      const decisions: string[] = [];
+      const p = setup({ decisions });
+      const m = order('import-1', T0, 'o-1');
+      p.sendServer(m);
+      const out = p.filtered.readRecordsToList();
+      assert.deepEqual(p.ids(out), [m['messageId']], 'in events.filtered on arrival, stream time has not moved');
+      assert.equal(out[0]!.value!.human, 'trusted_source');
+      assert.equal(out[0]!.value!.bot, null);
+      assert.deepEqual(decisions, ['human_trusted_source']);
+      // Nothing is held for it: the grace period passing decides nothing more.
+      p.driver.advanceWallClockTime(2 * GRACE);
+      p.validate('other', T0 + 2 * GRACE);
+      assert.equal(p.bots.readRecordsToList().length, 0);
+      assert.equal(p.filtered.readRecordsToList().length, 0);
+      // The same visitor's later server events pass at once too (no validation was needed or made).
+      const m2 = order('import-1', T0 + 3 * GRACE, 'o-2');
+      p.sendServer(m2);
+      assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [m2['messageId']]);
+    });
+
+    it('keeps the source in the pipeline only from the header: the same message without it is held, then a bot', () => {
+      const p = setup();
+      p.send(order('import-2', T0, 'o-3'));
+      assert.equal(p.filtered.readRecordsToList().length, 0, 'held');
+      p.validate('other', T0 + GRACE);
+      assert.equal(p.bots.readRecordsToList()[0]!.value!.bot!.reason, 'not_validated');
+    });
+
+    it('classifies a server event whose context user agent isbot recognises as a bot', () => {
+      const decisions: string[] = [];
+      const p = setup({ decisions });
+      const m = order('import-3', T0, 'o-4', { context: { userAgent: GOOGLEBOT } });
+      p.sendServer(m);
+      const [b] = p.bots.readRecordsToList();
+      assert.equal(b!.value!.event.messageId, m['messageId']);
+      assert.equal(b!.value!.bot!.reason, 'user_agent');
+      assert.equal(b!.value!.human, null);
+      assert.equal(p.filtered.readRecordsToList().length, 0);
+      assert.deepEqual(decisions, ['bot_user_agent']);
+    });
+
+    it("passes a server event carrying the shopper's browser user agent, unvalidated", () => {
+      const p = setup();
+      p.sendServer(order('import-4', T0, 'o-5', { context: { userAgent: SAFARI_IOS } }));
+      const [out] = p.filtered.readRecordsToList();
+      assert.equal(out!.value!.human, 'trusted_source');
+      assert.deepEqual(out!.value!.enrichment.device, { type: 'mobile', browser: 'Mobile Safari', os: 'iOS' });
+    });
+
+    it('does not overtake held browser events: it comes out after them once they are released', () => {
+      const decisions: string[] = [];
+      const p = setup({ decisions });
+      const b1 = message('v10', T0);
+      const b2 = message('v10', T0 + 100, { type: 'page', event: undefined });
+      const s1 = order('v10', T0 + 200, 'o-6');
+      const b3 = message('v10', T0 + 300);
+      p.send(b1);
+      p.send(b2);
+      p.sendServer(s1);
+      assert.equal(p.filtered.readRecordsToList().length + p.bots.readRecordsToList().length, 0, 'the server event waits behind the held ones');
+      p.send(b3);
+      p.validate('v10', T0 + 1000);
+      const out = p.filtered.readRecordsToList();
+      assert.deepEqual(p.ids(out), [b1, b2, s1, b3].map((m) => m['messageId']));
+      assert.deepEqual(out.map((r) => r.value!.human), ['released', 'released', 'trusted_source', 'released']);
+      assert.equal(p.bots.readRecordsToList().length, 0);
+      assert.deepEqual(decisions, ['held', 'held', 'human_trusted_source', 'held', 'human_released', 'human_released', 'human_released']);
+    });
+
+    it('does not overtake held browser events: it comes out after them once they expire as bots', () => {
+      const p = setup();
+      const b1 = message('v11', T0);
+      const s1 = order('v11', T0 + 200, 'o-7');
+      const s2 = order('v11', T0 + 300, 'o-8');
+      p.send(b1);
+      p.sendServer(s1);
+      p.sendServer(s2);
+      assert.equal(p.filtered.readRecordsToList().length, 0);
+      p.validate('other', T0 + GRACE - 1);
+      assert.equal(p.filtered.readRecordsToList().length + p.bots.readRecordsToList().length, 0, 'still held at deadline - 1');
+      // Stream time passes the held event's deadline: it is a bot, then the server events follow, human.
+      p.validate('other', T0 + GRACE);
+      assert.deepEqual(p.ids(p.bots.readRecordsToList()), [b1['messageId']]);
+      const out = p.filtered.readRecordsToList();
+      assert.deepEqual(p.ids(out), [s1['messageId'], s2['messageId']]);
+      assert.ok(out.every((r) => r.value!.human === 'trusted_source'));
+    });
+
+    it('expires held events by the wall clock, and then emits the server event queued behind them', () => {
+      const p = setup();
+      const b1 = message('v12', T0);
+      const s1 = order('v12', T0 + 10, 'o-9');
+      p.send(b1);
+      p.sendServer(s1);
+      p.driver.advanceWallClockTime(GRACE + 2000);
+      assert.deepEqual(p.ids(p.bots.readRecordsToList()), [b1['messageId']]);
+      assert.deepEqual(p.ids(p.filtered.readRecordsToList()), [s1['messageId']]);
+    });
+
+    it('keeps a trusted event human when the per-visitor cap pushes it out of the queue', () => {
+      const p = setup();
+      const first = message('flood2', T0);
+      const s1 = order('flood2', T0 + 1, 'o-10');
+      p.send(first);
+      p.sendServer(s1);
+      const rest = Array.from({ length: MAX_HELD_PER_VISITOR }, (_, i) => message('flood2', T0 + 2 + i));
+      for (const m of rest) p.send(m);
+      assert.deepEqual(p.ids(p.bots.readRecordsToList()), [first['messageId']]);
+      const out = p.filtered.readRecordsToList();
+      assert.deepEqual(p.ids(out), [s1['messageId']]);
+      assert.equal(out[0]!.value!.human, 'trusted_source');
+    });
   });
 });

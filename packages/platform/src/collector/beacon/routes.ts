@@ -6,6 +6,8 @@
  * - `POST /v1/beacon/validate` `{ writeKey, anonymousId, token }` (application/json or text/plain)
  *   → 204 once the validation event is appended to `events.validations`.
  *
+ * All three take a browser write key; a server write key is refused (403 SHOP_ERR_FORBIDDEN).
+ *
  * Privacy: these routes log at `warn` and above only. Fastify's per-request lines carry the URL (with
  * the write key) and the client address; the error handler here logs server errors without the
  * request. The token, the write key and the IP are never logged; the counters are the observability.
@@ -109,7 +111,7 @@ function specOf(code: string): PlatformErrorSpecOf {
   return SPECS_BY_CODE.get(code) ?? PlatformErrors.INTERNAL;
 }
 
-type Auth = { ok: true; merchant: Merchant } | { ok: false; message: string };
+type Auth = { ok: true; merchant: Merchant } | { ok: false; spec: PlatformErrorSpecOf; message: string };
 
 export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): Promise<void> {
   const secrets = normalizeSecrets(opts.secrets);
@@ -128,9 +130,22 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
 
   const scriptEtag = `"${crypto.createHash('sha256').update(beaconScript).digest('base64url').slice(0, 27)}"`;
 
+  /**
+   * The browser write key of a storefront. A server write key is secret and vouches for its events
+   * without a beacon, so it has no business in a page: refused with 403 SHOP_ERR_FORBIDDEN.
+   */
   function authenticate(writeKey: unknown): Auth {
     const check = checkWriteKey(merchants, writeKey);
-    return check.ok ? { ok: true, merchant: check.merchant } : { ok: false, message: check.message };
+    if (!check.ok) return { ok: false, spec: PlatformErrors.UNAUTHORIZED, message: check.message };
+    if (check.kind === 'server') {
+      return {
+        ok: false,
+        spec: PlatformErrors.FORBIDDEN,
+        message:
+          "This is a server write key: it is secret, for backends only, and the beacon does not take it. Use the storefront's write key here; if the server key was put in a page, rotate it (shopstream merchants rotate-key --server-key).",
+      };
+    }
+    return { ok: true, merchant: check.merchant };
   }
 
   // Storefronts are on other origins. No cookies or credentials are used, so any origin may call.
@@ -193,7 +208,7 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
 
   app.get<{ Querystring: { writeKey?: unknown } }>(BEACON_SCRIPT_PATH, { logLevel: 'warn' }, async (request, reply) => {
     const auth = authenticate(request.query.writeKey);
-    if (!auth.ok) return sendError(reply, PlatformErrors.UNAUTHORIZED, auth.message);
+    if (!auth.ok) return sendError(reply, auth.spec, auth.message);
     reply
       .header('cache-control', SCRIPT_CACHE_CONTROL)
       .header('etag', scriptEtag)
@@ -213,7 +228,7 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
       const auth = authenticate(request.query.writeKey);
       if (!auth.ok) {
         challenges.inc({ outcome: 'unauthorized' });
-        return sendError(reply, PlatformErrors.UNAUTHORIZED, auth.message);
+        return sendError(reply, auth.spec, auth.message);
       }
       const { anonymousId } = request.query;
       if (typeof anonymousId !== 'string' || anonymousId.length === 0 || anonymousId.length > MAX_ANONYMOUS_ID_LENGTH) {
@@ -261,7 +276,7 @@ export async function beaconRoutes(app: FastifyInstance, opts: BeaconOptions): P
     const auth = authenticate(writeKey);
     if (!auth.ok) {
       validations.inc({ outcome: 'unauthorized' });
-      return sendError(reply, PlatformErrors.UNAUTHORIZED, auth.message);
+      return sendError(reply, auth.spec, auth.message);
     }
     const userAgent = request.headers['user-agent'];
     if (userAgent === undefined || userAgent.length === 0) return invalidRequest('a User-Agent header is required');

@@ -19,6 +19,8 @@ const MerchantConfigSchema = Type.Object(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }),
     writeKey: Type.String({ minLength: 8 }),
+    /** Secret keys for the merchant's backends (server-side sources); see docs/api.md. */
+    serverWriteKeys: Type.Optional(Type.Array(Type.String({ minLength: 8 }))),
     readToken: Type.String({ minLength: 8 }),
     timezone: Type.Optional(Type.String()),
     currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$' })),
@@ -88,6 +90,24 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    cubes: Type.Optional(
+      Type.Object(
+        {
+          /** Where the cubes live: a DuckDB file in the data folder (default), or PostgreSQL for several instances. */
+          store: Type.Optional(Type.Union([Type.Literal('duckdb'), Type.Literal('postgres')])),
+          /** PostgreSQL connection string, e.g. postgres://user:password@host:5432/db (store: postgres). */
+          postgresUrl: Type.Optional(Type.String({ minLength: 1 })),
+          /** PostgreSQL schema for the cube tables. Default: public. */
+          postgresSchema: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]*$' })),
+          commitIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
+          /** Days of minute buckets kept. Default 14. */
+          minuteRetentionDays: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+          /** Days of quarter-hour buckets kept (hour and day queries, products, funnel). Default 400. */
+          quarterRetentionDays: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     beacon: Type.Optional(
       Type.Object(
         {
@@ -120,6 +140,9 @@ export function parseConfig(value: unknown, source = 'config'): ShopstreamConfig
   for (const m of value.merchants ?? []) {
     if (ids.has(m.id)) throw new PlatformError(PlatformErrors.CONFIG, `${source}: merchant id ${m.id} appears twice.`);
     ids.add(m.id);
+    if (m.serverWriteKeys?.includes(m.writeKey)) {
+      throw new PlatformError(PlatformErrors.CONFIG, `${source}: merchant ${m.id}: the writeKey is public (it is in pages); a server write key must be another, secret key.`);
+    }
     if (m.timezone !== undefined) {
       try {
         new Intl.DateTimeFormat('en', { timeZone: m.timezone });

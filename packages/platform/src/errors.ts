@@ -51,6 +51,11 @@ export const PlatformErrors = {
   CONFIG: { code: 'SHOP_ERR_CONFIG', status: 400, retriable: false },
   MERCHANT_EXISTS: { code: 'SHOP_ERR_MERCHANT_EXISTS', status: 409, retriable: false },
   MERCHANT_UNKNOWN: { code: 'SHOP_ERR_MERCHANT_UNKNOWN', status: 404, retriable: false },
+
+  // Cubes and the analytics API.
+  INVALID_PARAMETER: { code: 'SHOP_ERR_INVALID_PARAMETER', status: 400, retriable: false },
+  CUBES_FENCED: { code: 'SHOP_ERR_CUBES_FENCED', status: 409, retriable: true },
+  CUBES_STORE: { code: 'SHOP_ERR_CUBES_STORE', status: 503, retriable: true },
 } as const satisfies Record<string, PlatformErrorSpec>;
 
 export type PlatformErrorCode = (typeof PlatformErrors)[keyof typeof PlatformErrors]['code'];

@@ -17,9 +17,13 @@ import { buildCollector } from './collector/server.ts';
 import type { ShopstreamConfig, MerchantConfig } from './config.ts';
 import { PlatformError, PlatformErrors } from './errors.ts';
 import type { Merchant } from './merchants/model.ts';
-import { MerchantTable, putMerchant } from './merchants/table.ts';
+import { MerchantTable, putMerchant, withConfiguredServerKeys } from './merchants/table.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from './topics.ts';
 import { pipelineTopology } from './pipeline/topology.ts';
+import { analyticsRoutes } from './api/analytics.ts';
+import { DuckDb, PostgresDb } from './cubes/db.ts';
+import { CubeStore } from './cubes/store.ts';
+import { CubesWriter, DEFAULT_RETENTION } from './cubes/writer.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -33,6 +37,27 @@ export interface PlatformOptions {
   log?: Log;
   /** More routes on the platform's HTTP server (registered before it listens). */
   routes?: (app: FastifyInstance) => Promise<void> | void;
+  /**
+   * The roles this process runs. Default: all. On Kafka each role can run in processes of its own
+   * (`shopstream collector|pipeline|cubes`); the embedded log belongs to one process, which runs them all.
+   * The HTTP server (health, metrics, and the collector and analytics routes of the roles that have them) always runs.
+   */
+  roles?: ReadonlyArray<Role>;
+}
+
+export const ROLES = ['collector', 'pipeline', 'cubes'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Opens the configured cube store: a DuckDB file in the data folder, or PostgreSQL. */
+export async function openCubeStore(config: ShopstreamConfig, dataDir: string): Promise<CubeStore> {
+  const c = config.cubes ?? {};
+  if (c.store === 'postgres') {
+    const url = c.postgresUrl ?? process.env['SHOPSTREAM_POSTGRES_URL'];
+    if (url === undefined) throw new PlatformError(PlatformErrors.CONFIG, 'cubes.store is postgres: set cubes.postgresUrl (or SHOPSTREAM_POSTGRES_URL).');
+    return new CubeStore(await PostgresDb.open(url, c.postgresSchema));
+  }
+  mkdirSync(dataDir, { recursive: true });
+  return new CubeStore(await DuckDb.open(join(dataDir, 'cubes.duckdb')));
 }
 
 export interface Platform {
@@ -42,7 +67,10 @@ export interface Platform {
   readonly registry: Registry;
   readonly collector: FastifyInstance;
   /** The pipeline role (events.raw + events.validations → events.filtered, events.bots, events.rejected). */
-  readonly pipeline: StreamsApp;
+  readonly pipeline: StreamsApp | undefined;
+  /** The cubes role (events.filtered + events.bots → the cube store), and its store. */
+  readonly cubes: CubesWriter | undefined;
+  readonly cubeStore: CubeStore | undefined;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -69,7 +97,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let collector: FastifyInstance | undefined;
   const decisions = new Counter({
     name: 'shopstream_pipeline_decisions_total',
-    help: 'Pipeline decisions per event: human_validated, human_released, held, bot_user_agent, bot_not_validated, duplicate, order_duplicate, rejected.',
+    help: 'Pipeline decisions per event: human_validated, human_released, human_trusted_source, held, bot_user_agent, bot_not_validated, duplicate, order_duplicate, rejected.',
     labelNames: ['decision'],
     registers: [registry],
   });
@@ -86,7 +114,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     onDecision: (d: string) => decisions.inc({ decision: d }),
     onBotLookup: (s: number) => lookups.observe(s),
   };
-  const pipeline = new StreamsApp(pipelineTopology(topics, pipelineOptions), {
+  const roles = new Set<Role>(options.roles ?? ROLES);
+  const pipeline = !roles.has('pipeline') ? undefined : new StreamsApp(pipelineTopology(topics, pipelineOptions), {
     applicationId: `${config.topics?.prefix ?? ''}shopstream-pipeline`,
     log,
     stateDir: join(dataDir, 'state'),
@@ -96,11 +125,32 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     ...((config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID']) !== undefined && { instanceId: config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'] }),
     onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
   });
+  let cubeStore: CubeStore | undefined;
+  let cubes: CubesWriter | undefined;
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
-    await pipeline.start();
+    await pipeline?.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
+    if (roles.has('cubes')) {
+      cubeStore = await openCubeStore(config, dataDir);
+      const c = config.cubes ?? {};
+      cubes = new CubesWriter({
+        log,
+        topics,
+        store: cubeStore,
+        consumer: `${config.topics?.prefix ?? ''}shopstream-cubes`,
+        ...(c.commitIntervalMs !== undefined && { commitIntervalMs: c.commitIntervalMs }),
+        retention: {
+          ...DEFAULT_RETENTION,
+          ...(c.minuteRetentionDays !== undefined && { minuteMs: c.minuteRetentionDays * 86_400_000 }),
+          ...(c.quarterRetentionDays !== undefined && { quarterMs: c.quarterRetentionDays * 86_400_000 }),
+        },
+        logger,
+        registry,
+      });
+      await cubes.start();
+    }
     collector = await buildCollector({
       log,
       topics,
@@ -114,12 +164,21 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       writeTimeoutMs: config.collector?.writeTimeoutMs,
       maxFutureMs: config.collector?.maxFutureMs,
       maxPastMs: config.collector?.maxPastMs,
+      ingest: roles.has('collector'),
     });
+    const store = cubeStore;
+    if (store !== undefined) {
+      await collector.register(async (app) =>
+        analyticsRoutes(app, { store, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }),
+      );
+    }
     if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
     await collector?.close().catch(() => {});
-    await pipeline.close().catch(() => {});
+    await cubes?.close().catch(() => {});
+    await cubeStore?.close().catch(() => {});
+    await pipeline?.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
     throw err;
@@ -134,10 +193,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     registry,
     collector: app,
     pipeline,
+    cubes,
+    cubeStore,
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
-      await pipeline.close();
+      await pipeline?.close();
+      await cubes?.close();
+      await cubeStore?.close();
       await merchants.close();
       if (ownLog) await log.close();
     },
@@ -153,7 +216,7 @@ export async function syncConfigMerchants(log: Log, table: MerchantTable, topic:
   const now = Date.now();
   for (const c of configured) {
     const existing = table.byId(c.id);
-    const next: Merchant = existing
+    const settings: Merchant = existing
       ? {
           ...existing,
           writeKeys: existing.revokedWriteKeys.includes(c.writeKey) || existing.writeKeys.includes(c.writeKey) ? existing.writeKeys : [...existing.writeKeys, c.writeKey],
@@ -175,6 +238,7 @@ export async function syncConfigMerchants(log: Log, table: MerchantTable, topic:
           createdAt: now,
           updatedAt: now,
         };
+    const next = withConfiguredServerKeys(settings, c.serverWriteKeys);
     if (existing?.revokedWriteKeys.includes(c.writeKey)) {
       throw new PlatformError(
         PlatformErrors.CONFIG,

@@ -12,6 +12,8 @@ import { readTopic } from '@shopstream/streams/testing';
 import { normalizeRawRecord } from '../src/contract/index.ts';
 
 export const KAFKA_BOOTSTRAP = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
+/** The PostgreSQL server the server-store tests use (tests work in schemas of their own and drop them). */
+export const TEST_POSTGRES = process.env['SHOPSTREAM_TEST_POSTGRES'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export function unique(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;

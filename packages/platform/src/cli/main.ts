@@ -1,10 +1,11 @@
 /**
  * The `shopstream` command.
  *
- *   shopstream start [--config FILE] [--data-dir DIR] [--port N]
- *   shopstream merchants add --id ID [--timezone TZ] [--currency CUR] [--pixel-id P --access-token T [--test-event-code C]]
+ *   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
+  shopstream collector|pipeline|cubes [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+ *   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id P --access-token T [--test-event-code C]]
  *   shopstream merchants list [--show-secrets]
- *   shopstream merchants rotate-key --id ID
+ *   shopstream merchants rotate-key --id ID [--server-key]
  *
  * Every command takes --config and --data-dir, so it finds the same log as `start`.
  */
@@ -14,21 +15,24 @@ import { isStreamsError, ErrorCodes, type Log } from '@shopstream/streams';
 import { loadConfigFile, parseConfig, type ShopstreamConfig } from '../config.ts';
 import { isPlatformError, PlatformError, PlatformErrors } from '../errors.ts';
 import type { Merchant } from '../merchants/model.ts';
-import { MerchantTable, newReadToken, newWriteKey, putMerchant } from '../merchants/table.ts';
-import { openLog, startPlatform } from '../platform.ts';
+import { MerchantTable, newReadToken, newServerWriteKey, newWriteKey, putMerchant } from '../merchants/table.ts';
+import { ROLES, openLog, startPlatform, type Role } from '../platform.ts';
 import { ensurePlatformTopics, topicNames } from '../topics.ts';
 import { simulateCommand } from '../simulate/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]
-  shopstream merchants add --id ID [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
+  shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream merchants list [--show-secrets]
-  shopstream merchants rotate-key --id ID
+  shopstream merchants rotate-key --id ID [--server-key]
   shopstream simulate --url URL --write-key KEY [--seed N --visitors N --hours N --rate N --truth FILE]  (see shopstream simulate --help)
 
 Common options:
   --config FILE    JSON or YAML configuration (merchants, kafka.brokers, ...); without kafka.brokers the embedded log is used
   --data-dir DIR   where the embedded log and local state live (default .data)
+  --server-key     merchants add: also create a server write key (secret, for backends; no beacon needed)
+                   merchants rotate-key: replace the server write keys instead of the write keys
+                   (on a merchant without one, creates its first)
 `;
 
 export interface CliIo {
@@ -80,6 +84,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'access-token': { type: 'string' },
       'test-event-code': { type: 'string' },
       'show-secrets': { type: 'boolean' },
+      'server-key': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -91,13 +96,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? config.dataDir ?? '.data');
   const [command, sub] = positionals;
 
-  if (command === 'start') {
+  if (command === 'start' || (ROLES as readonly string[]).includes(command!)) {
+    const roles: Role[] = command === 'start' ? [...ROLES] : [command as Role];
     const port = values.port === undefined ? undefined : Number(values.port);
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
       throw new PlatformError(PlatformErrors.CONFIG, `--port ${values.port} is not a port number.`);
     }
-    const platform = await startPlatform({ config, dataDir, port, host: values.host });
-    io.out(`Shopstream is running (${platform.log.kind} log). Collector: ${platform.url}/v1/batch · metrics: ${platform.url}/metrics`);
+    const platform = await startPlatform({ config, dataDir, port, host: values.host, roles });
+    io.out(
+      `Shopstream is running (${platform.log.kind} log; ${roles.join(', ')}).` +
+        (roles.includes('collector') ? ` Collector: ${platform.url}/v1/batch ·` : '') +
+        (roles.includes('cubes') ? ` analytics: ${platform.url}/v1/merchants/{id}/metrics ·` : '') +
+        ` metrics: ${platform.url}/metrics`,
+    );
     await new Promise<void>((done) => {
       const stop = () => {
         process.off('SIGINT', stop);
@@ -144,6 +155,7 @@ async function merchantsCommand(sub: string | undefined, values: Values, log: Lo
           timezone: m.timezone,
           currency: m.currency,
           writeKeys: m.writeKeys,
+          serverWriteKeys: show ? (m.serverWriteKeys ?? []) : (m.serverWriteKeys ?? []).map(mask),
           revokedWriteKeys: m.revokedWriteKeys.length,
           readTokens: show ? m.readTokens : m.readTokens.map(mask),
           ...(m.meta && { meta: { pixelId: m.meta.pixelId, accessToken: show ? m.meta.accessToken : mask(m.meta.accessToken), testEventCode: m.meta.testEventCode } }),
@@ -154,6 +166,7 @@ async function merchantsCommand(sub: string | undefined, values: Values, log: Lo
     return 0;
   }
   if (id === undefined) throw new PlatformError(PlatformErrors.CONFIG, `merchants ${sub ?? ''} needs --id ID.`);
+  const serverKey = values['server-key'] === true;
   if (sub === 'add') {
     if (table.byId(id)) throw new PlatformError(PlatformErrors.MERCHANT_EXISTS, `Merchant ${id} exists already; see \`shopstream merchants list\`.`);
     const now = Date.now();
@@ -165,6 +178,7 @@ async function merchantsCommand(sub: string | undefined, values: Values, log: Lo
     const m: Merchant = {
       id,
       writeKeys: [newWriteKey()],
+      serverWriteKeys: serverKey ? [newServerWriteKey()] : [],
       revokedWriteKeys: [],
       readTokens: [newReadToken()],
       timezone: typeof values['timezone'] === 'string' ? values['timezone'] : 'UTC',
@@ -178,11 +192,20 @@ async function merchantsCommand(sub: string | undefined, values: Values, log: Lo
     };
     await putMerchant(log, topic, m, table);
     io.out(`Added merchant ${id}.\n  write key:  ${m.writeKeys[0]}\n  read token: ${m.readTokens[0]}`);
+    if (serverKey) io.out(`  server key: ${m.serverWriteKeys![0]}  (secret: for backends only, never in a page)`);
     return 0;
   }
   if (sub === 'rotate-key') {
     const m = table.byId(id);
     if (!m) throw new PlatformError(PlatformErrors.MERCHANT_UNKNOWN, `No merchant ${id}; see \`shopstream merchants list\`.`);
+    if (serverKey) {
+      const old = m.serverWriteKeys ?? [];
+      const key = newServerWriteKey();
+      await putMerchant(log, topic, { ...m, serverWriteKeys: [key], revokedWriteKeys: [...m.revokedWriteKeys, ...old], updatedAt: Date.now() }, table);
+      const refused = old.length === 0 ? 'It had none before.' : `The old server key${old.length > 1 ? 's are' : ' is'} refused from now on.`;
+      io.out(`Rotated the server key of ${id}. ${refused}\n  server key: ${key}  (secret: for backends only, never in a page)`);
+      return 0;
+    }
     const key = newWriteKey();
     await putMerchant(log, topic, { ...m, writeKeys: [key], revokedWriteKeys: [...m.revokedWriteKeys, ...m.writeKeys], updatedAt: Date.now() }, table);
     io.out(`Rotated the write key of ${id}. The old key${m.writeKeys.length > 1 ? 's are' : ' is'} refused from now on.\n  write key: ${key}`);

@@ -5,7 +5,8 @@
  * `events.raw` (keyed by visitor), refused ones in `events.rejected` with their reason. The
  * collector checks each event's envelope (contract `checkEnvelope`: type, event name, ids, event
  * time) and writes the event's bytes as the client sent them, with the request's facts in headers
- * (contract/raw.ts); the pipeline maps them to canonical events. Request-level
+ * (contract/raw.ts), among them `shopstream.source: server` for a request authenticated with a
+ * server write key; the pipeline maps them to canonical events. Request-level
  * failures (bad JSON, bad write key, rate limit, log unavailable) write nothing and say why with a
  * `SHOP_ERR_…` code. See docs/api.md.
  */
@@ -16,7 +17,7 @@ import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord 
 import { checkEnvelope, rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
 import { TOO_DEEP, batchElementRanges } from './batch-scan.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
-import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit } from '../merchants/model.ts';
+import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit, type WriteKeyKind } from '../merchants/model.ts';
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
 import { MAX_JSON_DEPTH, basicAuthUser, decodeBody, exceedsDepth } from './body.ts';
@@ -65,6 +66,11 @@ export interface CollectorOptions {
   maxPastMs?: number;
   /** Readiness beyond the log: e.g. the merchants table has loaded. */
   isReady?: () => boolean;
+  /**
+   * Serve the ingest and beacon routes (the collector role). Default true. A process that runs
+   * other roles only keeps the server for health, metrics and the analytics API.
+   */
+  ingest?: boolean;
   now?: () => number;
 }
 
@@ -161,15 +167,18 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     }
   }
 
-  function authenticate(req: FastifyRequest, body: unknown): Merchant {
+  function authenticate(req: FastifyRequest, body: unknown): { merchant: Merchant; kind: WriteKeyKind } {
     const fromBody = isObject(body) ? body['writeKey'] : undefined;
     const check = checkWriteKey(options.merchants, basicAuthUser(req.headers.authorization) ?? fromBody);
     if (!check.ok) throw new PlatformError(PlatformErrors.UNAUTHORIZED, check.message);
-    return check.merchant;
+    return check;
   }
 
   async function ingest(req: FastifyRequest, reply: FastifyReply, messages: unknown[], typeHint: SegmentType | undefined, body: unknown): Promise<void> {
-    const merchant = authenticate(req, body);
+    const { merchant, kind } = authenticate(req, body);
+    // A server write key: the request comes from the merchant's backend, so its IP, User-Agent and
+    // CDN country describe that server, not the shopper; they are not recorded.
+    const server = kind === 'server';
     if (messages.length > Limits.batchEvents) {
       throw new PlatformError(PlatformErrors.BATCH_TOO_LARGE, `A batch holds at most ${Limits.batchEvents} events; this one has ${messages.length}.`);
     }
@@ -195,9 +204,9 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
       receivedAt,
       batchSentAt: isObject(body) ? body['sentAt'] : undefined,
       batchContext: isObject(body) && typeHint === undefined ? body['context'] : undefined,
-      requestIp: req.ip,
-      requestUserAgent: req.headers['user-agent'],
-      cdnCountry: cdnHeader ? headerValue(req.headers[cdnHeader]) : undefined,
+      requestIp: server ? undefined : req.ip,
+      requestUserAgent: server ? undefined : req.headers['user-agent'],
+      cdnCountry: cdnHeader && !server ? headerValue(req.headers[cdnHeader]) : undefined,
       maxFutureMs: options.maxFutureMs,
       maxPastMs: options.maxPastMs,
     };
@@ -219,7 +228,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
       const hasIp = c != null && typeof c['ip'] === 'string' && c['ip'] !== '';
       const hasUa = c != null && typeof c['userAgent'] === 'string' && c['userAgent'] !== '';
       const k = (hasIp ? 1 : 0) | (hasUa ? 2 : 0);
-      return (headerSets[k] ??= rawRecordHeaders(ctx, typeHint, !hasIp, !hasUa));
+      return (headerSets[k] ??= rawRecordHeaders(ctx, typeHint, !hasIp, !hasUa, kind));
     };
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
@@ -275,7 +284,8 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     }
     return ingest(req, reply, body['batch'], undefined, body);
   };
-  for (const path of ['/v1/batch', '/v1/b', '/v1/import']) app.post(path, { bodyLimit: Limits.batchBytes, ...observe('batch') }, batchRoute);
+  const ingestRoutes = options.ingest ?? true;
+  if (ingestRoutes) for (const path of ['/v1/batch', '/v1/b', '/v1/import']) app.post(path, { bodyLimit: Limits.batchBytes, ...observe('batch') }, batchRoute);
 
   const single = (type: SegmentType) => async (req: FastifyRequest, reply: FastifyReply) => {
     const body = req.body;
@@ -290,11 +300,13 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     ['page', ['/v1/page', '/v1/p']],
     ['identify', ['/v1/identify', '/v1/i']],
   ];
-  for (const [type, paths] of singles) {
-    for (const path of paths) app.post(path, { bodyLimit: Limits.eventBytes, ...observe(type) }, single(type));
+  if (ingestRoutes) {
+    for (const [type, paths] of singles) {
+      for (const path of paths) app.post(path, { bodyLimit: Limits.eventBytes, ...observe(type) }, single(type));
+    }
   }
 
-  await app.register(beaconRoutes, {
+  if (ingestRoutes) await app.register(beaconRoutes, {
     merchants: options.merchants,
     secrets: options.beaconSecrets,
     registry,

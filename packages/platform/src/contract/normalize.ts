@@ -69,7 +69,7 @@ const MAX_DATE_MS = 8.64e15;
  * used for these messages (Segment too fills in the IP "for client side events only":
  * https://segment.com/docs/connections/spec/common/#context-fields-automatically-collected).
  */
-const SERVER_LIBRARIES = new Set([
+export const SERVER_LIBRARIES: ReadonlySet<string> = new Set([
   '@segment/analytics-node',
   'analytics-node',
   'analytics-python',

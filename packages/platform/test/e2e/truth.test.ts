@@ -17,7 +17,8 @@ import { planSimulation } from '../../src/simulate/plan.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
-import { KAFKA_BOOTSTRAP, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, TEST_POSTGRES, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
+import { PostgresDb } from '../../src/cubes/db.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -93,6 +94,50 @@ function observe(records: ConsumedRecord[]): Map<string, Observed> {
   return out;
 }
 
+interface ApiSlices {
+  byDim: Partial<Record<'device_type' | 'country' | 'traffic_source', Record<string, number>>>;
+  visitors: Record<string, number>;
+  funnel: number[];
+}
+
+const STEP: Record<string, number> = {
+  'Product List Viewed': 0,
+  'Products Searched': 0,
+  'Product Viewed': 1,
+  'Product Clicked': 1,
+  'Product Added': 2,
+  'Cart Viewed': 2,
+  'Checkout Started': 3,
+  'Order Completed': 4,
+};
+
+/** What the API should say, computed from events.filtered by plain counting (local days of the merchant). */
+function slicesOf(records: ConsumedRecord[], merchantId: string, timeZone: string): ApiSlices {
+  const day = (ms: number) => new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(ms));
+  const byDim: ApiSlices['byDim'] = { device_type: {}, country: {}, traffic_source: {} };
+  const visitors = new Map<string, Set<string>>();
+  const sessions = new Map<string, { started: boolean; steps: Set<number> }>();
+  for (const r of records) {
+    const p = JSON.parse(r.value!.toString('utf8')) as PipelineEvent;
+    if (p.event.merchantId !== merchantId) continue;
+    const d = day(p.event.timestamp);
+    const values = { device_type: p.enrichment.device.type, country: p.enrichment.country ?? '', traffic_source: p.enrichment.trafficSource };
+    for (const dim of ['device_type', 'country', 'traffic_source'] as const) byDim[dim]![`${d}|${values[dim]}`] = (byDim[dim]![`${d}|${values[dim]}`] ?? 0) + 1;
+    if (!visitors.has(d)) visitors.set(d, new Set());
+    visitors.get(d)!.add(p.event.visitorId);
+    let s = sessions.get(p.session.id);
+    if (s === undefined) sessions.set(p.session.id, (s = { started: false, steps: new Set() }));
+    if (p.session.start) s.started = true;
+    const step = STEP[p.event.event];
+    if (step !== undefined) s.steps.add(step);
+  }
+  const funnel = [0, 0, 0, 0, 0, 0];
+  for (const s of sessions.values()) {
+    if (s.started) funnel[0]!++;
+    for (const step of s.steps) funnel[step + 1]!++;
+  }
+  return { byDim, visitors: Object.fromEntries([...visitors].map(([d, ids]) => [d, ids.size])), funnel };
+}
 
 for (const kind of ['embedded', 'kafka'] as LogKind[]) {
   describe(`simulator truth = pipeline output, with 3 SIGKILLs (${kind})`, () => {
@@ -101,6 +146,7 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
       const prefix = `${unique('e2e')}.`;
+      const pgSchema = unique('e2e_cubes').replace(/[^a-z0-9_]/g, '_');
       const merchants = [
         { id: 'shop-a', writeKey: 'wk_e2e_shop_a_key', readToken: 'rt_e2e_shop_a_token', currency: 'EUR', timezone: 'Europe/Paris' },
         { id: 'shop-b', writeKey: 'wk_e2e_shop_b_key', readToken: 'rt_e2e_shop_b_token', currency: 'JPY', timezone: 'Asia/Tokyo' },
@@ -113,7 +159,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         pipeline: { graceMs: GRACE_MS },
         instanceId: 'e2e-instance-1',
         beacon: { secrets: ['an-e2e-test-secret-of-32-characters-or-more'] },
-        ...(kind === 'kafka' && { kafka: { brokers: [KAFKA_BOOTSTRAP] } }),
+        // On Kafka, the cubes live in PostgreSQL (the server store), in a schema of this run.
+        ...(kind === 'kafka' && { kafka: { brokers: [KAFKA_BOOTSTRAP] }, cubes: { store: 'postgres', postgresUrl: TEST_POSTGRES, postgresSchema: pgSchema } }),
       };
       const configFile = join(t.dir, 'shopstream.json');
       writeFileSync(configFile, JSON.stringify(config));
@@ -144,8 +191,53 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         await restarting;
         assert.equal(kills, 3, 'the platform was killed three times');
         assert.equal(result.failures, 0, `every request eventually succeeded: ${JSON.stringify(result.errors?.slice(0, 3))}`);
-        // Let the last held events pass their grace period (the wall clock moves the horizon when input stops), then stop cleanly.
+        // Let the last held events pass their grace period (the wall clock moves the horizon when input stops).
         await new Promise((r) => setTimeout(r, GRACE_MS * 2 + 2_000));
+        // The analytics API (cubes) must agree with the truth exactly, once it has caught up.
+        const range = { from: new Date(truth.window.start - 86_400_000).toISOString(), to: new Date(truth.window.end + 86_400_000).toISOString() };
+        const api = async (m: (typeof merchants)[number], path: string, query: Record<string, string>) => {
+          const res = await fetch(`${url}/v1/merchants/${m.id}/${path}?${new URLSearchParams({ ...range, ...query })}`, { headers: { authorization: `Bearer ${m.readToken}` } });
+          assert.equal(res.status, 200, await res.clone().text());
+          return (await res.json()) as { series: Array<Record<string, number> & { bucket: string; group: Record<string, string> }> };
+        };
+        const humanTotal = (id: string) => Object.values(truth.filtered[id] ?? {}).reduce((a, byHour) => a + Object.values(byHour).reduce((x, y) => x + y, 0), 0);
+        const apiTotals = async (m: (typeof merchants)[number]) => {
+          const { series } = await api(m, 'metrics', { granularity: 'day', metrics: 'events,orders,revenue,sessions,bot_events' });
+          const sum = (k: string) => series.reduce((a, r) => a + (r[k] ?? 0), 0);
+          return { events: sum('events'), orders: sum('orders'), revenueMinor: sum('revenue'), sessions: sum('sessions'), botEvents: sum('bot_events') };
+        };
+        const deadline = Date.now() + 30_000;
+        while ((await apiTotals(merchants[0]!)).events !== humanTotal('shop-a') || (await apiTotals(merchants[1]!)).events !== humanTotal('shop-b')) {
+          if (Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        for (const m of merchants) {
+          const want = truth.merchants[m.id]!;
+          assert.deepEqual(await apiTotals(m), { events: humanTotal(m.id), orders: want.orders, revenueMinor: want.revenueMinor, sessions: want.sessions, botEvents: want.botEvents }, `${m.id}: API totals`);
+          const { series } = await api(m, 'metrics', { granularity: 'hour', metrics: 'events', group_by: 'event_type' });
+          const byHour: Record<string, Record<string, number>> = {};
+          for (const r of series) {
+            const hour = new Date(r.bucket).toISOString().slice(0, 13);
+            const byName = (byHour[r.group['event_type']!] ??= {});
+            byName[hour] = (byName[hour] ?? 0) + r['events']!;
+          }
+          assert.deepEqual(byHour, truth.filtered[m.id] ?? {}, `${m.id}: API events by type and hour`);
+        }
+        // Slices the truth has no figure for are compared, after the run, with events.filtered itself.
+        const slices = new Map<string, ApiSlices>();
+        for (const m of merchants) {
+          const byDim: ApiSlices['byDim'] = {};
+          for (const dim of ['device_type', 'country', 'traffic_source'] as const) {
+            const { series } = await api(m, 'metrics', { granularity: 'day', metrics: 'events', group_by: dim });
+            const counts: Record<string, number> = {};
+            for (const r of series) counts[`${r.bucket.slice(0, 10)}|${r.group[dim]}`] = (counts[`${r.bucket.slice(0, 10)}|${r.group[dim]}`] ?? 0) + r['events']!;
+            byDim[dim] = counts;
+          }
+          const visitors: Record<string, number> = {};
+          for (const r of (await api(m, 'metrics', { granularity: 'day', metrics: 'visitors' })).series) visitors[r.bucket.slice(0, 10)] = r['visitors']!;
+          const funnel = (await api(m, 'funnel', {})) as unknown as { sessions: number; steps: Array<{ step: string; sessions: number }> };
+          slices.set(m.id, { byDim, visitors, funnel: [funnel.sessions, ...funnel.steps.map((s) => s.sessions)] });
+        }
         await platform.kill('SIGTERM');
 
         const topics = topicNames(prefix);
@@ -170,6 +262,15 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
             assert.equal(got?.sessions ?? 0, want.sessions, `${m.id}: sessions`);
             // And against the sessions the model generated, which does not apply the pipeline's rule.
             assert.equal(got?.sessions ?? 0, truth.generated[m.id]!.humanSessions, `${m.id}: sessions as generated`);
+            // The API's slices equal events.filtered's, exactly (visitors within the sketch's error).
+            const want2 = slicesOf(filteredRecords, m.id, m.timezone);
+            const api2 = slices.get(m.id)!;
+            assert.deepEqual(api2.byDim, want2.byDim, `${m.id}: API events by day and device, country, source`);
+            assert.deepEqual(api2.funnel, want2.funnel, `${m.id}: API funnel`);
+            assert.deepEqual(Object.keys(api2.visitors).sort(), Object.keys(want2.visitors).sort(), `${m.id}: days with visitors`);
+            for (const [day, n] of Object.entries(want2.visitors)) {
+              assert.ok(Math.abs(api2.visitors[day]! - n) <= Math.max(1, 3 * 0.0163 * n), `${m.id} ${day}: visitors ${api2.visitors[day]} vs ${n} distinct`);
+            }
           }
         } finally {
           if (kind === 'kafka') await log.admin.deleteTopics((await log.admin.listTopics()).filter((n) => n.startsWith(prefix))).catch(() => {});
@@ -177,6 +278,11 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         }
       } finally {
         await platform.kill('SIGKILL').catch(() => {});
+        if (kind === 'kafka') {
+          const db = await PostgresDb.open(TEST_POSTGRES);
+          await db.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`).catch(() => {});
+          await db.close();
+        }
         t.cleanup();
       }
     });

@@ -1,0 +1,143 @@
+/**
+ * The analytics API (docs/api.md): metrics series, the session funnel and top products, per
+ * merchant, from the cube store. Authentication: a merchant's read token as a bearer token.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { PlatformError, PlatformErrors } from '../errors.ts';
+import type { Merchant } from '../merchants/model.ts';
+import { FUNNEL_STEPS, QUARTER_MS } from '../cubes/model.ts';
+import { METRICS, metricsSeries, type Granularity, type Metric } from '../cubes/query.ts';
+import { DIMENSIONS, FUNNEL_DIMENSIONS, VISITOR_DIMENSIONS, type CubeStore, type Dimension } from '../cubes/store.ts';
+
+export interface AnalyticsOptions {
+  store: CubeStore;
+  merchantById(id: string): Merchant | undefined;
+  merchantByReadToken(token: string): Merchant | undefined;
+}
+
+/** The widest range one request may ask for, per granularity (bounds the work of one query). */
+const MAX_RANGE_MS: Record<Granularity, number> = { minute: 2 * 86_400_000, hour: 93 * 86_400_000, day: 800 * 86_400_000 };
+const PRODUCT_METRICS = ['views', 'adds', 'purchases', 'revenue'] as const;
+
+const invalid = (parameter: string, message: string) => new PlatformError(PlatformErrors.INVALID_PARAMETER, `${parameter}: ${message}`, { details: { parameter } });
+
+function authorize(req: FastifyRequest, o: AnalyticsOptions): Merchant {
+  const id = (req.params as { id: string }).id;
+  const header = req.headers.authorization;
+  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  if (token === undefined || token === '') {
+    throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Send the merchant\'s read token: "Authorization: Bearer <read token>".');
+  }
+  const owner = o.merchantByReadToken(token);
+  if (owner === undefined) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Unknown read token; see `shopstream merchants list` for the current ones.');
+  if (owner.id !== id) throw new PlatformError(PlatformErrors.FORBIDDEN, `This read token belongs to another merchant, not to ${id}.`);
+  const merchant = o.merchantById(id);
+  if (merchant === undefined) throw new PlatformError(PlatformErrors.MERCHANT_UNKNOWN, `No merchant ${id}.`);
+  return merchant;
+}
+
+function one(q: Record<string, unknown>, name: string): string | undefined {
+  const v = q[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalid(name, 'give it once');
+  return v;
+}
+
+function time(q: Record<string, unknown>, name: string, fallback: number): number {
+  const v = one(q, name);
+  if (v === undefined) return fallback;
+  // ISO-8601 with a date; a date alone is midnight UTC.
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) throw invalid(name, `"${v}" is not an ISO-8601 date or time`);
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms)) throw invalid(name, `"${v}" is not a valid date`);
+  return ms;
+}
+
+function list<T extends string>(q: Record<string, unknown>, name: string, allowed: readonly T[], fallback: readonly T[]): T[] {
+  const v = one(q, name);
+  if (v === undefined || v === '') return [...fallback];
+  const out: T[] = [];
+  for (const item of v.split(',').map((s) => s.trim())) {
+    if (!(allowed as readonly string[]).includes(item)) throw invalid(name, `unknown value "${item}"; one of ${allowed.join(', ')}`);
+    if (!out.includes(item as T)) out.push(item as T);
+  }
+  return out;
+}
+
+function filters(q: Record<string, unknown>, allowed: readonly Dimension[]): Array<{ dimension: Dimension; value: string }> {
+  const v = one(q, 'filter');
+  if (v === undefined || v === '') return [];
+  return v.split(',').map((pair) => {
+    const i = pair.indexOf(':');
+    if (i <= 0) throw invalid('filter', `"${pair}" is not dimension:value`);
+    const dimension = pair.slice(0, i).trim() as Dimension;
+    if (!allowed.includes(dimension)) throw invalid('filter', `unknown dimension "${dimension}"; one of ${allowed.join(', ')}`);
+    return { dimension, value: pair.slice(i + 1).trim() };
+  });
+}
+
+function range(q: Record<string, unknown>, granularity: Granularity): { from: number; to: number } {
+  const now = Date.now();
+  const to = time(q, 'to', now);
+  const from = time(q, 'from', to - (granularity === 'minute' ? 3_600_000 : granularity === 'hour' ? 86_400_000 : 30 * 86_400_000));
+  if (from >= to) throw invalid('from', 'must be before to');
+  if (to - from > MAX_RANGE_MS[granularity]) throw invalid('from', `the range is longer than ${MAX_RANGE_MS[granularity] / 86_400_000} days for granularity ${granularity}`);
+  return { from, to };
+}
+
+const ALL_DIMENSIONS = Object.keys(DIMENSIONS) as Dimension[];
+
+export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void {
+  app.get('/v1/merchants/:id/metrics', async (req) => {
+    const merchant = authorize(req, o);
+    const q = req.query as Record<string, unknown>;
+    const granularity = (one(q, 'granularity') ?? 'hour') as Granularity;
+    if (!['minute', 'hour', 'day'].includes(granularity)) throw invalid('granularity', 'one of minute, hour, day');
+    const { from, to } = range(q, granularity);
+    const metrics = list<Metric>(q, 'metrics', METRICS, ['events', 'sessions', 'orders', 'revenue']);
+    const groupBy = list<Dimension>(q, 'group_by', ALL_DIMENSIONS, []);
+    const filter = filters(q, ALL_DIMENSIONS);
+    if (metrics.includes('visitors')) {
+      const bad = [...groupBy, ...filter.map((f) => f.dimension)].find((d) => !VISITOR_DIMENSIONS.includes(d) && d !== 'currency');
+      if (bad !== undefined) throw invalid('metrics', `visitors cannot be split by ${bad}: a visitor is counted once per bucket, whatever it did`);
+    }
+    const series = await metricsSeries(o.store, { merchant: merchant.id, timeZone: merchant.timezone, currency: merchant.currency, from, to, granularity, metrics, groupBy, filters: filter });
+    return { merchant: merchant.id, timezone: merchant.timezone, granularity, from: new Date(from).toISOString(), to: new Date(to).toISOString(), series };
+  });
+
+  app.get('/v1/merchants/:id/funnel', async (req) => {
+    const merchant = authorize(req, o);
+    const q = req.query as Record<string, unknown>;
+    const { from, to } = range(q, 'day');
+    const groupBy = list<Dimension>(q, 'group_by', FUNNEL_DIMENSIONS, []);
+    const filter = filters(q, FUNNEL_DIMENSIONS);
+    const rows = await o.store.funnel(merchant.id, Math.floor(from / QUARTER_MS), Math.ceil(to / QUARTER_MS), groupBy, filter);
+    const funnels = rows.map((r) => ({
+      group: r.group,
+      sessions: r.sessions,
+      steps: FUNNEL_STEPS.map((step, i) => ({
+        step,
+        sessions: r.steps[i]!,
+        rate: r.sessions === 0 ? null : r.steps[i]! / r.sessions,
+        fromPrevious: i === 0 ? (r.sessions === 0 ? null : r.steps[0]! / r.sessions) : r.steps[i - 1] === 0 ? null : r.steps[i]! / r.steps[i - 1]!,
+      })),
+    }));
+    const result = { merchant: merchant.id, from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+    return groupBy.length === 0 ? { ...result, ...(funnels[0] ?? { group: {}, sessions: 0, steps: FUNNEL_STEPS.map((step) => ({ step, sessions: 0, rate: null, fromPrevious: null })) }) } : { ...result, funnels };
+  });
+
+  app.get('/v1/merchants/:id/products/top', async (req) => {
+    const merchant = authorize(req, o);
+    const q = req.query as Record<string, unknown>;
+    const { from, to } = range(q, 'day');
+    const metric = (one(q, 'metric') ?? 'revenue') as (typeof PRODUCT_METRICS)[number];
+    if (!PRODUCT_METRICS.includes(metric)) throw invalid('metric', `one of ${PRODUCT_METRICS.join(', ')}`);
+    const limitText = one(q, 'limit') ?? '10';
+    const limit = Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalid('limit', 'an integer from 1 to 1000');
+    const currency = one(q, 'currency');
+    if (currency !== undefined && !/^[A-Z]{3}$/.test(currency)) throw invalid('currency', 'an ISO 4217 code, e.g. EUR');
+    const products = await o.store.topProducts(merchant.id, Math.floor(from / QUARTER_MS), Math.ceil(to / QUARTER_MS), metric, limit, currency);
+    return { merchant: merchant.id, metric, from: new Date(from).toISOString(), to: new Date(to).toISOString(), products };
+  });
+}

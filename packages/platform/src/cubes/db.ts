@@ -1,0 +1,156 @@
+/**
+ * The two databases of the cube store (store.ts): DuckDB, a local file (the embedded default), and
+ * PostgreSQL (the server store). Each adapter only connects, runs statements and transactions, and
+ * converts values; the SQL is the store's.
+ */
+import { DuckDBBlobValue, DuckDBInstance, blobValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import pg from 'pg';
+import type { SqlDb, SqlRow, SqlTx, SqlValue } from './store.ts';
+
+/** Runs one task at a time (a DuckDB connection runs one statement at a time). */
+class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function toDuck(v: SqlValue): DuckDBValue {
+  return v instanceof Uint8Array ? blobValue(v) : v;
+}
+
+function fromDuck(row: Record<string, unknown>): SqlRow {
+  const out: SqlRow = {};
+  for (const k in row) {
+    const v = row[k];
+    if (typeof v === 'bigint') out[k] = Number(v);
+    else if (v instanceof DuckDBBlobValue) out[k] = v.bytes;
+    else out[k] = v as SqlValue;
+  }
+  return out;
+}
+
+export class DuckDb implements SqlDb {
+  readonly dialect = 'duckdb' as const;
+  readonly bytesType = 'BLOB';
+  private readonly instance: DuckDBInstance;
+  private readonly writer: DuckDBConnection;
+  private readonly reader: DuckDBConnection;
+  private readonly writes = new Serial();
+  private readonly reads = new Serial();
+
+  private constructor(instance: DuckDBInstance, writer: DuckDBConnection, reader: DuckDBConnection) {
+    this.instance = instance;
+    this.writer = writer;
+    this.reader = reader;
+  }
+
+  /** Opens (or creates) the database file; ':memory:' for a database in memory. */
+  static async open(path: string): Promise<DuckDb> {
+    const instance = await DuckDBInstance.create(path);
+    return new DuckDb(instance, await instance.connect(), await instance.connect());
+  }
+
+  query(sql: string, params: readonly SqlValue[] = []): Promise<SqlRow[]> {
+    return this.reads.run(async () => {
+      const reader = await this.reader.runAndReadAll(sql, params.map(toDuck));
+      return (reader.getRowObjects() as Record<string, unknown>[]).map(fromDuck);
+    });
+  }
+
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    return this.writes.run(async () => {
+      const c = this.writer;
+      const tx: SqlTx = {
+        query: async (sql, params = []) => ((await c.runAndReadAll(sql, params.map(toDuck))).getRowObjects() as Record<string, unknown>[]).map(fromDuck),
+        execute: async (sql, params = []) => (await c.run(sql, params.map(toDuck))).rowsChanged,
+      };
+      await c.run('BEGIN TRANSACTION');
+      try {
+        const out = await fn(tx);
+        await c.run('COMMIT');
+        return out;
+      } catch (err) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.writes.run(async () => undefined);
+    await this.reads.run(async () => undefined);
+    this.writer.closeSync();
+    this.reader.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+function fromPg(row: Record<string, unknown>): SqlRow {
+  const out: SqlRow = {};
+  for (const k in row) {
+    const v = row[k];
+    out[k] = typeof v === 'bigint' ? Number(v) : v instanceof Buffer ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : (v as SqlValue);
+  }
+  return out;
+}
+
+function toPg(v: SqlValue): unknown {
+  return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
+}
+
+export class PostgresDb implements SqlDb {
+  readonly dialect = 'postgres' as const;
+  readonly bytesType = 'BYTEA';
+  private readonly pool: pg.Pool;
+
+  private constructor(pool: pg.Pool) {
+    this.pool = pool;
+  }
+
+  /**
+   * Connects to PostgreSQL (a connection string, e.g. postgres://user@127.0.0.1:5432/db) and, when
+   * `schema` is given, uses (and creates) that schema, so that deployments or tests can share a database.
+   */
+  static async open(connectionString: string, schema?: string): Promise<PostgresDb> {
+    const options: pg.PoolConfig = { connectionString, max: 4 };
+    if (schema !== undefined) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+      options.options = `-c search_path=${schema}`;
+    }
+    const pool = new pg.Pool(options);
+    // BIGINT and NUMERIC sums come back as strings by default: the store converts them.
+    if (schema !== undefined) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    return new PostgresDb(pool);
+  }
+
+  async query(sql: string, params: readonly SqlValue[] = []): Promise<SqlRow[]> {
+    const r = await this.pool.query(sql, params.map(toPg));
+    return (r.rows as Record<string, unknown>[]).map(fromPg);
+  }
+
+  async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const tx: SqlTx = {
+        query: async (sql, params = []) => ((await client.query(sql, params.map(toPg))).rows as Record<string, unknown>[]).map(fromPg),
+        execute: async (sql, params = []) => (await client.query(sql, params.map(toPg))).rowCount ?? 0,
+      };
+      const out = await fn(tx);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

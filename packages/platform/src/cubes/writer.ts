@@ -1,0 +1,288 @@
+/**
+ * The cubes role: reads events.filtered and events.bots (read_committed, so only what the pipeline
+ * committed), adds each event to a batch of deltas (model.ts), and every `commitIntervalMs` commits
+ * the batch to the store together with the input offsets (store.ts). The store, not the consumer
+ * group, holds the authoritative offsets: on assignment the writer seeks to them, so a crash at any
+ * point neither loses nor repeats an update. The group's committed offsets are written too, after
+ * the store's, only so that consumer lag can be watched like any other role's.
+ *
+ * Visitors sketches and funnel session state are read-modify-write: the writer keeps the values it
+ * committed in bounded caches (it owns its partitions' rows), and reads the store on a miss.
+ */
+import type { ConsumedRecord, GroupMember, Log, TopicPartition } from '@shopstream/streams';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { isPlatformError, PlatformErrors } from '../errors.ts';
+import type { PipelineEvent } from '../pipeline/topology.ts';
+import type { TopicNames } from '../topics.ts';
+import { HyperLogLog } from './hll.ts';
+import { CubeBatch, sessionKey, type SessionState } from './model.ts';
+import type { CubeStore, Retention } from './store.ts';
+
+export interface CubesWriterOptions {
+  log: Log;
+  topics: TopicNames;
+  store: CubeStore;
+  /** Consumer group and offsets name. Default `${prefix}shopstream-cubes`. */
+  consumer: string;
+  /** How often a batch is committed, ms. Default 200 (freshness: the API sees an event within this, plus the pipeline's commit). */
+  commitIntervalMs?: number;
+  /** A batch is committed early at this many events. Default 50,000. */
+  maxBatchEvents?: number;
+  retention?: Retention;
+  /** How often old buckets are deleted, ms. Default 10 minutes. */
+  pruneIntervalMs?: number;
+  logger?: Logger;
+  registry?: Registry;
+  /** Called after each commit (tests, benchmarks). */
+  onCommit?: (events: number) => void;
+}
+
+export const DEFAULT_RETENTION: Retention = { minuteMs: 14 * 86_400_000, quarterMs: 400 * 86_400_000, sessionMs: 2 * 86_400_000 };
+
+/** A Map that forgets its oldest entries beyond `max` (insertion order; a set moves an entry to the end). */
+class BoundedMap<V> {
+  private readonly map = new Map<string, V>();
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  get(k: string): V | undefined {
+    return this.map.get(k);
+  }
+  has(k: string): boolean {
+    return this.map.has(k);
+  }
+  set(k: string, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, v);
+    if (this.map.size > this.max) {
+      for (const old of this.map.keys()) {
+        this.map.delete(old);
+        if (this.map.size <= this.max * 0.9) break;
+      }
+    }
+  }
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+export class CubesWriter {
+  private readonly o: Required<Omit<CubesWriterOptions, 'logger' | 'registry' | 'onCommit'>> & Pick<CubesWriterOptions, 'logger' | 'onCommit'>;
+  private member: GroupMember | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  /** Stored next offset per input partition (what the next batch starts from). */
+  private readonly positions = new Map<string, number>();
+  private batch: CubeBatch;
+  private batchStarted = 0;
+  private readonly sketches = new BoundedMap<Uint8Array>(200_000);
+  /** Funnel state by session key; null: known not to be stored. */
+  private readonly sessions = new BoundedMap<SessionState | null>(500_000);
+  private lastPrune = 0;
+  private failure: unknown;
+  private readonly metrics: {
+    events: Counter<'topic'>;
+    commits: Counter<'outcome'>;
+    commitSeconds: Histogram;
+    lastCommit: Gauge;
+  };
+
+  constructor(options: CubesWriterOptions) {
+    this.o = {
+      commitIntervalMs: 200,
+      maxBatchEvents: 50_000,
+      retention: DEFAULT_RETENTION,
+      pruneIntervalMs: 600_000,
+      ...options,
+    };
+    this.batch = this.newBatch();
+    const registers = options.registry ? [options.registry] : [];
+    this.metrics = {
+      events: new Counter({ name: 'shopstream_cubes_events_total', help: 'Events added to the cubes, by input topic', labelNames: ['topic'], registers }),
+      commits: new Counter({ name: 'shopstream_cubes_commits_total', help: 'Cube store commits, by outcome', labelNames: ['outcome'], registers }),
+      commitSeconds: new Histogram({
+        name: 'shopstream_cubes_commit_seconds',
+        help: 'Time to commit a batch to the cube store',
+        buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers,
+      }),
+      lastCommit: new Gauge({ name: 'shopstream_cubes_last_commit_timestamp_seconds', help: 'When the cubes last committed a batch', registers }),
+    };
+  }
+
+  private newBatch(): CubeBatch {
+    return new CubeBatch((key) => this.sessions.get(key) ?? undefined);
+  }
+
+  async start(): Promise<void> {
+    await this.o.store.init();
+    this.member = await this.o.log.joinGroup({
+      groupId: this.o.consumer,
+      topics: [this.o.topics.filtered, this.o.topics.bots],
+      transactional: false,
+      autoOffsetReset: 'earliest',
+      clientId: this.o.consumer,
+      onAssign: (tps) => this.onAssign(tps),
+      onRevoke: () => this.onRevoke(),
+    });
+    // The first assignment happened inside joinGroup, before the callback could seek: do it now.
+    await this.onAssign(this.member.assignment());
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  private async onAssign(tps: TopicPartition[]): Promise<void> {
+    this.dropState();
+    const stored = await this.o.store.positions(this.o.consumer, tps);
+    for (const p of stored) {
+      this.positions.set(tpKey(p.topic, p.partition), p.offset);
+      this.member?.seek({ topic: p.topic, partition: p.partition }, p.offset);
+    }
+  }
+
+  private async onRevoke(): Promise<void> {
+    try {
+      await this.commit();
+    } catch (err) {
+      this.o.logger?.warn({ err }, 'cubes: commit before revocation failed; the new owner starts from the last commit');
+    }
+    this.dropState();
+  }
+
+  /** Forgets everything not committed, and the caches (another writer may have owned the rows). */
+  private dropState(): void {
+    this.batch = this.newBatch();
+    this.positions.clear();
+    this.sketches.clear();
+    this.sessions.clear();
+  }
+
+  private async run(): Promise<void> {
+    const member = this.member!;
+    let backoff = 0;
+    while (this.running) {
+      try {
+        const wait = this.batch.offsets.size === 0 ? 100 : Math.max(0, this.batchStarted + this.o.commitIntervalMs - Date.now());
+        const { records } = await member.poll(wait);
+        if (records.length > 0) await this.add(records);
+        const due = this.batch.offsets.size > 0 && (Date.now() - this.batchStarted >= this.o.commitIntervalMs || this.batch.size >= this.o.maxBatchEvents);
+        if (due) await this.commit();
+        if (Date.now() - this.lastPrune >= this.o.pruneIntervalMs) {
+          this.lastPrune = Date.now();
+          await this.o.store.prune(this.o.retention);
+        }
+        backoff = 0;
+      } catch (err) {
+        if (!this.running) break;
+        if (isPlatformError(err) && err.code === PlatformErrors.CUBES_FENCED.code) {
+          this.o.logger?.warn({ message: err.message }, 'cubes: fenced; starting again from the stored offsets');
+          await this.onAssign(member.assignment()).catch((e: unknown) => this.o.logger?.warn({ err: e }, 'cubes: cannot read the stored offsets'));
+          continue;
+        }
+        if (isPlatformError(err) || isStoreError(err)) {
+          // The store is unavailable: keep the batch and try again (the poll above adds to it, bounded by maxBatchEvents).
+          backoff = Math.min(5_000, Math.max(100, backoff * 2));
+          this.o.logger?.warn({ err, retryInMs: backoff }, 'cubes: commit failed; retrying');
+          await new Promise((r) => setTimeout(r, backoff));
+          continue;
+        }
+        this.failure = err;
+        this.running = false;
+        this.o.logger?.error({ err }, 'cubes: stopped');
+      }
+    }
+  }
+
+  /** Adds polled records to the batch (after loading the funnel state of their sessions). */
+  private async add(records: readonly ConsumedRecord[]): Promise<void> {
+    const filtered = this.o.topics.filtered;
+    const decoded: Array<{ r: ConsumedRecord; p: PipelineEvent }> = [];
+    const missing = new Set<string>();
+    for (const r of records) {
+      const key = tpKey(r.topic, r.partition);
+      const from = this.positions.get(key);
+      if (from === undefined || r.offset < from) continue; // not ours, or below the stored position
+      if (r.value === null) continue;
+      const p = JSON.parse(r.value.toString('utf8')) as PipelineEvent;
+      decoded.push({ r, p });
+      if (r.topic === filtered) {
+        const sk = sessionKey(p.event.merchantId, p.session.id);
+        if (!this.sessions.has(sk) && !this.batch.sessions.has(sk)) missing.add(sk);
+      }
+    }
+    if (missing.size > 0) {
+      const loaded = await this.o.store.loadSessions([...missing]);
+      for (const k of missing) this.sessions.set(k, loaded.get(k) ?? null);
+    }
+    if (this.batch.offsets.size === 0) this.batchStarted = Date.now();
+    let humans = 0;
+    for (const { r, p } of decoded) {
+      const key = tpKey(r.topic, r.partition);
+      if (r.topic === filtered) {
+        this.batch.addHuman(p, r.partition);
+        humans++;
+      } else this.batch.addBot(p);
+      this.batch.consumed(r.topic, r.partition, r.offset, this.positions.get(key)!);
+    }
+    if (humans > 0) this.metrics.events.inc({ topic: 'filtered' }, humans);
+    if (decoded.length > humans) this.metrics.events.inc({ topic: 'bots' }, decoded.length - humans);
+  }
+
+  /** Commits the batch: merged sketches, deltas and offsets in one store transaction. */
+  private async commit(): Promise<void> {
+    const batch = this.batch;
+    if (batch.offsets.size === 0) return;
+    const started = process.hrtime.bigint();
+    const missing = [...batch.visitors.keys()].filter((k) => !this.sketches.has(k));
+    const stored = missing.length > 0 ? await this.o.store.loadSketches(missing) : new Map<string, Uint8Array>();
+    const merged = new Map<string, Uint8Array>();
+    for (const [k, ids] of batch.visitors) {
+      const base = this.sketches.get(k) ?? stored.get(k);
+      const h = base === undefined ? new HyperLogLog() : HyperLogLog.deserialize(base);
+      for (const id of ids) h.add(id);
+      merged.set(k, h.serialize());
+    }
+    try {
+      await this.o.store.commit(this.o.consumer, batch, merged);
+    } catch (err) {
+      this.metrics.commits.inc({ outcome: isPlatformError(err) && err.code === PlatformErrors.CUBES_FENCED.code ? 'fenced' : 'failed' });
+      throw err;
+    }
+    this.batch = this.newBatch();
+    for (const [k, v] of merged) this.sketches.set(k, v);
+    for (const [k, s] of batch.sessions) this.sessions.set(k, s);
+    for (const [k, o] of batch.offsets) this.positions.set(k, o.to);
+    this.metrics.commits.inc({ outcome: 'committed' });
+    this.metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics.lastCommit.set(Date.now() / 1000);
+    this.o.onCommit?.(batch.size);
+    // For lag monitoring only: the store's offsets are the ones that count.
+    this.member?.commitOffsets([...batch.offsets.values()].map((o) => ({ topic: o.topic, partition: o.partition, offset: o.to }))).catch(() => undefined);
+  }
+
+  /** Throws what stopped the writer, if anything did. */
+  check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Commits what is pending and leaves the group. */
+  async close(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    try {
+      await this.commit();
+    } catch (err) {
+      this.o.logger?.warn({ err }, 'cubes: last commit failed; the next start goes on from the previous one');
+    }
+    await this.member?.close();
+  }
+}
+
+/** Errors of the database drivers (connection refused, serialization failure, …) are retried. */
+function isStoreError(err: unknown): boolean {
+  return err instanceof Error && ('code' in err || /connect|duckdb|database|closed/i.test(err.message));
+}

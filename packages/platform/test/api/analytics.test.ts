@@ -1,0 +1,91 @@
+/**
+ * The analytics API's contract: bearer read tokens (401 unknown, 403 another merchant's), a 400 that
+ * names the bad parameter, and the answer's shape. The numbers themselves are tested against the
+ * simulator's truth end to end (test/e2e/truth.test.ts) and in test/cubes/store.test.ts.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { analyticsRoutes } from '../../src/api/analytics.ts';
+import { DuckDb } from '../../src/cubes/db.ts';
+import { CubeStore } from '../../src/cubes/store.ts';
+import { PlatformError } from '../../src/errors.ts';
+import type { Merchant } from '../../src/merchants/model.ts';
+
+const merchant = (id: string, token: string): Merchant => ({
+  id,
+  writeKeys: [`wk_${id}`],
+  revokedWriteKeys: [],
+  readTokens: [token],
+  timezone: 'Europe/Paris',
+  currency: 'EUR',
+  createdAt: 0,
+  updatedAt: 0,
+});
+
+describe('analytics API', () => {
+  let app: FastifyInstance;
+  let store: CubeStore;
+  before(async () => {
+    store = new CubeStore(await DuckDb.open(':memory:'));
+    await store.init();
+    const merchants = [merchant('shop-a', 'rt_a'), merchant('shop-b', 'rt_b')];
+    app = Fastify();
+    app.setErrorHandler((err, _req, reply) => {
+      const e = err instanceof PlatformError ? err : undefined;
+      return reply.code(e?.status ?? 500).send({ error: { code: e?.code ?? 'SHOP_ERR_INTERNAL', message: (err as Error).message } });
+    });
+    analyticsRoutes(app, {
+      store,
+      merchantById: (id) => merchants.find((m) => m.id === id),
+      merchantByReadToken: (t) => merchants.find((m) => m.readTokens.includes(t)),
+    });
+    await app.ready();
+  });
+  after(async () => {
+    await app.close();
+    await store.close();
+  });
+
+  const get = (url: string, token?: string) => app.inject({ method: 'GET', url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+
+  it('needs a read token: none or unknown is 401, another merchant’s is 403', async () => {
+    assert.equal((await get('/v1/merchants/shop-a/metrics')).statusCode, 401);
+    assert.equal((await get('/v1/merchants/shop-a/metrics', 'rt_nope')).statusCode, 401);
+    const forbidden = await get('/v1/merchants/shop-a/metrics', 'rt_b');
+    assert.equal(forbidden.statusCode, 403);
+    assert.equal(forbidden.json().error.code, 'SHOP_ERR_FORBIDDEN');
+  });
+
+  it('a bad parameter is a 400 that names it', async () => {
+    const cases: Array<[string, string]> = [
+      ['granularity=week', 'granularity'],
+      ['metrics=events,clicks', 'metrics'],
+      ['group_by=planet', 'group_by'],
+      ['filter=country', 'filter'],
+      ['from=yesterday', 'from'],
+      ['from=2026-11-26T10:00:00Z&to=2026-11-26T09:00:00Z', 'from'],
+      ['metrics=visitors&group_by=event_type', 'metrics'],
+      ['granularity=minute&from=2026-01-01&to=2026-11-01', 'from'],
+    ];
+    for (const [query, parameter] of cases) {
+      const res = await get(`/v1/merchants/shop-a/metrics?${query}`, 'rt_a');
+      assert.equal(res.statusCode, 400, query);
+      assert.equal(res.json().error.code, 'SHOP_ERR_INVALID_PARAMETER', query);
+      assert.match(res.json().error.message, new RegExp(`^${parameter}:`), query);
+    }
+    assert.equal((await get('/v1/merchants/shop-a/products/top?metric=clicks', 'rt_a')).statusCode, 400);
+    assert.equal((await get('/v1/merchants/shop-a/products/top?limit=0', 'rt_a')).statusCode, 400);
+  });
+
+  it('answers with series, funnel steps and products', async () => {
+    const metrics = await get('/v1/merchants/shop-a/metrics?from=2026-11-26&to=2026-11-27&granularity=hour&metrics=events,revenue', 'rt_a');
+    assert.equal(metrics.statusCode, 200);
+    assert.deepEqual(metrics.json(), { merchant: 'shop-a', timezone: 'Europe/Paris', granularity: 'hour', from: '2026-11-26T00:00:00.000Z', to: '2026-11-27T00:00:00.000Z', series: [] });
+    const funnel = (await get('/v1/merchants/shop-a/funnel?from=2026-11-26&to=2026-11-27', 'rt_a')).json();
+    assert.deepEqual(funnel.steps.map((s: { step: string }) => s.step), ['listing', 'product', 'cart', 'checkout', 'order']);
+    const top = await get('/v1/merchants/shop-a/products/top?metric=revenue&limit=5', 'rt_a');
+    assert.equal(top.statusCode, 200);
+    assert.deepEqual(top.json().products, []);
+  });
+});

@@ -128,7 +128,7 @@ function sliceQuery(r: MetricsRequest, groupBy: readonly Dimension[], filters: M
   return { merchant: r.merchant, grain, from: from / unit, to: to / unit, segments, size, groupBy, filters, currency: r.currency };
 }
 
-/** The metrics series: one row per local bucket and group that has data. */
+/** The metrics series: one row per local bucket and group where an asked metric is not zero. */
 export async function metricsSeries(store: CubeStore, r: MetricsRequest): Promise<SeriesRow[]> {
   const money = r.metrics.includes('revenue') || r.metrics.includes('aov');
   const groupBy = money && !r.groupBy.includes('currency') ? [...r.groupBy, 'currency' as const] : r.groupBy;
@@ -176,8 +176,14 @@ export async function metricsSeries(store: CubeStore, r: MetricsRequest): Promis
   for (const row of [...rows.values()].sort((a, b) => a.bucket - b.bucket)) {
     const t = row.sums;
     const series: SeriesRow = { bucket: isoLocal(row.bucket * q.size * unitMs, r.timeZone), group: row.group };
-    for (const m of r.metrics) series[m] = metricValue(m, t, row.types, row.sketch);
-    out.push(series);
+    let any = false;
+    for (const m of r.metrics) {
+      const v = metricValue(m, t, row.types, row.sketch);
+      series[m] = v;
+      if (v !== null && v !== 0) any = true;
+    }
+    // Rows with data only for other metrics (e.g. bot events, when events were asked) are left out.
+    if (any) out.push(series);
   }
   return out;
 }

@@ -8,6 +8,7 @@
  * events.filtered) and bot events per reason (from events.bots), counted by a small topology.
  *
  *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start
+ *   npm start -- --no-demo          (the platform and the demo merchant, without demo traffic)
  */
 import { resolve } from 'node:path';
 import { pino } from 'pino';
@@ -22,6 +23,7 @@ const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' });
 const port = Number(process.env['PORT'] ?? 8080);
 const dataDir = resolve(process.env['SHOPSTREAM_DATA'] ?? '.data');
 const rate = Number(process.env['DEMO_RATE'] ?? 200);
+const demoTraffic = !process.argv.slice(2).includes('--no-demo');
 
 const DEMO = { id: 'demo', writeKey: 'wk_demo_storefront', readToken: 'rt_demo_dashboard', timezone: 'Europe/Paris', currency: 'EUR' };
 const COUNTS_TOPIC = 'demo.event-counts';
@@ -110,6 +112,7 @@ function runBeacon(anonymousId: string, userAgent: string): void {
 const auth = `Basic ${Buffer.from(`${DEMO.writeKey}:`).toString('base64')}`;
 const perTick = Math.max(1, Math.round(rate / 10));
 const traffic = setInterval(() => {
+  if (!demoTraffic) return;
   const batch = simulator.next(perTick);
   for (const m of batch) {
     const id = m['anonymousId'] as string;
@@ -125,9 +128,13 @@ const traffic = setInterval(() => {
     .catch((err: unknown) => logger.warn({ err }, 'demo traffic request failed'));
 }, 100);
 
-console.log(`\nShopstream is running embedded (data in ${dataDir}).`);
-console.log(`Open ${platform.url}/   ·   collector: ${platform.url}/v1/batch (write key ${DEMO.writeKey})   ·   metrics: ${platform.url}/metrics`);
-console.log('Ctrl-C to stop.\n');
+console.log(`\nShopstream is running embedded (data in ${dataDir}): collector, pipeline, cubes and analytics API${demoTraffic ? `, with demo traffic (${rate} events/s)` : ''}.`);
+console.log(`  Open          ${platform.url}/`);
+console.log(`  Merchant      ${DEMO.id} (${DEMO.timezone}, ${DEMO.currency})   write key ${DEMO.writeKey}   read token ${DEMO.readToken}`);
+console.log(`  Collector     ${platform.url}/v1/batch   (Segment-compatible; HTTP Basic with the write key)`);
+console.log(`  Analytics     curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/metrics?granularity=minute&metrics=events,orders,revenue'`);
+console.log(`  Metrics       ${platform.url}/metrics`);
+console.log('Ctrl-C to stop; the next start goes on from where this one stopped.\n');
 
 function page(): string {
   const rows = [...counts]

@@ -83,7 +83,8 @@ export class CubesWriter {
   /** Funnel state by session key; null: known not to be stored. */
   private readonly sessions = new BoundedMap<SessionState | null>(500_000);
   private lastPrune = 0;
-  private failure: unknown;
+  /** The stored offsets could not be read after a failure: read them before polling again. */
+  private needsReassign = false;
   private readonly metrics: {
     events: Counter<'topic'>;
     commits: Counter<'outcome'>;
@@ -167,6 +168,10 @@ export class CubesWriter {
     while (this.running) {
       try {
         const wait = this.batch.offsets.size === 0 ? 100 : Math.max(0, this.batchStarted + this.o.commitIntervalMs - Date.now());
+        if (this.needsReassign) {
+          this.needsReassign = false;
+          await this.onAssign(member.assignment());
+        }
         const { records } = await member.poll(wait);
         if (records.length > 0) await this.add(records);
         const due = this.batch.offsets.size > 0 && (Date.now() - this.batchStarted >= this.o.commitIntervalMs || this.batch.size >= this.o.maxBatchEvents);
@@ -178,21 +183,20 @@ export class CubesWriter {
         backoff = 0;
       } catch (err) {
         if (!this.running) break;
-        if (isPlatformError(err) && err.code === PlatformErrors.CUBES_FENCED.code) {
-          this.o.logger?.warn({ message: err.message }, 'cubes: fenced; starting again from the stored offsets');
-          await this.onAssign(member.assignment()).catch((e: unknown) => this.o.logger?.warn({ err: e }, 'cubes: cannot read the stored offsets'));
-          continue;
+        // Whatever failed (the store unavailable, a conflict, a fenced batch), the batch is dropped
+        // and the writer goes on from the offsets the store holds: that is always correct, because
+        // the store has exactly what was committed.
+        const fencedBatch = isPlatformError(err) && err.code === PlatformErrors.CUBES_FENCED.code;
+        backoff = fencedBatch ? 0 : Math.min(5_000, Math.max(100, backoff * 2));
+        this.o.logger?.warn({ err, retryInMs: backoff }, fencedBatch ? 'cubes: fenced; going on from the stored offsets' : 'cubes: failed; going on from the stored offsets');
+        if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
+        try {
+          await this.onAssign(member.assignment());
+        } catch (e) {
+          this.o.logger?.warn({ err: e }, 'cubes: cannot read the stored offsets yet');
+          this.dropState();
+          this.needsReassign = true;
         }
-        if (isPlatformError(err) || isStoreError(err)) {
-          // The store is unavailable: keep the batch and try again (the poll above adds to it, bounded by maxBatchEvents).
-          backoff = Math.min(5_000, Math.max(100, backoff * 2));
-          this.o.logger?.warn({ err, retryInMs: backoff }, 'cubes: commit failed; retrying');
-          await new Promise((r) => setTimeout(r, backoff));
-          continue;
-        }
-        this.failure = err;
-        this.running = false;
-        this.o.logger?.error({ err }, 'cubes: stopped');
       }
     }
   }
@@ -264,11 +268,6 @@ export class CubesWriter {
     this.member?.commitOffsets([...batch.offsets.values()].map((o) => ({ topic: o.topic, partition: o.partition, offset: o.to }))).catch(() => undefined);
   }
 
-  /** Throws what stopped the writer, if anything did. */
-  check(): void {
-    if (this.failure !== undefined) throw this.failure;
-  }
-
   /** Commits what is pending and leaves the group. */
   async close(): Promise<void> {
     this.running = false;
@@ -280,9 +279,4 @@ export class CubesWriter {
     }
     await this.member?.close();
   }
-}
-
-/** Errors of the database drivers (connection refused, serialization failure, …) are retried. */
-function isStoreError(err: unknown): boolean {
-  return err instanceof Error && ('code' in err || /connect|duckdb|database|closed/i.test(err.message));
 }

@@ -45,6 +45,8 @@ describe('Online Retail replayed through the collector = SQL over the CSV', { sk
         ],
         // The data set is from 2010–2011: accept event times that far back.
         collector: { maxPastMs: Math.round(20 * YEARS) },
+        // And keep buckets that old (retention counts from now).
+        cubes: { minuteRetentionDays: 20 * 366, quarterRetentionDays: 20 * 366 },
         topics: { partitions: 4 },
       },
     });
@@ -89,10 +91,15 @@ describe('Online Retail replayed through the collector = SQL over the CSV', { sk
         return ((await res.json()) as { series: Array<{ bucket: string; group: Record<string, string>; orders: number; items: number; revenue: number }> }).series;
       };
       let series = await query();
-      const deadline = Date.now() + 300_000;
+      const deadline = Date.now() + 120_000;
       while (series.reduce((a, r) => a + r.orders, 0) < wantOrders && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
         series = await query();
+      }
+      const apiOrders = series.reduce((a, r) => a + r.orders, 0);
+      if (apiOrders !== wantOrders) {
+        const metrics = (await platform.registry.getMetricsAsJSON()).filter((m) => /decisions|cubes_events|collector_events|rejected/.test(m.name));
+        tc.diagnostic(`API orders ${apiOrders} of ${wantOrders}; ${JSON.stringify(metrics.map((m) => [m.name, m.values.map((v) => [v.labels, v.value])]))}`);
       }
       tc.diagnostic(`${sent} invoices in ${requests} requests, sent in ${((sentAt - started) / 1000).toFixed(1)} s; API complete ${((Date.now() - sentAt) / 1000).toFixed(1)} s later`);
 

@@ -30,6 +30,15 @@ export interface SqlTx {
   query(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
   /** Rows changed by the statement. */
   execute(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /** A faster way to upsert many rows than multi-row VALUES, when the database has one (see `upsert`). */
+  upsert?(table: string, keys: readonly string[], values: readonly string[], rows: readonly SqlValue[][], mode: UpsertMode): Promise<void>;
+}
+
+export type UpsertMode = 'add' | 'replace';
+
+/** The SET clause of an upsert: measures added to the stored row, or replacing it. */
+export function conflictSet(table: string, values: readonly string[], mode: UpsertMode): string {
+  return values.map((v) => (mode === 'add' ? `${v} = ${table}.${v} + EXCLUDED.${v}` : `${v} = EXCLUDED.${v}`)).join(', ');
 }
 
 /** The dimension columns a query may group or filter by, and their column names. */
@@ -374,9 +383,11 @@ function groupOf(r: SqlRow, groupBy: readonly Dimension[]): Record<string, strin
  * Multi-row INSERT … ON CONFLICT: measures are added to the stored row ('add') or replace it
  * ('replace'). Rows of one call have distinct keys.
  */
-async function upsert(tx: SqlTx, table: string, keys: string[], values: string[], rows: SqlValue[][], mode: 'add' | 'replace'): Promise<void> {
+async function upsert(tx: SqlTx, table: string, keys: string[], values: string[], rows: SqlValue[][], mode: UpsertMode): Promise<void> {
+  if (rows.length === 0) return;
+  if (tx.upsert !== undefined) return tx.upsert(table, keys, values, rows, mode);
   const cols = [...keys, ...values];
-  const set = values.map((v) => (mode === 'add' ? `${v} = ${table}.${v} + EXCLUDED.${v}` : `${v} = EXCLUDED.${v}`)).join(', ');
+  const set = conflictSet(table, values, mode);
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
     const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
     const params: SqlValue[] = [];

@@ -133,6 +133,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await pipeline?.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
     if (roles.has('cubes')) {
+      if (config.kafka && config.cubes?.store !== 'postgres') {
+        logger.warn(
+          'cubes on Kafka with the DuckDB store: run exactly one cubes instance (each DuckDB file holds only the partitions its instance owns); for several, set cubes.store: postgres',
+        );
+      }
       cubeStore = await openCubeStore(config, dataDir);
       const c = config.cubes ?? {};
       cubes = new CubesWriter({

@@ -5,8 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PlatformError, PlatformErrors } from '../errors.ts';
 import type { Merchant } from '../merchants/model.ts';
-import { FUNNEL_STEPS, QUARTER_MS } from '../cubes/model.ts';
-import { METRICS, metricsSeries, type Granularity, type Metric } from '../cubes/query.ts';
+import { FUNNEL_STEPS, MINUTE_MS, QUARTER_MS } from '../cubes/model.ts';
+import { METRICS, localToUtc, metricsSeries, type Granularity, type Metric } from '../cubes/query.ts';
 import { DIMENSIONS, FUNNEL_DIMENSIONS, VISITOR_DIMENSIONS, type CubeStore, type Dimension } from '../cubes/store.ts';
 
 export interface AnalyticsOptions {
@@ -24,7 +24,7 @@ const invalid = (parameter: string, message: string) => new PlatformError(Platfo
 function authorize(req: FastifyRequest, o: AnalyticsOptions): Merchant {
   const id = (req.params as { id: string }).id;
   const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
   if (token === undefined || token === '') {
     throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Send the merchant\'s read token: "Authorization: Bearer <read token>".');
   }
@@ -43,14 +43,27 @@ function one(q: Record<string, unknown>, name: string): string | undefined {
   return v;
 }
 
-function time(q: Record<string, unknown>, name: string, fallback: number): number {
+/**
+ * An ISO-8601 date or date-time. With `Z` or an offset, that instant; without, a wall-clock time in
+ * the merchant's time zone (a date alone is its local midnight). Impossible dates are refused.
+ */
+function time(q: Record<string, unknown>, name: string, fallback: number, timeZone: string): number {
   const v = one(q, name);
   if (v === undefined) return fallback;
-  // ISO-8601 with a date; a date alone is midnight UTC.
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) throw invalid(name, `"${v}" is not an ISO-8601 date or time`);
-  const ms = Date.parse(v);
-  if (!Number.isFinite(ms)) throw invalid(name, `"${v}" is not a valid date`);
-  return ms;
+  // An unencoded '+' of an offset arrives as a space (query-string decoding): it is read as '+'.
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,3})?)?)?(Z|[+ -]\d{2}:?\d{2})?$/.exec(v);
+  if (m === null) throw invalid(name, `"${v}" is not an ISO-8601 date or time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)`);
+  const [, y, mo, d, h = '0', mi = '0', sec = '0', frac = '', zone] = m;
+  const local = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec), frac === '' ? 0 : Math.round(Number(frac) * 1000));
+  const t = new Date(local);
+  if (t.getUTCFullYear() !== Number(y) || t.getUTCMonth() !== Number(mo) - 1 || t.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) {
+    throw invalid(name, `"${v}" is not a valid date`);
+  }
+  if (zone === undefined) return localToUtc(local, timeZone);
+  if (zone === 'Z') return local;
+  const sign = zone.startsWith('-') ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  return local - sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000;
 }
 
 function list<T extends string>(q: Record<string, unknown>, name: string, allowed: readonly T[], fallback: readonly T[]): T[] {
@@ -67,22 +80,29 @@ function list<T extends string>(q: Record<string, unknown>, name: string, allowe
 function filters(q: Record<string, unknown>, allowed: readonly Dimension[]): Array<{ dimension: Dimension; value: string }> {
   const v = one(q, 'filter');
   if (v === undefined || v === '') return [];
-  return v.split(',').map((pair) => {
+  const out = v.split(',').map((pair) => {
     const i = pair.indexOf(':');
     if (i <= 0) throw invalid('filter', `"${pair}" is not dimension:value`);
     const dimension = pair.slice(0, i).trim() as Dimension;
     if (!allowed.includes(dimension)) throw invalid('filter', `unknown dimension "${dimension}"; one of ${allowed.join(', ')}`);
     return { dimension, value: pair.slice(i + 1).trim() };
   });
+  const seen = new Set<Dimension>();
+  for (const f of out) {
+    if (seen.has(f.dimension)) throw invalid('filter', `${f.dimension} is given twice; give one value per dimension`);
+    seen.add(f.dimension);
+  }
+  return out;
 }
 
-function range(q: Record<string, unknown>, granularity: Granularity): { from: number; to: number } {
+/** The range asked, widened to whole buckets of the data it reads (minutes, or quarter hours for hours, days, funnel and products). */
+function range(q: Record<string, unknown>, granularity: Granularity, timeZone: string, unitMs: number): { from: number; to: number } {
   const now = Date.now();
-  const to = time(q, 'to', now);
-  const from = time(q, 'from', to - (granularity === 'minute' ? 3_600_000 : granularity === 'hour' ? 86_400_000 : 30 * 86_400_000));
+  const to = time(q, 'to', now, timeZone);
+  const from = time(q, 'from', to - (granularity === 'minute' ? 3_600_000 : granularity === 'hour' ? 86_400_000 : 30 * 86_400_000), timeZone);
   if (from >= to) throw invalid('from', 'must be before to');
   if (to - from > MAX_RANGE_MS[granularity]) throw invalid('from', `the range is longer than ${MAX_RANGE_MS[granularity] / 86_400_000} days for granularity ${granularity}`);
-  return { from, to };
+  return { from: Math.floor(from / unitMs) * unitMs, to: Math.ceil(to / unitMs) * unitMs };
 }
 
 const ALL_DIMENSIONS = Object.keys(DIMENSIONS) as Dimension[];
@@ -93,12 +113,12 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
     const q = req.query as Record<string, unknown>;
     const granularity = (one(q, 'granularity') ?? 'hour') as Granularity;
     if (!['minute', 'hour', 'day'].includes(granularity)) throw invalid('granularity', 'one of minute, hour, day');
-    const { from, to } = range(q, granularity);
+    const { from, to } = range(q, granularity, merchant.timezone, granularity === 'minute' ? MINUTE_MS : QUARTER_MS);
     const metrics = list<Metric>(q, 'metrics', METRICS, ['events', 'sessions', 'orders', 'revenue']);
     const groupBy = list<Dimension>(q, 'group_by', ALL_DIMENSIONS, []);
     const filter = filters(q, ALL_DIMENSIONS);
     if (metrics.includes('visitors')) {
-      const bad = [...groupBy, ...filter.map((f) => f.dimension)].find((d) => !VISITOR_DIMENSIONS.includes(d) && d !== 'currency');
+      const bad = [...groupBy, ...filter.map((f) => f.dimension)].find((d) => !VISITOR_DIMENSIONS.includes(d));
       if (bad !== undefined) throw invalid('metrics', `visitors cannot be split by ${bad}: a visitor is counted once per bucket, whatever it did`);
     }
     const series = await metricsSeries(o.store, { merchant: merchant.id, timeZone: merchant.timezone, currency: merchant.currency, from, to, granularity, metrics, groupBy, filters: filter });
@@ -108,7 +128,7 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
   app.get('/v1/merchants/:id/funnel', async (req) => {
     const merchant = authorize(req, o);
     const q = req.query as Record<string, unknown>;
-    const { from, to } = range(q, 'day');
+    const { from, to } = range(q, 'day', merchant.timezone, QUARTER_MS);
     const groupBy = list<Dimension>(q, 'group_by', FUNNEL_DIMENSIONS, []);
     const filter = filters(q, FUNNEL_DIMENSIONS);
     const rows = await o.store.funnel(merchant.id, Math.floor(from / QUARTER_MS), Math.ceil(to / QUARTER_MS), groupBy, filter);
@@ -129,7 +149,7 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
   app.get('/v1/merchants/:id/products/top', async (req) => {
     const merchant = authorize(req, o);
     const q = req.query as Record<string, unknown>;
-    const { from, to } = range(q, 'day');
+    const { from, to } = range(q, 'day', merchant.timezone, QUARTER_MS);
     const metric = (one(q, 'metric') ?? 'revenue') as (typeof PRODUCT_METRICS)[number];
     if (!PRODUCT_METRICS.includes(metric)) throw invalid('metric', `one of ${PRODUCT_METRICS.join(', ')}`);
     const limitText = one(q, 'limit') ?? '10';

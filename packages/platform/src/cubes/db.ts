@@ -80,8 +80,6 @@ export class DuckDb implements SqlDb {
     });
   }
 
-  private readonly staged = new Set<string>();
-
   /**
    * Upserts through DuckDB's appender: the rows go into a temporary staging table (columnar, no
    * parsing or binding per value), then one INSERT … SELECT … ON CONFLICT. Many times faster than
@@ -91,12 +89,9 @@ export class DuckDb implements SqlDb {
     const c = this.writer;
     const cols = [...keys, ...values];
     const stage = `stage_${table}`;
-    if (!this.staged.has(stage)) {
-      const first = rows[0]!;
-      const types = first.map((v) => (typeof v === 'string' ? 'VARCHAR' : v instanceof Uint8Array ? 'BLOB' : 'BIGINT'));
-      await c.run(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (${cols.map((col, i) => `${col} ${types[i]}`).join(', ')})`);
-      this.staged.add(stage);
-    }
+    // Every time (cheap): a table created in a transaction that rolled back is gone again.
+    const types = rows[0]!.map((v) => (typeof v === 'string' ? 'VARCHAR' : v instanceof Uint8Array ? 'BLOB' : 'BIGINT'));
+    await c.run(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (${cols.map((col, i) => `${col} ${types[i]}`).join(', ')})`);
     const appender = await c.createAppender(stage, 'main', 'temp');
     try {
       for (const row of rows) {
@@ -152,12 +147,15 @@ export class PostgresDb implements SqlDb {
    * `schema` is given, uses (and creates) that schema, so that deployments or tests can share a database.
    */
   static async open(connectionString: string, schema?: string): Promise<PostgresDb> {
-    const options: pg.PoolConfig = { connectionString, max: 4 };
+    const options: pg.PoolConfig = { connectionString, max: 4, statement_timeout: 60_000, connectionTimeoutMillis: 10_000 };
     if (schema !== undefined) {
       if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
       options.options = `-c search_path=${schema}`;
     }
     const pool = new pg.Pool(options);
+    // An idle connection the server closes (restart, failover, idle timeout) is an 'error' event of
+    // the pool: without a listener it would end the process. The next query opens a new connection.
+    pool.on('error', () => undefined);
     // BIGINT and NUMERIC sums come back as strings by default: the store converts them.
     if (schema !== undefined) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     return new PostgresDb(pool);
@@ -170,6 +168,7 @@ export class PostgresDb implements SqlDb {
 
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const tx: SqlTx = {
@@ -180,10 +179,11 @@ export class PostgresDb implements SqlDb {
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((e: unknown) => (broken = e instanceof Error ? e : new Error(String(e))));
       throw err;
     } finally {
-      client.release();
+      // A connection that cannot even roll back is dropped, not returned to the pool.
+      client.release(broken);
     }
   }
 

@@ -95,6 +95,7 @@ export interface FunnelMeasures {
 /** What the funnel remembers of a session. */
 export interface SessionState {
   merchant: string;
+  visitor: string;
   sessionId: string;
   /** Quarter-hour bucket of the session's first event. */
   quarter: number;
@@ -104,7 +105,23 @@ export interface SessionState {
   lastMs: number;
 }
 
-export const SEP = '\u0001';
+/**
+ * The key of a row in a batch's maps: its key columns as a JSON array. Never split on a separator:
+ * product and session ids are the client's text and may contain any character.
+ */
+export function rowKey(parts: ReadonlyArray<string | number>): string {
+  return JSON.stringify(parts);
+}
+
+export function parseKey(key: string): Array<string | number> {
+  return JSON.parse(key) as Array<string | number>;
+}
+
+/** Client text used as a key column: no NUL (PostgreSQL refuses it), at most 256 characters (index rows are bounded). */
+export function cleanId(s: string): string {
+  const t = s.includes('\u0000') ? s.replaceAll('\u0000', '') : s;
+  return t.length > 256 ? t.slice(0, 256) : t;
+}
 
 export function bucketOf(grain: Grain, ms: number): number {
   return Math.floor(ms / (grain === 'm' ? MINUTE_MS : QUARTER_MS));
@@ -127,12 +144,13 @@ export function currencyOf(e: CanonicalEvent): string {
   return typeof p.currency === 'string' ? p.currency : '';
 }
 
-export function sessionKey(merchant: string, sessionId: string): string {
-  return merchant + SEP + sessionId;
+/** Sessions are keyed by visitor too: client session ids may collide across visitors, and the visitor is the partition key (one writer per row). */
+export function sessionKey(merchant: string, visitor: string, sessionId: string): string {
+  return rowKey([merchant, cleanId(visitor), cleanId(sessionId)]);
 }
 
 /**
- * The deltas of a batch of events, per table, keyed by the row's key parts joined with SEP. The
+ * The deltas of a batch of events, per table, keyed by the row's key columns (`rowKey`). The
  * funnel needs each session's earlier state: `sessionState` gives it (the writer loads the states
  * of a batch's sessions before it adds the batch's events).
  */
@@ -178,7 +196,7 @@ export class CubeBatch {
     const sessions = p.session.start ? 1 : 0;
     for (const grain of ['m', 'q'] as const) {
       const bucket = bucketOf(grain, e.timestamp);
-      const ek = [grain, e.merchantId, bucket, e.event, d.device, d.country, d.source, d.channel, currency].join(SEP);
+      const ek = rowKey([grain, e.merchantId, bucket, e.event, d.device, d.country, d.source, d.channel, currency]);
       const m = this.events.get(ek);
       if (m === undefined) this.events.set(ek, { events: 1, sessions, orders, items, revenue, botEvents: 0 });
       else {
@@ -188,7 +206,7 @@ export class CubeBatch {
         m.items += items;
         m.revenue += revenue;
       }
-      const vk = [grain, e.merchantId, bucket, slot, d.device, d.country, d.source, d.channel].join(SEP);
+      const vk = rowKey([grain, e.merchantId, bucket, slot, d.device, d.country, d.source, d.channel]);
       let ids = this.visitors.get(vk);
       if (ids === undefined) this.visitors.set(vk, (ids = new Set()));
       ids.add(e.visitorId);
@@ -204,7 +222,7 @@ export class CubeBatch {
     const d = dimsOf(p);
     const currency = currencyOf(e);
     for (const grain of ['m', 'q'] as const) {
-      const ek = [grain, e.merchantId, bucketOf(grain, e.timestamp), e.event, d.device, d.country, d.source, d.channel, currency].join(SEP);
+      const ek = rowKey([grain, e.merchantId, bucketOf(grain, e.timestamp), e.event, d.device, d.country, d.source, d.channel, currency]);
       const m = this.events.get(ek);
       if (m === undefined) this.events.set(ek, { events: 0, sessions: 0, orders: 0, items: 0, revenue: 0, botEvents: 1 });
       else m.botEvents++;
@@ -212,7 +230,7 @@ export class CubeBatch {
   }
 
   private product(merchant: string, quarter: number, productId: string, currency: string): ProductMeasures {
-    const k = [merchant, quarter, productId, currency].join(SEP);
+    const k = rowKey([merchant, quarter, cleanId(productId), currency]);
     let m = this.products.get(k);
     if (m === undefined) this.products.set(k, (m = { views: 0, adds: 0, purchases: 0, revenue: 0 }));
     return m;
@@ -240,12 +258,12 @@ export class CubeBatch {
   private addFunnel(p: PipelineEvent, d: Dims): void {
     const e = p.event;
     const step = STEP_OF[e.event];
-    const key = sessionKey(e.merchantId, p.session.id);
+    const key = sessionKey(e.merchantId, e.visitorId, p.session.id);
     let s = this.sessions.get(key) ?? this.sessionState(key);
     if (p.session.start || s === undefined) {
       // A session seen for the first time (its start may precede the cubes' history: then it is
       // not counted as a session, only its steps).
-      s = { merchant: e.merchantId, sessionId: p.session.id, quarter: bucketOf('q', e.timestamp), dims: d, mask: 0, lastMs: e.timestamp };
+      s = { merchant: e.merchantId, visitor: cleanId(e.visitorId), sessionId: cleanId(p.session.id), quarter: bucketOf('q', e.timestamp), dims: d, mask: 0, lastMs: e.timestamp };
       if (p.session.start) this.funnelRow(s).sessions++;
     } else {
       s = { ...s, lastMs: Math.max(s.lastMs, e.timestamp) };
@@ -258,7 +276,7 @@ export class CubeBatch {
   }
 
   private funnelRow(s: SessionState): FunnelMeasures {
-    const k = [s.merchant, s.quarter, s.dims.device, s.dims.country, s.dims.source, s.dims.channel].join(SEP);
+    const k = rowKey([s.merchant, s.quarter, s.dims.device, s.dims.country, s.dims.source, s.dims.channel]);
     let m = this.funnel.get(k);
     if (m === undefined) this.funnel.set(k, (m = { sessions: 0, steps: [0, 0, 0, 0, 0] }));
     return m;

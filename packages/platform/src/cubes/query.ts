@@ -91,6 +91,23 @@ export function offsetSegments(timeZone: string, from: number, to: number): Arra
   return out;
 }
 
+/** ISO-8601 of an instant in local time, with the given UTC offset (minutes). */
+function isoAt(utcMs: number, offsetMin: number): string {
+  const sign = offsetMin >= 0 ? '+' : '-';
+  const a = Math.abs(offsetMin);
+  return `${new Date(utcMs + offsetMin * MINUTE_MS).toISOString().slice(0, 19)}${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+}
+
+/** The instant of a local wall-clock time (epoch ms as if UTC) in a zone; in a gap, the time after it; in an overlap, the first. */
+export function localToUtc(localMs: number, timeZone: string): number {
+  const first = localMs - offsetMinutes(timeZone, localMs - 86_400_000) * MINUTE_MS;
+  const second = localMs - offsetMinutes(timeZone, localMs + 86_400_000) * MINUTE_MS;
+  for (const utc of [Math.min(first, second), Math.max(first, second)]) {
+    if (utc + offsetMinutes(timeZone, utc) * MINUTE_MS === localMs) return utc;
+  }
+  return Math.max(first, second);
+}
+
 /** ISO-8601 of a local bucket start, with the zone's offset at that instant. */
 function isoLocal(localMs: number, timeZone: string): string {
   // The instant whose local time is localMs: try the offsets around it.
@@ -137,21 +154,27 @@ export async function metricsSeries(store: CubeStore, r: MetricsRequest): Promis
   const eventGroup = byType ? [...groupBy, 'event_type' as const] : groupBy;
   const q = sliceQuery(r, eventGroup, r.filters);
   const unitMs = q.grain === 'm' ? MINUTE_MS : QUARTER_MS;
-  const rows = new Map<string, { bucket: number; group: Record<string, string>; sums: EventSliceRow; types: Map<string, number>; sketch?: HyperLogLog }>();
-  const keyOf = (bucket: number, group: Record<string, string>) => `${bucket}\u0001${groupBy.map((d) => group[d]).join('\u0001')}`;
-  const rowOf = (bucket: number, group: Record<string, string>) => {
-    const k = keyOf(bucket, group);
+  // A bucket's identity and label. Days: the local day (a day with a daylight-saving change has
+  // rows from two segments, and they add up). Minutes and hours: their UTC start, labelled with
+  // their own segment's offset (the repeated local hour of an autumn change is two buckets).
+  const day = r.granularity === 'day';
+  const identity = (b: number, offset: number) => (day ? b : b * q.size - offset);
+  const label = (b: number, offset: number) => (day ? isoLocal(b * q.size * unitMs, r.timeZone) : isoAt((b * q.size - offset) * unitMs, (offset * unitMs) / MINUTE_MS));
+  const rows = new Map<string, { id: number; label: string; group: Record<string, string>; sums: EventSliceRow; types: Map<string, number>; sketch?: HyperLogLog }>();
+  const rowOf = (b: number, offset: number, group: Record<string, string>) => {
+    const id = identity(b, offset);
+    const k = JSON.stringify([id, ...groupBy.map((d) => group[d] ?? '')]);
     let row = rows.get(k);
     if (row === undefined) {
       const g: Record<string, string> = {};
       for (const d of groupBy) g[d] = group[d] ?? '';
-      rows.set(k, (row = { bucket, group: g, sums: { bucket, group: g, events: 0, sessions: 0, orders: 0, items: 0, revenue: 0, botEvents: 0 }, types: new Map() }));
+      rows.set(k, (row = { id, label: label(b, offset), group: g, sums: { bucket: b, offset, group: g, events: 0, sessions: 0, orders: 0, items: 0, revenue: 0, botEvents: 0 }, types: new Map() }));
     }
     return row;
   };
   if (needsEvents) {
     for (const s of await store.eventSlice(q)) {
-      const row = rowOf(s.bucket, s.group);
+      const row = rowOf(s.bucket, s.offset, s.group);
       const t = row.sums;
       t.events += s.events;
       t.sessions += s.sessions;
@@ -166,16 +189,16 @@ export async function metricsSeries(store: CubeStore, r: MetricsRequest): Promis
   if (r.metrics.includes('visitors')) {
     const vq = sliceQuery(r, r.groupBy, r.filters);
     for (const s of await store.visitorSlice(vq)) {
-      const row = rowOf(s.bucket, money ? { ...s.group, currency: r.currency } : s.group);
+      const row = rowOf(s.bucket, s.offset, money ? { ...s.group, currency: r.currency } : s.group);
       const h = HyperLogLog.deserialize(s.sketch);
       if (row.sketch === undefined) row.sketch = h;
       else row.sketch.merge(h);
     }
   }
   const out: SeriesRow[] = [];
-  for (const row of [...rows.values()].sort((a, b) => a.bucket - b.bucket)) {
+  for (const row of [...rows.values()].sort((a, b) => a.id - b.id)) {
     const t = row.sums;
-    const series: SeriesRow = { bucket: isoLocal(row.bucket * q.size * unitMs, r.timeZone), group: row.group };
+    const series: SeriesRow = { bucket: row.label, group: row.group };
     let any = false;
     for (const m of r.metrics) {
       const v = metricValue(m, t, row.types, row.sketch);

@@ -10,7 +10,7 @@
  * cannot apply a batch twice: its transaction fails with SHOP_ERR_CUBES_FENCED and rolls back.
  */
 import { PlatformError, PlatformErrors } from '../errors.ts';
-import { FUNNEL_STEPS, SEP, type CubeBatch, type Dims, type Grain, type SessionState } from './model.ts';
+import { FUNNEL_STEPS, parseKey, rowKey, type CubeBatch, type Dims, type Grain, type SessionState } from './model.ts';
 
 export type SqlValue = string | number | Uint8Array | null;
 export type SqlRow = Record<string, SqlValue>;
@@ -74,7 +74,10 @@ export interface SliceQuery {
 }
 
 export interface EventSliceRow {
+  /** Local bucket index: floor((row bucket + offset) / size). */
   bucket: number;
+  /** The UTC offset of the segment the row comes from, in grain units. */
+  offset: number;
   group: Record<string, string>;
   events: number;
   sessions: number;
@@ -86,6 +89,7 @@ export interface EventSliceRow {
 
 export interface VisitorSliceRow {
   bucket: number;
+  offset: number;
   group: Record<string, string>;
   sketch: Uint8Array;
 }
@@ -155,8 +159,8 @@ export class CubeStore {
         `PRIMARY KEY (merchant, bucket, product_id, currency))`,
       `CREATE TABLE IF NOT EXISTS cube_funnel (merchant TEXT NOT NULL, bucket BIGINT NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, source TEXT NOT NULL, channel TEXT NOT NULL, ` +
         `${FUNNEL_COLUMNS.map((c) => `${c} BIGINT NOT NULL`).join(', ')}, PRIMARY KEY (merchant, bucket, device, country, source, channel))`,
-      `CREATE TABLE IF NOT EXISTS cube_sessions (merchant TEXT NOT NULL, session_id TEXT NOT NULL, bucket BIGINT NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, source TEXT NOT NULL, channel TEXT NOT NULL, mask INTEGER NOT NULL, last_ms BIGINT NOT NULL, ` +
-        `PRIMARY KEY (merchant, session_id))`,
+      `CREATE TABLE IF NOT EXISTS cube_sessions (merchant TEXT NOT NULL, visitor TEXT NOT NULL, session_id TEXT NOT NULL, bucket BIGINT NOT NULL, device TEXT NOT NULL, country TEXT NOT NULL, source TEXT NOT NULL, channel TEXT NOT NULL, mask INTEGER NOT NULL, last_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, ` +
+        `PRIMARY KEY (merchant, visitor, session_id))`,
       `CREATE TABLE IF NOT EXISTS cube_offsets (consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (consumer, topic, part))`,
     );
     for (const s of statements) await this.db.query(s);
@@ -180,17 +184,17 @@ export class CubeStore {
     });
   }
 
-  /** Stored sketches by visitors key (grain, merchant, bucket, slot, dims joined with SEP). */
+  /** Stored sketches by visitors key (rowKey of grain, merchant, bucket, slot, dims). */
   async loadSketches(keys: readonly string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
     for (const g of ['m', 'q'] as const) {
-      const mine = keys.filter((k) => k.startsWith(g + SEP));
+      const mine = keys.map(parseKey).filter((k) => k[0] === g);
       for (let i = 0; i < mine.length; i += ROWS_PER_STATEMENT) {
-        const chunk = mine.slice(i, i + ROWS_PER_STATEMENT).map((k) => k.split(SEP));
+        const chunk = mine.slice(i, i + ROWS_PER_STATEMENT);
         const params: SqlValue[] = [];
         const tuples = chunk.map((parts) => {
           const base = params.length;
-          params.push(parts[1]!, Number(parts[2]), Number(parts[3]), parts[4]!, parts[5]!, parts[6]!, parts[7]!);
+          params.push(String(parts[1]), Number(parts[2]), Number(parts[3]), String(parts[4]), String(parts[5]), String(parts[6]), String(parts[7]));
           return `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6}, $${base + 7})`;
         });
         const rows = await this.db.query(
@@ -198,7 +202,7 @@ export class CubeStore {
           params,
         );
         for (const r of rows) {
-          const key = [g, r['merchant'], toNumber(r['bucket']), toNumber(r['slot']), r['device'], r['country'], r['source'], r['channel']].join(SEP);
+          const key = rowKey([g, String(r['merchant']), toNumber(r['bucket']), toNumber(r['slot']), String(r['device']), String(r['country']), String(r['source']), String(r['channel'])]);
           out.set(key, r['sketch'] as Uint8Array);
         }
       }
@@ -206,30 +210,31 @@ export class CubeStore {
     return out;
   }
 
-  /** Stored funnel state of sessions, by session key (merchant SEP session id). */
+  /** Stored funnel state of sessions, by session key (`sessionKey`: merchant, visitor, session id). */
   async loadSessions(keys: readonly string[]): Promise<Map<string, SessionState>> {
     const out = new Map<string, SessionState>();
     for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
-      const chunk = keys.slice(i, i + ROWS_PER_STATEMENT).map((k) => k.split(SEP));
+      const chunk = keys.slice(i, i + ROWS_PER_STATEMENT).map(parseKey);
       const params: SqlValue[] = [];
-      const tuples = chunk.map(([merchant, sessionId]) => {
-        params.push(merchant!, sessionId!);
-        return `($${params.length - 1}, $${params.length})`;
+      const tuples = chunk.map(([merchant, visitor, sessionId]) => {
+        params.push(String(merchant), String(visitor), String(sessionId));
+        return `($${params.length - 2}, $${params.length - 1}, $${params.length})`;
       });
       const rows = await this.db.query(
-        `SELECT merchant, session_id, bucket, device, country, source, channel, mask, last_ms FROM cube_sessions WHERE (merchant, session_id) IN (${tuples.join(', ')})`,
+        `SELECT merchant, visitor, session_id, bucket, device, country, source, channel, mask, last_ms FROM cube_sessions WHERE (merchant, visitor, session_id) IN (${tuples.join(', ')})`,
         params,
       );
       for (const r of rows) {
         const s: SessionState = {
           merchant: String(r['merchant']),
+          visitor: String(r['visitor']),
           sessionId: String(r['session_id']),
           quarter: toNumber(r['bucket']),
           dims: { device: String(r['device']), country: String(r['country']), source: String(r['source']), channel: String(r['channel']) },
           mask: toNumber(r['mask']),
           lastMs: toNumber(r['last_ms']),
         };
-        out.set(s.merchant + SEP + s.sessionId, s);
+        out.set(rowKey([s.merchant, s.visitor, s.sessionId]), s);
       }
     }
     return out;
@@ -256,36 +261,31 @@ export class CubeStore {
       for (const g of ['m', 'q'] as const) {
         const rows: SqlValue[][] = [];
         for (const [k, m] of batch.events) {
-          if (k.charCodeAt(0) !== g.charCodeAt(0)) continue;
-          const p = k.split(SEP);
-          rows.push([p[1]!, Number(p[2]), p[3]!, p[4]!, p[5]!, p[6]!, p[7]!, p[8]!, m.events, m.sessions, m.orders, m.items, m.revenue, m.botEvents]);
+          const p = parseKey(k);
+          if (p[0] !== g) continue;
+          rows.push([...(p.slice(1) as SqlValue[]), m.events, m.sessions, m.orders, m.items, m.revenue, m.botEvents]);
         }
         await upsert(tx, `cube_events_${g}`, ['merchant', 'bucket', 'event_type', 'device', 'country', 'source', 'channel', 'currency'], [...EVENT_MEASURES], rows, 'add');
         const vrows: SqlValue[][] = [];
         for (const [k, sketch] of sketches) {
-          if (k.charCodeAt(0) !== g.charCodeAt(0)) continue;
-          const p = k.split(SEP);
-          vrows.push([p[1]!, Number(p[2]), Number(p[3]), p[4]!, p[5]!, p[6]!, p[7]!, sketch]);
+          const p = parseKey(k);
+          if (p[0] !== g) continue;
+          vrows.push([...(p.slice(1) as SqlValue[]), sketch]);
         }
         await upsert(tx, `cube_visitors_${g}`, ['merchant', 'bucket', 'slot', 'device', 'country', 'source', 'channel'], ['sketch'], vrows, 'replace');
       }
       const prows: SqlValue[][] = [];
-      for (const [k, m] of batch.products) {
-        const p = k.split(SEP);
-        prows.push([p[0]!, Number(p[1]), p[2]!, p[3]!, m.views, m.adds, m.purchases, m.revenue]);
-      }
+      for (const [k, m] of batch.products) prows.push([...(parseKey(k) as SqlValue[]), m.views, m.adds, m.purchases, m.revenue]);
       await upsert(tx, 'cube_products', ['merchant', 'bucket', 'product_id', 'currency'], [...PRODUCT_MEASURES], prows, 'add');
       const frows: SqlValue[][] = [];
-      for (const [k, m] of batch.funnel) {
-        const p = k.split(SEP);
-        frows.push([p[0]!, Number(p[1]), p[2]!, p[3]!, p[4]!, p[5]!, m.sessions, ...m.steps]);
-      }
+      for (const [k, m] of batch.funnel) frows.push([...(parseKey(k) as SqlValue[]), m.sessions, ...m.steps]);
       await upsert(tx, 'cube_funnel', ['merchant', 'bucket', 'device', 'country', 'source', 'channel'], [...FUNNEL_COLUMNS], frows, 'add');
       const srows: SqlValue[][] = [];
+      const now = Date.now();
       for (const s of batch.sessions.values()) {
-        srows.push([s.merchant, s.sessionId, s.quarter, s.dims.device, s.dims.country, s.dims.source, s.dims.channel, s.mask, s.lastMs]);
+        srows.push([s.merchant, s.visitor, s.sessionId, s.quarter, s.dims.device, s.dims.country, s.dims.source, s.dims.channel, s.mask, s.lastMs, now]);
       }
-      await upsert(tx, 'cube_sessions', ['merchant', 'session_id'], ['bucket', 'device', 'country', 'source', 'channel', 'mask', 'last_ms'], srows, 'replace');
+      await upsert(tx, 'cube_sessions', ['merchant', 'visitor', 'session_id'], ['bucket', 'device', 'country', 'source', 'channel', 'mask', 'last_ms', 'updated_ms'], srows, 'replace');
     });
   }
 
@@ -294,6 +294,7 @@ export class CubeStore {
     const rows = await this.slice(q, `cube_events_${q.grain}`, EVENT_MEASURES.map((m) => `SUM(${m}) AS ${m}`).join(', '));
     return rows.map((r) => ({
       bucket: toNumber(r['b']),
+      offset: toNumber(r['seg_offset']),
       group: groupOf(r, q.groupBy),
       events: toNumber(r['events']),
       sessions: toNumber(r['sessions']),
@@ -307,7 +308,7 @@ export class CubeStore {
   /** Visitors sketches per local bucket and group (one row per stored sketch: the caller merges). */
   async visitorSlice(q: SliceQuery): Promise<VisitorSliceRow[]> {
     const rows = await this.slice(q, `cube_visitors_${q.grain}`, 'sketch', false);
-    return rows.map((r) => ({ bucket: toNumber(r['b']), group: groupOf(r, q.groupBy), sketch: r['sketch'] as Uint8Array }));
+    return rows.map((r) => ({ bucket: toNumber(r['b']), offset: toNumber(r['seg_offset']), group: groupOf(r, q.groupBy), sketch: r['sketch'] as Uint8Array }));
   }
 
   private async slice(q: SliceQuery, table: string, measures: string, aggregate = true): Promise<SqlRow[]> {
@@ -321,7 +322,10 @@ export class CubeStore {
         `SELECT CAST(FLOOR((bucket + $4) / ($5 * 1.0)) AS BIGINT) AS b${groupCols.map((c) => `, ${c}`).join('')}, ${measures} FROM ${table} ` +
         `WHERE merchant = $1 AND bucket >= $2 AND bucket < $3${where.map((w) => ` AND ${w}`).join('')}` +
         (aggregate ? ` GROUP BY 1${groupCols.map((_, i) => `, ${i + 2}`).join('')}` : '');
-      out.push(...(await this.db.query(sql, params)));
+      for (const r of await this.db.query(sql, params)) {
+        r['seg_offset'] = seg.offset;
+        out.push(r);
+      }
     }
     return out;
   }
@@ -358,14 +362,17 @@ export class CubeStore {
       .filter((r) => groupBy.length === 0 || r.sessions > 0 || r.steps.some((n) => n > 0));
   }
 
-  /** Deletes what is older than the retention. */
+  /** Deletes what is older than the retention. On the writer's connection, between commits (no write conflicts with them). */
   async prune(retention: Retention, now = Date.now()): Promise<void> {
     const minute = Math.floor((now - retention.minuteMs) / 60_000);
     const quarter = Math.floor((now - retention.quarterMs) / 900_000);
-    await this.db.query(`DELETE FROM cube_events_m WHERE bucket < $1`, [minute]);
-    await this.db.query(`DELETE FROM cube_visitors_m WHERE bucket < $1`, [minute]);
-    for (const t of ['cube_events_q', 'cube_visitors_q', 'cube_products', 'cube_funnel']) await this.db.query(`DELETE FROM ${t} WHERE bucket < $1`, [quarter]);
-    await this.db.query(`DELETE FROM cube_sessions WHERE last_ms < $1`, [now - retention.sessionMs]);
+    await this.db.transaction(async (tx) => {
+      await tx.execute(`DELETE FROM cube_events_m WHERE bucket < $1`, [minute]);
+      await tx.execute(`DELETE FROM cube_visitors_m WHERE bucket < $1`, [minute]);
+      for (const t of ['cube_events_q', 'cube_visitors_q', 'cube_products', 'cube_funnel']) await tx.execute(`DELETE FROM ${t} WHERE bucket < $1`, [quarter]);
+      // Sessions by when they were last written (wall clock), not by event time: imports of old events keep their state.
+      await tx.execute(`DELETE FROM cube_sessions WHERE updated_ms < $1`, [now - retention.sessionMs]);
+    });
   }
 
   close(): Promise<void> {
@@ -385,6 +392,17 @@ function groupOf(r: SqlRow, groupBy: readonly Dimension[]): Record<string, strin
  */
 async function upsert(tx: SqlTx, table: string, keys: string[], values: string[], rows: SqlValue[][], mode: UpsertMode): Promise<void> {
   if (rows.length === 0) return;
+  // One order of rows for every writer: concurrent upserts of the same rows (several PostgreSQL
+  // writers on hot buckets) then take their row locks in the same order and cannot deadlock.
+  const n = keys.length;
+  rows.sort((a, b) => {
+    for (let i = 0; i < n; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      if (x !== y) return x! < y! ? -1 : 1;
+    }
+    return 0;
+  });
   if (tx.upsert !== undefined) return tx.upsert(table, keys, values, rows, mode);
   const cols = [...keys, ...values];
   const set = conflictSet(table, values, mode);

@@ -82,6 +82,8 @@ export class CubesWriter {
   private readonly sketches = new BoundedMap<Uint8Array>(200_000);
   /** Funnel state by session key; null: known not to be stored. */
   private readonly sessions = new BoundedMap<SessionState | null>(500_000);
+  /** The states the records of one `add` call need, held while the call adds them. */
+  private readonly pinned = new Map<string, SessionState | null>();
   private lastPrune = 0;
   /** The stored offsets could not be read after a failure: read them before polling again. */
   private needsReassign = false;
@@ -116,7 +118,7 @@ export class CubesWriter {
   }
 
   private newBatch(): CubeBatch {
-    return new CubeBatch((key) => this.sessions.get(key) ?? undefined);
+    return new CubeBatch((key) => (this.pinned.has(key) ? this.pinned.get(key) : this.sessions.get(key)) ?? undefined);
   }
 
   async start(): Promise<void> {
@@ -178,7 +180,8 @@ export class CubesWriter {
         if (due) await this.commit();
         if (Date.now() - this.lastPrune >= this.o.pruneIntervalMs) {
           this.lastPrune = Date.now();
-          await this.o.store.prune(this.o.retention);
+          // Outside the failure path: a failed prune is tried again at the next interval.
+          await this.o.store.prune(this.o.retention).catch((err: unknown) => this.o.logger?.warn({ err }, 'cubes: prune failed'));
         }
         backoff = 0;
       } catch (err) {
@@ -206,6 +209,7 @@ export class CubesWriter {
     const filtered = this.o.topics.filtered;
     const decoded: Array<{ r: ConsumedRecord; p: PipelineEvent }> = [];
     const missing = new Set<string>();
+    this.pinned.clear();
     for (const r of records) {
       const key = tpKey(r.topic, r.partition);
       const from = this.positions.get(key);
@@ -214,13 +218,20 @@ export class CubesWriter {
       const p = JSON.parse(r.value.toString('utf8')) as PipelineEvent;
       decoded.push({ r, p });
       if (r.topic === filtered) {
-        const sk = sessionKey(p.event.merchantId, p.session.id);
-        if (!this.sessions.has(sk) && !this.batch.sessions.has(sk)) missing.add(sk);
+        const sk = sessionKey(p.event.merchantId, p.event.visitorId, p.session.id);
+        if (this.batch.sessions.has(sk) || this.pinned.has(sk)) continue;
+        // Pinned for this call: loading the missing ones below may evict cached ones from the bounded cache.
+        if (this.sessions.has(sk)) this.pinned.set(sk, this.sessions.get(sk)!);
+        else missing.add(sk);
       }
     }
     if (missing.size > 0) {
       const loaded = await this.o.store.loadSessions([...missing]);
-      for (const k of missing) this.sessions.set(k, loaded.get(k) ?? null);
+      for (const k of missing) {
+        const state = loaded.get(k) ?? null;
+        this.pinned.set(k, state);
+        this.sessions.set(k, state);
+      }
     }
     if (this.batch.offsets.size === 0) this.batchStarted = Date.now();
     let humans = 0;
@@ -232,6 +243,7 @@ export class CubesWriter {
       } else this.batch.addBot(p);
       this.batch.consumed(r.topic, r.partition, r.offset, this.positions.get(key)!);
     }
+    this.pinned.clear();
     if (humans > 0) this.metrics.events.inc({ topic: 'filtered' }, humans);
     if (decoded.length > humans) this.metrics.events.inc({ topic: 'bots' }, decoded.length - humans);
   }

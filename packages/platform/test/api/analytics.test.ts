@@ -47,7 +47,7 @@ describe('analytics API', () => {
     await store.close();
   });
 
-  const get = (url: string, token?: string) => app.inject({ method: 'GET', url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+  const get = (url: string, token?: string) => app.inject({ method: 'GET', url, headers: token === undefined ? {} : { authorization: `bearer ${token}` } });
 
   it('needs a read token: none or unknown is 401, another merchant’s is 403', async () => {
     assert.equal((await get('/v1/merchants/shop-a/metrics')).statusCode, 401);
@@ -67,6 +67,11 @@ describe('analytics API', () => {
       ['from=2026-11-26T10:00:00Z&to=2026-11-26T09:00:00Z', 'from'],
       ['metrics=visitors&group_by=event_type', 'metrics'],
       ['granularity=minute&from=2026-01-01&to=2026-11-01', 'from'],
+      ['from=2026-02-30', 'from'],
+      ['to=2026-11-26T25:00', 'to'],
+      ['metrics=visitors&group_by=currency', 'metrics'],
+      ['metrics=visitors&filter=currency:EUR', 'metrics'],
+      ['filter=country:FR,country:DE', 'filter'],
     ];
     for (const [query, parameter] of cases) {
       const res = await get(`/v1/merchants/shop-a/metrics?${query}`, 'rt_a');
@@ -81,7 +86,12 @@ describe('analytics API', () => {
   it('answers with series, funnel steps and products', async () => {
     const metrics = await get('/v1/merchants/shop-a/metrics?from=2026-11-26&to=2026-11-27&granularity=hour&metrics=events,revenue', 'rt_a');
     assert.equal(metrics.statusCode, 200);
-    assert.deepEqual(metrics.json(), { merchant: 'shop-a', timezone: 'Europe/Paris', granularity: 'hour', from: '2026-11-26T00:00:00.000Z', to: '2026-11-27T00:00:00.000Z', series: [] });
+    // Dates and times without an offset are the merchant's (Paris: UTC+1 in November).
+    assert.deepEqual(metrics.json(), { merchant: 'shop-a', timezone: 'Europe/Paris', granularity: 'hour', from: '2026-11-25T23:00:00.000Z', to: '2026-11-26T23:00:00.000Z', series: [] });
+    const explicit = (await get('/v1/merchants/shop-a/metrics?from=2026-11-26T10:07:00Z&to=2026-11-26T12:00+01:00&granularity=minute', 'rt_a')).json();
+    assert.deepEqual([explicit.from, explicit.to], ['2026-11-26T10:07:00.000Z', '2026-11-26T11:00:00.000Z']);
+    const lower = await get('/v1/merchants/shop-a/metrics', 'rt_a');
+    assert.equal(lower.statusCode, 200);
     const funnel = (await get('/v1/merchants/shop-a/funnel?from=2026-11-26&to=2026-11-27', 'rt_a')).json();
     assert.deepEqual(funnel.steps.map((s: { step: string }) => s.step), ['listing', 'product', 'cart', 'checkout', 'order']);
     const top = await get('/v1/merchants/shop-a/products/top?metric=revenue&limit=5', 'rt_a');

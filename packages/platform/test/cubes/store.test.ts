@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DuckDb, PostgresDb } from '../../src/cubes/db.ts';
 import { HyperLogLog } from '../../src/cubes/hll.ts';
-import { CubeBatch, bucketOf, type SessionState } from '../../src/cubes/model.ts';
+import { CubeBatch, bucketOf, sessionKey, type SessionState } from '../../src/cubes/model.ts';
 import { metricsSeries } from '../../src/cubes/query.ts';
 import { CubeStore } from '../../src/cubes/store.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
@@ -145,6 +145,42 @@ for (const { name, open } of stores) {
       ]);
     });
 
+    it('hours across the autumn clock change: the repeated local hour is two buckets, each with its own offset', async () => {
+      const store = await fresh();
+      // Paris, 2026-10-25: 02:30 CEST is 00:30Z, 02:30 CET is 01:30Z.
+      await commitAll(store, 'c1', [event({ ts: Date.UTC(2026, 9, 25, 0, 30), visitor: 'a' }), event({ ts: Date.UTC(2026, 9, 25, 1, 30), visitor: 'b' }), event({ ts: Date.UTC(2026, 9, 25, 1, 40), visitor: 'c' })]);
+      const q = { merchant: 'shop-a', timeZone: 'Europe/Paris', currency: 'EUR', metrics: ['events' as const], groupBy: [], filters: [] };
+      const hours = await metricsSeries(store, { ...q, from: Date.UTC(2026, 9, 24, 22), to: Date.UTC(2026, 9, 25, 4), granularity: 'hour' });
+      assert.deepEqual(hours.map((s) => [s.bucket, s.events]), [['2026-10-25T02:00:00+02:00', 1], ['2026-10-25T02:00:00+01:00', 2]]);
+      for (const s of hours) assert.equal(new Date(s.bucket).getTime() % 3_600_000, 0);
+      // A half-hour zone: Kolkata is UTC+5:30; 00:30Z is 06:00 local.
+      const kolkata = await metricsSeries(store, { ...q, timeZone: 'Asia/Kolkata', from: Date.UTC(2026, 9, 24, 22), to: Date.UTC(2026, 9, 25, 4), granularity: 'hour' });
+      assert.deepEqual(kolkata.map((s) => [s.bucket, s.events]), [['2026-10-25T06:00:00+05:30', 1], ['2026-10-25T07:00:00+05:30', 2]]);
+    });
+
+    it('the funnel state of a session carries over to later batches: a step is counted once', async () => {
+      const store = await fresh();
+      await commitAll(store, 'c1', [event({ visitor: 'v1', start: true }), event({ visitor: 'v1', name: 'Product Viewed', products: [{ id: 'p1', qty: 1, price: 500 }] })]);
+      const key = sessionKey('shop-a', 'v1', 'v1:s1');
+      const states = await store.loadSessions([key]);
+      assert.equal(states.get(key)?.mask, 0b10);
+      await commitAll(store, 'c1', [event({ visitor: 'v1', name: 'Product Viewed', products: [{ id: 'p1', qty: 1, price: 500 }], ts: T0 + 60_000 }), event({ visitor: 'v1', name: 'Checkout Started', ts: T0 + 120_000 })], states);
+      const [funnel] = await store.funnel('shop-a', bucketOf('q', T0), bucketOf('q', T0) + 1, [], []);
+      assert.deepEqual(funnel, { group: {}, sessions: 1, steps: [0, 1, 0, 1, 0] });
+    });
+
+    it('client text in keys stays in its column (separators, NUL, very long ids)', async () => {
+      const store = await fresh();
+      await commitAll(store, 'c1', [
+        event({ name: 'Product Viewed', products: [{ id: 'p\u0001EUR', qty: 1, price: 1 }] }),
+        event({ name: 'Product Viewed', products: [{ id: 'p', qty: 1, price: 1 }] }),
+        event({ name: 'Product Viewed', products: [{ id: 'nul\u0000id', qty: 1, price: 1 }] }),
+        event({ name: 'Product Viewed', products: [{ id: 'x'.repeat(20_000), qty: 1, price: 1 }] }),
+      ]);
+      const top = await store.topProducts('shop-a', bucketOf('q', T0), bucketOf('q', T0) + 1, 'views', 10);
+      assert.deepEqual(top.map((p) => [p.productId, p.views]).sort(), [['nulid', 1], ['p', 1], ['p\u0001EUR', 1], ['x'.repeat(256), 1]].sort());
+    });
+
     it('groups and filters by dimension; the funnel counts a session once per step; top products', async () => {
       const store = await fresh();
       const s1 = [
@@ -169,8 +205,9 @@ for (const { name, open } of stores) {
         { productId: 'p1', currency: 'EUR', views: 2, adds: 1, purchases: 1, revenue: 500 },
       ]);
       // Sessions state is kept for the next batch: a later event of s1 does not count a step twice.
-      const states = await store.loadSessions(['shop-a\u0001v1:s1']);
-      assert.equal(states.get('shop-a\u0001v1:s1')?.mask, 0b10110);
+      const key = sessionKey('shop-a', 'v1', 'v1:s1');
+      const states = await store.loadSessions([key]);
+      assert.equal(states.get(key)?.mask, 0b10110);
     });
 
     it('prunes buckets beyond the retention', async () => {

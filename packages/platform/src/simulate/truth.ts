@@ -62,7 +62,24 @@ export interface MerchantCounts {
   botsByReason: { user_agent: number; not_validated: number };
   /** events.rejected by code (both stages). */
   rejected: Record<string, number>;
+  /**
+   * The session funnel of human events: sessions that started, and sessions that reached each step
+   * (in any order): listing (Product List Viewed, Products Searched), product (Product Viewed,
+   * Clicked), cart (Product Added, Cart Viewed), checkout (Checkout Started), order (Order Completed).
+   */
+  funnel: { sessions: number; listing: number; product: number; cart: number; checkout: number; order: number };
 }
+
+const FUNNEL_STEP: Readonly<Record<string, 'listing' | 'product' | 'cart' | 'checkout' | 'order'>> = {
+  'Product List Viewed': 'listing',
+  'Products Searched': 'listing',
+  'Product Viewed': 'product',
+  'Product Clicked': 'product',
+  'Product Added': 'cart',
+  'Cart Viewed': 'cart',
+  'Checkout Started': 'checkout',
+  'Order Completed': 'order',
+};
 
 export interface TruthCounts {
   filtered: HourCounts;
@@ -81,6 +98,8 @@ interface SessionState {
   last: number;
   seq: number;
   client: string | null;
+  /** Identifies the session: the visitor and its first event's time (or the client's id). */
+  id: string;
 }
 
 const DEFAULT_SESSION_TIMEOUT_MS = 30 * 60_000;
@@ -142,13 +161,14 @@ export function computeTruth(input: TruthInput): TruthCounts {
   const currencies = new Map<string, string>();
   for (const m of input.merchants) {
     currencies.set(m.id, m.currency);
-    out.merchants[m.id] = { currency: m.currency, orders: 0, revenueMinor: 0, sessions: 0, humanEvents: 0, botEvents: 0, botsByReason: { user_agent: 0, not_validated: 0 }, rejected: {} };
+    out.merchants[m.id] = { currency: m.currency, orders: 0, revenueMinor: 0, sessions: 0, humanEvents: 0, botEvents: 0, botsByReason: { user_agent: 0, not_validated: 0 }, rejected: {}, funnel: { sessions: 0, listing: 0, product: 0, cart: 0, checkout: 0, order: 0 } };
     out.filtered[m.id] = {};
     out.bots[m.id] = {};
   }
   const seenMessages = new Set<string>();
   const seenOrders = new Set<string>();
   const sessions = new Map<string, SessionState>();
+  const stepsOf = new Map<string, Set<string>>();
 
   for (const e of input.events) {
     const mc = out.merchants[e.merchantId];
@@ -188,11 +208,11 @@ export function computeTruth(input: TruthInput): TruthCounts {
     const s = sessions.get(visitor);
     let next: SessionState;
     if (client !== null) {
-      next = s !== undefined && s.client === client ? { last: Math.max(s.last, timestamp), seq: s.seq + 1, client } : { last: timestamp, seq: 1, client };
+      next = s !== undefined && s.client === client ? { ...s, last: Math.max(s.last, timestamp), seq: s.seq + 1 } : { last: timestamp, seq: 1, client, id: `${visitor}\u0000${client}` };
     } else if (s === undefined || s.client !== null || timestamp - s.last > timeout) {
-      next = { last: timestamp, seq: 1, client: null };
+      next = { last: timestamp, seq: 1, client: null, id: `${visitor}\u0000${timestamp}` };
     } else {
-      next = { last: Math.max(s.last, timestamp), seq: s.seq + 1, client: null };
+      next = { ...s, last: Math.max(s.last, timestamp), seq: s.seq + 1 };
     }
     sessions.set(visitor, next);
 
@@ -212,7 +232,18 @@ export function computeTruth(input: TruthInput): TruthCounts {
     }
     incHour(out.filtered, e.merchantId, name, hour);
     mc.humanEvents++;
-    if (next.seq === 1) mc.sessions++;
+    if (next.seq === 1) {
+      mc.sessions++;
+      mc.funnel.sessions++;
+    }
+    const step = FUNNEL_STEP[name];
+    if (step !== undefined) {
+      const reached = (stepsOf.get(`${e.merchantId}\u0000${next.id}`) ?? stepsOf.set(`${e.merchantId}\u0000${next.id}`, new Set()).get(`${e.merchantId}\u0000${next.id}`))!;
+      if (!reached.has(step)) {
+        reached.add(step);
+        mc.funnel[step]++;
+      }
+    }
     if (name === 'Order Completed') {
       const currency = typeof properties['currency'] === 'string' ? properties['currency'].toUpperCase() : currencies.get(e.merchantId)!;
       const minor = minorUnits(properties['total'], currencyExponent(currency) ?? 2);

@@ -267,6 +267,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
             const api2 = slices.get(m.id)!;
             assert.deepEqual(api2.byDim, want2.byDim, `${m.id}: API events by day and device, country, source`);
             assert.deepEqual(api2.funnel, want2.funnel, `${m.id}: API funnel`);
+            const f = want.funnel;
+            assert.deepEqual(api2.funnel, [f.sessions, f.listing, f.product, f.cart, f.checkout, f.order], `${m.id}: API funnel = the simulator's`);
             assert.deepEqual(Object.keys(api2.visitors).sort(), Object.keys(want2.visitors).sort(), `${m.id}: days with visitors`);
             for (const [day, n] of Object.entries(want2.visitors)) {
               assert.ok(Math.abs(api2.visitors[day]! - n) <= Math.max(1, 3 * 0.0163 * n), `${m.id} ${day}: visitors ${api2.visitors[day]} vs ${n} distinct`);

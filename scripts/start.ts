@@ -3,8 +3,9 @@
  *
  * The platform (collector, merchants, beacon, pipeline) runs on the embedded log in `.data/`, with
  * a demo merchant. A storefront simulator sends Segment batches to the collector over HTTP, as a
- * shop's analytics.js would, and its human visitors pass the beacon (crawlers do not). Until the
- * cubes and the dashboard land, the home page shows human events per type and minute (from
+ * shop's analytics.js would, and its human visitors pass the beacon (crawlers do not). The cubes
+ * role keeps the analytics (served at /v1/merchants/demo/…). Until the dashboard lands, the home
+ * page shows human events per type and minute (from
  * events.filtered) and bot events per reason (from events.bots), counted by a small topology.
  *
  *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start

@@ -23,6 +23,7 @@
  *    (read_committed reader), as in bench/pipeline.bench.ts. The store's commits are timed (the
  *    store's `commit` is wrapped, observation only) to split the figure into its parts.
  */
+import { Rng } from '../packages/platform/src/simulate/rng.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,17 +63,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
 
-/** mulberry32: a seeded generator, so every run writes the same history. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function weighted<T>(r: () => number, choices: ReadonlyArray<readonly [T, number]>): T {
   const total = choices.reduce((a, [, w]) => a + w, 0);
@@ -145,7 +135,9 @@ function pipelineEvent(i: number, name: string, visitor: string, session: string
 
 /** Writes `HISTORY` events of merchant `shop`, spread over the 7 days before `end`, to events.filtered, in time order. */
 async function fillHistory(log: Log, topics: TopicNames, end: number): Promise<number> {
-  const r = rng(42);
+  // Seeded (mulberry32), so every run writes the same history.
+  const seeded = new Rng(42);
+  const r = () => seeded.next();
   const visitors = Array.from({ length: 20_000 }, () => {
     const app = r() < 0.1;
     return { device: app ? 'mobile' : weighted(r, DEVICES), country: weighted(r, COUNTRIES), app };

@@ -1,4 +1,5 @@
 /** Shared helpers for platform tests. */
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,4 +79,16 @@ export function capturingLogger(): { logger: Logger; text: () => string } {
     },
   });
   return { logger: pino({ level: 'debug' }, stream), text: () => chunks.join('') };
+}
+
+/** A TCP port free on 127.0.0.1 now (for a child process to listen on). */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => done(port));
+    });
+    s.on('error', fail);
+  });
 }

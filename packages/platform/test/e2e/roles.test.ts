@@ -8,26 +8,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
 import { PostgresDb } from '../../src/cubes/db.ts';
 import { planSimulation } from '../../src/simulate/plan.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
-import { KAFKA_BOOTSTRAP, TEST_POSTGRES, tempDir, unique } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, TEST_POSTGRES, freePort, tempDir, unique } from '../helpers.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-    s.on('error', fail);
-  });
-}
 
 async function startRole(role: string, configFile: string, port: number, dataDir: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   let output = '';

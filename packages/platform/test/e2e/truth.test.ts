@@ -8,7 +8,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { ConsumedRecord } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
@@ -17,22 +16,12 @@ import { planSimulation } from '../../src/simulate/plan.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
-import { KAFKA_BOOTSTRAP, TEST_POSTGRES, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, TEST_POSTGRES, freePort, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 import { PostgresDb } from '../../src/cubes/db.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-    s.on('error', fail);
-  });
-}
 
 class PlatformProcess {
   child: ChildProcess | undefined;

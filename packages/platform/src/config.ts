@@ -108,6 +108,23 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    lake: Type.Optional(
+      Type.Object(
+        {
+          /** Run the lake sink in `start` (default true). */
+          enabled: Type.Optional(Type.Boolean()),
+          /** The folder that holds the lake (`<dir>/lake/<topic>/merchant=…/…`), on the local file system. Default: dataDir. */
+          dir: Type.Optional(Type.String({ minLength: 1 })),
+          /** Records per file and input partition before a cut (flush.size). Default 10,000. */
+          flushSize: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Event-time span of a file (rotate.interval.ms). Default 1 hour. */
+          rotateIntervalMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+          /** Wall-clock age after which open files are cut, so quiet data becomes visible. Default 10 minutes. */
+          rotateScheduleIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     beacon: Type.Optional(
       Type.Object(
         {

@@ -24,6 +24,8 @@ import { analyticsRoutes } from './api/analytics.ts';
 import { DuckDb, PostgresDb } from './cubes/db.ts';
 import { CubeStore } from './cubes/store.ts';
 import { CubesWriter, DEFAULT_RETENTION } from './cubes/writer.ts';
+import { LakeSink, rawDecoderWith } from './lake/sink.ts';
+import { LocalStorage } from './lake/storage.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -45,7 +47,7 @@ export interface PlatformOptions {
   roles?: ReadonlyArray<Role>;
 }
 
-export const ROLES = ['collector', 'pipeline', 'cubes'] as const;
+export const ROLES = ['collector', 'pipeline', 'cubes', 'lake'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Opens the configured cube store: a DuckDB file in the data folder, or PostgreSQL. */
@@ -68,6 +70,8 @@ export interface Platform {
   readonly collector: FastifyInstance;
   /** The pipeline role (events.raw + events.validations → events.filtered, events.bots, events.rejected). */
   readonly pipeline: StreamsApp | undefined;
+  /** The lake role (events.raw → Parquet files, docs/lake.md). */
+  readonly lake: LakeSink | undefined;
   /** The cubes role (events.filtered + events.bots → the cube store), and its store. */
   readonly cubes: CubesWriter | undefined;
   readonly cubeStore: CubeStore | undefined;
@@ -127,6 +131,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   });
   let cubeStore: CubeStore | undefined;
   let cubes: CubesWriter | undefined;
+  let lake: LakeSink | undefined;
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
@@ -156,6 +161,21 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       });
       await cubes.start();
     }
+    if (roles.has('lake') && config.lake?.enabled !== false) {
+      const l = config.lake ?? {};
+      lake = new LakeSink({
+        log,
+        storage: new LocalStorage(resolve(l.dir ?? dataDir)),
+        groupId: `${config.topics?.prefix ?? ''}shopstream-lake`,
+        topics: [{ name: topics.raw, decode: rawDecoderWith({ maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }) }],
+        root: 'lake',
+        ...(l.flushSize !== undefined && { flushSize: l.flushSize }),
+        ...(l.rotateIntervalMs !== undefined && { rotateIntervalMs: l.rotateIntervalMs }),
+        ...(l.rotateScheduleIntervalMs !== undefined && { rotateScheduleIntervalMs: l.rotateScheduleIntervalMs }),
+        logger,
+      });
+      await lake.start();
+    }
     collector = await buildCollector({
       log,
       topics,
@@ -183,6 +203,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await collector?.close().catch(() => {});
     await cubes?.close().catch(() => {});
     await cubeStore?.close().catch(() => {});
+    await lake?.close().catch(() => {});
     await pipeline?.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
@@ -200,12 +221,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     pipeline,
     cubes,
     cubeStore,
+    lake,
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
       await pipeline?.close();
       await cubes?.close();
       await cubeStore?.close();
+      await lake?.close();
       await merchants.close();
       if (ownLog) await log.close();
     },

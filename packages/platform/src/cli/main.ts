@@ -2,7 +2,7 @@
  * The `shopstream` command.
  *
  *   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
- *   shopstream collector|pipeline|cubes [--config FILE] [--port N]    one role per process (on Kafka)
+ *   shopstream collector|pipeline|cubes|lake [--config FILE] [--port N]    one role per process (on Kafka)
  *   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id P --access-token T [--test-event-code C]]
  *   shopstream merchants list [--show-secrets]
  *   shopstream merchants rotate-key --id ID [--server-key]
@@ -22,7 +22,7 @@ import { simulateCommand } from '../simulate/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
-  shopstream collector|pipeline|cubes [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+  shopstream collector|pipeline|cubes|lake [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream merchants list [--show-secrets]
   shopstream merchants rotate-key --id ID [--server-key]

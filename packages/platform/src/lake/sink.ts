@@ -104,9 +104,19 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-/** Reads an events.raw record: its canonical event gives the event time; one that does not normalize keeps only what the headers say. */
-export const rawDecoder: LakeDecoder = (record) => {
-  const decoded = readRawRecord(record);
+/**
+ * Reads an events.raw record: its canonical event gives the event time; one that does not
+ * normalize keeps only what the headers say. `limits` are the platform's (collector.maxPastMs …),
+ * so that the lake and the pipeline agree on what normalizes.
+ */
+export function rawDecoderWith(limits: { maxFutureMs?: number; maxPastMs?: number }): LakeDecoder {
+  return (record) => decodeRaw(record, limits);
+}
+
+export const rawDecoder: LakeDecoder = (record) => decodeRaw(record, {});
+
+function decodeRaw(record: ConsumedRecord, limits: { maxFutureMs?: number; maxPastMs?: number }): DecodedLakeRecord {
+  const decoded = readRawRecord(record, limits);
   const receivedAt = Number.isFinite(decoded.ctx.receivedAt) ? decoded.ctx.receivedAt : record.timestamp;
   const merchant = decoded.ctx.merchantId === '' ? null : decoded.ctx.merchantId;
   let result;
@@ -120,7 +130,7 @@ export const rawDecoder: LakeDecoder = (record) => {
   }
   const e = result.event;
   return { merchant: e.merchantId, receivedAt, eventTime: e.timestamp, messageId: e.messageId, event: e.event, type: e.type, visitorId: e.visitorId, rejectCode: null };
-};
+}
 
 /** Reads a JSON record holding a canonical event (`{ event: {...} }`, as events.filtered) or being one. */
 export const jsonDecoder: LakeDecoder = (record) => {

@@ -18,6 +18,7 @@ import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
 import { KAFKA_BOOTSTRAP, TEST_POSTGRES, freePort, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 import { PostgresDb } from '../../src/cubes/db.ts';
+import { DuckDBInstance } from '@duckdb/node-api';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -234,6 +235,22 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         try {
           const filteredRecords = await readAll(log, topics.filtered);
           const botRecords = await readAll(log, topics.bots);
+          // The lake holds every record of events.raw exactly once, through the kills.
+          const rawRecords = await readAll(log, topics.raw);
+          const duck = await DuckDBInstance.create(':memory:');
+          const dc = await duck.connect();
+          const lakeRows = (
+            await dc.runAndReadAll(`SELECT "partition", "offset", payload FROM read_parquet('${join(config.dataDir, 'lake')}/**/*.parquet') ORDER BY 1, 2`)
+          ).getRowObjects() as Array<{ partition: number; offset: bigint; payload: string }>;
+          dc.closeSync();
+          duck.closeSync();
+          assert.deepEqual(
+            lakeRows.map((r) => `${r.partition}/${r.offset}`),
+            rawRecords.map((r) => `${r.partition}/${r.offset}`).sort((a, b) => (a === b ? 0 : Number(a.split('/')[0]) - Number(b.split('/')[0]) || Number(a.split('/')[1]) - Number(b.split('/')[1]))),
+            'lake = events.raw, each record once',
+          );
+          const rawByPosition = new Map(rawRecords.map((r) => [`${r.partition}/${r.offset}`, r.value!.toString('utf8')]));
+          for (const r of lakeRows) assert.equal(r.payload, rawByPosition.get(`${r.partition}/${r.offset}`), 'the payload is the message as sent');
           const filtered = observe(filteredRecords);
           const bots = observe(botRecords);
           tc.diagnostic(

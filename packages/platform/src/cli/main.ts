@@ -19,11 +19,13 @@ import { MerchantTable, newReadToken, newServerWriteKey, newWriteKey, putMerchan
 import { ROLES, openLog, startPlatform, type Role } from '../platform.ts';
 import { ensurePlatformTopics, topicNames } from '../topics.ts';
 import { simulateCommand } from '../simulate/cli.ts';
+import { formatResult, queryLake, type QueryFormat } from '../lake/query.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
   shopstream collector|pipeline|cubes|lake [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
+  shopstream query "SELECT …" [--format table|csv|json]   SQL over the lake: views events, filtered, rejected (docs/lake.md)
   shopstream merchants list [--show-secrets]
   shopstream merchants rotate-key --id ID [--server-key]
   shopstream simulate --url URL --write-key KEY [--seed N --visitors N --hours N --rate N --truth FILE]  (see shopstream simulate --help)
@@ -86,6 +88,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'test-event-code': { type: 'string' },
       'show-secrets': { type: 'boolean' },
       'server-key': { type: 'boolean' },
+      format: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -119,6 +122,16 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    return 0;
+  }
+
+  if (command === 'query') {
+    const sql = positionals.slice(1).join(' ');
+    if (sql.trim() === '') throw new PlatformError(PlatformErrors.CONFIG, 'Give the SQL: shopstream query "SELECT merchant, dt, count(*) FROM events GROUP BY ALL"');
+    const format = (values.format ?? 'table') as QueryFormat;
+    if (!['table', 'csv', 'json'].includes(format)) throw new PlatformError(PlatformErrors.CONFIG, `--format ${values.format}: one of table, csv, json.`);
+    const result = await queryLake({ dir: resolve(config.lake?.dir ?? dataDir), prefix: config.topics?.prefix, sql });
+    io.out(formatResult(result, format));
     return 0;
   }
 

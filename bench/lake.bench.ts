@@ -1,0 +1,234 @@
+/**
+ * The data-lake sink (packages/platform/src/lake/, docs/lake.md): events.raw → Parquet on local disk,
+ * against DuckDB's own COPY of the same events from NDJSON to Parquet, in the same run.
+ *
+ *   node bench/lake.bench.ts
+ *   BENCH_EVENTS=200000 BENCH_RUNS=3 node bench/lake.bench.ts
+ *
+ * 1. events.raw (embedded log, fsync off for the fill, 4 partitions) is filled as the collector fills
+ *    it: each ~700 B Segment message as sent, keyed by visitor, request facts in `rawRecordHeaders`,
+ *    record time = arrival. 3 merchants, event times spread over 4 hours (so each segment writes
+ *    several hive partitions).
+ * 2. The sink: a LakeSink (default options: flushSize 10,000, rotation 1 h) over LocalStorage in a
+ *    fresh folder (fsync on, as in production) with a fresh group. Timed from start() until it has
+ *    read the whole topic and close() has cut the last segments; the group's committed offsets are
+ *    then checked to be at the end of the topic and the files to hold every record exactly once.
+ * 3. The reference: DuckDB (in memory, 2 threads as the sink's) runs
+ *    `COPY (SELECT … FROM read_json_auto('events.ndjson')) TO 'x.parquet' (FORMAT PARQUET, COMPRESSION zstd)`
+ *    over an NDJSON file holding, per event, the same columns the sink writes (offset, partition,
+ *    merchant, ids, event time, the message as a string, the headers as a JSON string, …): same
+ *    input events, same output columns. Timed around the COPY alone (no fsync). Also shown, not the
+ *    reference: `SELECT *` over the raw message lines (DuckDB shreds each message into nested columns).
+ * 4. Sizes: the sink's .parquet files against the raw JSON (the record values), DuckDB's file against
+ *    its NDJSON and against the raw JSON.
+ * Medians of BENCH_RUNS runs; MB/s are MB of raw JSON (record values) per second for every row.
+ */
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { ConsumedRecord, Log, ProducerRecord } from '../packages/streams/src/index.ts';
+import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
+import { rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
+import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
+import { LakeSink, rawDecoder } from '../packages/platform/src/lake/sink.ts';
+import { LocalStorage } from '../packages/platform/src/lake/storage.ts';
+import { endTotal, median } from './common.ts';
+
+const N = Number(process.env['BENCH_EVENTS'] ?? 200_000);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+const PARTITIONS = 4;
+const VISITORS = 5000;
+const MERCHANTS = ['shop-a', 'shop-b', 'shop-c'];
+const SPAN_MS = 4 * 3_600_000;
+const T0 = Date.UTC(2026, 10, 26, 6, 0, 0);
+const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
+const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
+
+/** The pipeline bench's ~700 B Segment track message. */
+function message(i: number, visitor: string, at: number): Record<string, unknown> {
+  const name = NAMES[i % NAMES.length]!;
+  const product = { product_id: `sku-${i % 300}`, name: `Product ${i % 300}`, brand: 'Acme', category: 'Shoes', price: 19.99 + (i % 40), quantity: 1 };
+  return {
+    type: 'track',
+    event: name,
+    messageId: `m-${i}`,
+    anonymousId: visitor,
+    timestamp: new Date(at).toISOString(),
+    properties:
+      name === 'Order Completed'
+        ? { order_id: `o-${i}`, total: 59.97, revenue: 54.97, currency: 'USD', products: [product] }
+        : name === 'Checkout Started'
+          ? { value: 59.97, currency: 'USD', products: [product] }
+          : { ...product, currency: 'USD' },
+    context: { userAgent: UA, ip: '203.0.113.7', page: { url: `https://shop.example/p/${i % 300}?utm_source=google&utm_medium=cpc`, referrer: 'https://www.google.com/' }, library: { name: 'analytics.js', version: '5' } },
+  };
+}
+
+async function fill(log: Log, topic: string): Promise<void> {
+  const producer = log.createProducer({ clientId: 'bench-fill' });
+  let batch: ProducerRecord[] = [];
+  for (let i = 0; i < N; i++) {
+    const v = i % VISITORS;
+    const visitor = `visitor-${v}`;
+    const merchantId = MERCHANTS[v % MERCHANTS.length]!;
+    const at = T0 + Math.floor((i * SPAN_MS) / N);
+    const receivedAt = at + 1500;
+    const headers = rawRecordHeaders({ merchantId, defaultCurrency: 'USD', receivedAt, requestIp: '203.0.113.7', requestUserAgent: UA }, undefined, false, false);
+    batch.push({ topic, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(message(i, visitor, at))), timestamp: receivedAt, headers });
+    if (batch.length === 2000) {
+      await producer.send(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await producer.send(batch);
+  await producer.close();
+}
+
+/** Every record of the topic (untimed), for the NDJSON files. */
+async function readAll(log: Log, topic: string): Promise<ConsumedRecord[]> {
+  const reader = log.createReader({ clientId: 'bench-read' });
+  reader.assign(Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0 })));
+  const out: ConsumedRecord[] = [];
+  while (out.length < N) out.push(...(await reader.poll(1000)));
+  await reader.close();
+  return out;
+}
+
+function headersJson(r: ConsumedRecord): string {
+  const o: Record<string, string> = {};
+  for (const [name, value] of r.headers) o[name] = value.toString('utf8');
+  return JSON.stringify(o);
+}
+
+/** One NDJSON line per event with the columns the sink writes (times as epoch ms). */
+function sameColumnsLine(r: ConsumedRecord): string {
+  const d = rawDecoder(r);
+  return JSON.stringify({
+    offset: r.offset,
+    partition: r.partition,
+    received_at_ms: d.receivedAt,
+    merchant: d.merchant,
+    message_id: d.messageId,
+    event: d.event,
+    type: d.type,
+    visitor_id: d.visitorId,
+    event_time_ms: d.eventTime,
+    payload: r.value!.toString('utf8'),
+    headers: headersJson(r),
+    reject_code: d.rejectCode,
+  });
+}
+
+function filesUnder(dir: string, suffix: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(suffix))
+    .map((e) => join(e.parentPath, e.name));
+}
+
+const bytesOf = (files: readonly string[]) => files.reduce((a, f) => a + statSync(f).size, 0);
+
+interface SinkRun {
+  rate: number;
+  parquetBytes: number;
+  files: number;
+  cuts: number;
+}
+
+async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<SinkRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-lake-sink-'));
+  const groupId = `bench-lake-${randomUUID().slice(0, 8)}`;
+  const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition }));
+  const total = await endTotal(log, tps);
+  const sink = new LakeSink({ log, storage: new LocalStorage(dir, { fsync: true }), groupId, topics: [topic] });
+  const t0 = performance.now();
+  await sink.start();
+  // The last segment of each partition is cut by close() (flush size and rotation cut the others).
+  while (sink.positions().reduce((a, p) => a + p.offset, 0) < total) await new Promise((r) => setTimeout(r, 10));
+  await sink.close();
+  const s = (performance.now() - t0) / 1000;
+  const committed = (await log.admin.committedOffsets(groupId, tps)).reduce((a, c) => a + c.offset, 0);
+  if (committed !== total) throw new Error(`sink committed ${committed}, expected ${total}`);
+  const files = filesUnder(dir, '.parquet');
+  const c = await duck.connect();
+  const check = await c.runAndReadAll(
+    `SELECT count(*)::BIGINT AS n, count(DISTINCT ("partition", "offset"))::BIGINT AS d, count(reject_code)::BIGINT AS rej FROM read_parquet('${dir}/**/*.parquet', hive_partitioning = true)`,
+  );
+  c.closeSync();
+  const [n, d, rej] = check.getRows()[0]!.map(Number) as [number, number, number];
+  if (n !== N || d !== N) throw new Error(`lake holds ${n} rows (${d} distinct), expected ${N}`);
+  if (rej !== 0) throw new Error(`${rej} events did not normalize`);
+  const stats = sink.stats();
+  const parquetBytes = bytesOf(files);
+  rmSync(dir, { recursive: true, force: true });
+  return { rate: N / s, parquetBytes, files: files.length, cuts: stats.cuts };
+}
+
+/** Seconds of DuckDB's COPY of `ndjson` to a Parquet file, and that file's size. */
+async function runDuck(duck: DuckDBInstance, ndjson: string, select: string): Promise<{ s: number; bytes: number }> {
+  const out = join(mkdtempSync(join(tmpdir(), 'bench-lake-duck-')), 'events.parquet');
+  const c = await duck.connect();
+  const t0 = performance.now();
+  await c.run(`COPY (${select.replace('$IN', `read_json_auto('${ndjson}')`)}) TO '${out}' (FORMAT PARQUET, COMPRESSION zstd)`);
+  const s = (performance.now() - t0) / 1000;
+  c.closeSync();
+  const bytes = statSync(out).size;
+  rmSync(join(out, '..'), { recursive: true, force: true });
+  return { s, bytes };
+}
+
+const SAME_COLUMNS = `SELECT "offset", "partition", epoch_ms(received_at_ms) AS received_at, merchant, message_id, event, type, visitor_id,
+  epoch_ms(event_time_ms) AS event_time, payload, NULL::BLOB AS payload_bytes, headers, reject_code::VARCHAR AS reject_code FROM $IN`;
+const RAW_LINES = 'SELECT * FROM $IN';
+
+const logDir = mkdtempSync(join(tmpdir(), 'bench-lake-log-'));
+const work = mkdtempSync(join(tmpdir(), 'bench-lake-ndjson-'));
+const log = await openEmbeddedLog({ dir: logDir, fsync: false });
+const topic = topicNames().raw;
+await ensurePlatformTopics(log, { partitions: PARTITIONS });
+await fill(log, topic);
+const records = await readAll(log, topic);
+const rawBytes = records.reduce((a, r) => a + r.value!.length, 0);
+const sameFile = join(work, 'same-columns.ndjson');
+const rawFile = join(work, 'raw.ndjson');
+writeFileSync(sameFile, records.map(sameColumnsLine).join('\n') + '\n');
+writeFileSync(rawFile, records.map((r) => r.value!.toString('utf8')).join('\n') + '\n');
+const sameBytes = statSync(sameFile).size;
+records.length = 0;
+const MB = 1e6;
+console.log(
+  `lake bench: ${N.toLocaleString('en-US')} events (${(rawBytes / N).toFixed(0)} B of JSON each, ${(rawBytes / MB).toFixed(1)} MB), ${PARTITIONS} partitions, ` +
+    `${MERCHANTS.length} merchants, ${SPAN_MS / 3_600_000} h of event time, median of ${RUNS} runs; sink fsync on, flushSize 10,000`,
+);
+
+const duck = await DuckDBInstance.create(':memory:', { threads: '2' });
+const sink: SinkRun[] = [];
+const same: { s: number; bytes: number }[] = [];
+const raw: { s: number; bytes: number }[] = [];
+for (let run = 0; run < RUNS; run++) {
+  same.push(await runDuck(duck, sameFile, SAME_COLUMNS));
+  sink.push(await runSink(log, topic, duck));
+  raw.push(await runDuck(duck, rawFile, RAW_LINES));
+  process.stderr.write(
+    `  run ${run + 1}/${RUNS}: sink ${sink.at(-1)!.rate.toFixed(0)}/s (${sink.at(-1)!.files} files, ${sink.at(-1)!.cuts} cuts), ` +
+      `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s\n`,
+  );
+}
+duck.closeSync();
+await log.close();
+rmSync(logDir, { recursive: true, force: true });
+rmSync(work, { recursive: true, force: true });
+
+const sinkRate = median(sink.map((r) => r.rate));
+const sameRate = median(same.map((r) => N / r.s));
+const rawRate = median(raw.map((r) => N / r.s));
+const sinkBytes = sink[0]!.parquetBytes;
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+const mbs = (rate: number) => ((rate * rawBytes) / N / MB).toFixed(1);
+console.log('\n| writer | events/s | MB/s (raw JSON) | ratio to DuckDB COPY | Parquet bytes | size / raw JSON |\n|---|---|---|---|---|---|');
+console.log(`| DuckDB COPY, NDJSON of the sink's columns → Parquet (reference) | ${fmt(sameRate)} | ${mbs(sameRate)} | 1.00 | ${fmt(same[0]!.bytes)} | ${(same[0]!.bytes / rawBytes).toFixed(3)} (${(same[0]!.bytes / sameBytes).toFixed(3)} of its ${(sameBytes / MB).toFixed(1)} MB NDJSON) |`);
+console.log(`| lake sink, events.raw → Parquet (${sink[0]!.files} files, fsync on) | ${fmt(sinkRate)} | ${mbs(sinkRate)} | ${(sinkRate / sameRate).toFixed(2)} | ${fmt(sinkBytes)} | ${(sinkBytes / rawBytes).toFixed(3)} |`);
+console.log(`| DuckDB COPY, raw message lines, SELECT * (shredded; not the reference) | ${fmt(rawRate)} | ${mbs(rawRate)} | ${(rawRate / sameRate).toFixed(2)} | ${fmt(raw[0]!.bytes)} | ${(raw[0]!.bytes / rawBytes).toFixed(3)} |`);
+console.log(`\nsink / DuckDB COPY: ${(sinkRate / sameRate).toFixed(2)} (against the raw-lines COPY: ${(sinkRate / rawRate).toFixed(2)})`);
+console.log("target: sink >= 70% of DuckDB's COPY rate");

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ConsumedRecord } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
@@ -19,6 +19,8 @@ import { topicNames } from '../../src/topics.ts';
 import { KAFKA_BOOTSTRAP, TEST_POSTGRES, freePort, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 import { PostgresDb } from '../../src/cubes/db.ts';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -251,6 +253,26 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
           );
           const rawByPosition = new Map(rawRecords.map((r) => [`${r.partition}/${r.offset}`, r.value!.toString('utf8')]));
           for (const r of lakeRows) assert.equal(r.payload, rawByPosition.get(`${r.partition}/${r.offset}`), 'the payload is the message as sent');
+          // A reader that is not DuckDB (hyparquet) reads every file with the documented schema (docs/lake.md, version 1).
+          const lakeFiles = readdirSync(join(config.dataDir, 'lake'), { recursive: true, withFileTypes: true })
+            .filter((e) => e.isFile() && e.name.endsWith('.parquet'))
+            .map((e) => join(e.parentPath, e.name));
+          let hyparquetRows = 0;
+          for (const f of lakeFiles) {
+            const bytes = readFileSync(f);
+            const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+            const meta = parquetMetadata(file);
+            assert.deepEqual(
+              parquetSchema(meta).children.map((c) => c.element.name),
+              ['offset', 'partition', 'received_at', 'merchant', 'message_id', 'event', 'type', 'visitor_id', 'event_time', 'payload', 'payload_bytes', 'headers', 'reject_code'],
+              f,
+            );
+            assert.ok(meta.key_value_metadata?.some((kv) => kv.key === 'shopstream_lake_schema' && kv.value === '1'), `${f}: schema version`);
+            const rows = await parquetReadObjects({ file, compressors });
+            for (const row of rows) assert.equal(row['payload'], rawByPosition.get(`${row['partition']}/${row['offset']}`));
+            hyparquetRows += rows.length;
+          }
+          assert.equal(hyparquetRows, rawRecords.length, 'hyparquet reads every record');
           const filtered = observe(filteredRecords);
           const bots = observe(botRecords);
           tc.diagnostic(

@@ -42,3 +42,27 @@ export async function untilCommitted(log: Log, groupId: string, tps: readonly To
     if (app?.state === 'error') throw app.error();
   }
 }
+
+/** The benches' browser user agent (a validated shopper's). */
+export const BENCH_UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
+const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
+
+/** A ~700 B Segment e-commerce track message as a browser sends it; event i cycles through the funnel. */
+export function segmentMessage(i: number, visitor: string, at: number, ua = BENCH_UA): Record<string, unknown> {
+  const name = NAMES[i % NAMES.length]!;
+  const product = { product_id: `sku-${i % 300}`, name: `Product ${i % 300}`, brand: 'Acme', category: 'Shoes', price: 19.99 + (i % 40), quantity: 1 };
+  return {
+    type: 'track',
+    event: name,
+    messageId: `m-${i}`,
+    anonymousId: visitor,
+    timestamp: new Date(at).toISOString(),
+    properties:
+      name === 'Order Completed'
+        ? { order_id: `o-${i}`, total: 59.97, revenue: 54.97, currency: 'USD', products: [product] }
+        : name === 'Checkout Started'
+          ? { value: 59.97, currency: 'USD', products: [product] }
+          : { ...product, currency: 'USD' },
+    context: { userAgent: ua, ip: '203.0.113.7', page: { url: `https://shop.example/p/${i % 300}?utm_source=google&utm_medium=cpc`, referrer: 'https://www.google.com/' }, library: { name: 'analytics.js', version: '5' } },
+  };
+}

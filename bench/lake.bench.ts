@@ -34,7 +34,7 @@ import { rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
 import { LakeSink, rawDecoder } from '../packages/platform/src/lake/sink.ts';
 import { LocalStorage } from '../packages/platform/src/lake/storage.ts';
-import { endTotal, median } from './common.ts';
+import { BENCH_UA, endTotal, median, segmentMessage } from './common.ts';
 
 const N = Number(process.env['BENCH_EVENTS'] ?? 200_000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -43,28 +43,7 @@ const VISITORS = 5000;
 const MERCHANTS = ['shop-a', 'shop-b', 'shop-c'];
 const SPAN_MS = 4 * 3_600_000;
 const T0 = Date.UTC(2026, 10, 26, 6, 0, 0);
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
-const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
 
-/** The pipeline bench's ~700 B Segment track message. */
-function message(i: number, visitor: string, at: number): Record<string, unknown> {
-  const name = NAMES[i % NAMES.length]!;
-  const product = { product_id: `sku-${i % 300}`, name: `Product ${i % 300}`, brand: 'Acme', category: 'Shoes', price: 19.99 + (i % 40), quantity: 1 };
-  return {
-    type: 'track',
-    event: name,
-    messageId: `m-${i}`,
-    anonymousId: visitor,
-    timestamp: new Date(at).toISOString(),
-    properties:
-      name === 'Order Completed'
-        ? { order_id: `o-${i}`, total: 59.97, revenue: 54.97, currency: 'USD', products: [product] }
-        : name === 'Checkout Started'
-          ? { value: 59.97, currency: 'USD', products: [product] }
-          : { ...product, currency: 'USD' },
-    context: { userAgent: UA, ip: '203.0.113.7', page: { url: `https://shop.example/p/${i % 300}?utm_source=google&utm_medium=cpc`, referrer: 'https://www.google.com/' }, library: { name: 'analytics.js', version: '5' } },
-  };
-}
 
 async function fill(log: Log, topic: string): Promise<void> {
   const producer = log.createProducer({ clientId: 'bench-fill' });
@@ -75,8 +54,8 @@ async function fill(log: Log, topic: string): Promise<void> {
     const merchantId = MERCHANTS[v % MERCHANTS.length]!;
     const at = T0 + Math.floor((i * SPAN_MS) / N);
     const receivedAt = at + 1500;
-    const headers = rawRecordHeaders({ merchantId, defaultCurrency: 'USD', receivedAt, requestIp: '203.0.113.7', requestUserAgent: UA }, undefined, false, false);
-    batch.push({ topic, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(message(i, visitor, at))), timestamp: receivedAt, headers });
+    const headers = rawRecordHeaders({ merchantId, defaultCurrency: 'USD', receivedAt, requestIp: '203.0.113.7', requestUserAgent: BENCH_UA }, undefined, false, false);
+    batch.push({ topic, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(segmentMessage(i, visitor, at))), timestamp: receivedAt, headers });
     if (batch.length === 2000) {
       await producer.send(batch);
       batch = [];

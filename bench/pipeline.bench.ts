@@ -26,7 +26,7 @@ import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
-import { endTotal, median, quantile, rawRead, untilCommitted } from './common.ts';
+import { BENCH_UA, endTotal, median, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
@@ -37,28 +37,9 @@ const PARTITIONS = 4;
 const VISITORS = 5000;
 const logs = (process.env['BENCH_LOGS'] ?? 'embedded,kafka').split(',');
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
+const UA = BENCH_UA;
 const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
-const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
 
-function message(i: number, visitor: string, at: number, ua: string): Record<string, unknown> {
-  const name = NAMES[i % NAMES.length]!;
-  const product = { product_id: `sku-${i % 300}`, name: `Product ${i % 300}`, brand: 'Acme', category: 'Shoes', price: 19.99 + (i % 40), quantity: 1 };
-  return {
-    type: 'track',
-    event: name,
-    messageId: `m-${i}`,
-    anonymousId: visitor,
-    timestamp: new Date(at).toISOString(),
-    properties:
-      name === 'Order Completed'
-        ? { order_id: `o-${i}`, total: 59.97, revenue: 54.97, currency: 'USD', products: [product] }
-        : name === 'Checkout Started'
-          ? { value: 59.97, currency: 'USD', products: [product] }
-          : { ...product, currency: 'USD' },
-    context: { userAgent: ua, ip: '203.0.113.7', page: { url: `https://shop.example/p/${i % 300}?utm_source=google&utm_medium=cpc`, referrer: 'https://www.google.com/' }, library: { name: 'analytics.js', version: '5' } },
-  };
-}
 
 /** Fills events.raw and events.validations as the collector would. */
 async function fill(log: Log, topics: TopicNames): Promise<void> {
@@ -79,7 +60,7 @@ async function fill(log: Log, topics: TopicNames): Promise<void> {
     const visitor = `visitor-${v}`;
     const receivedAt = t0 + i * 20;
     const headers = rawRecordHeaders({ merchantId: 'bench', defaultCurrency: 'USD', receivedAt }, undefined, false, false);
-    const m = message(j, visitor, t0 + j * 20, v % 20 === 0 ? CRAWLER : UA);
+    const m = segmentMessage(j, visitor, t0 + j * 20, v % 20 === 0 ? CRAWLER : UA);
     batch.push({ topic: topics.raw, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(m)), timestamp: receivedAt, headers });
     if (batch.length === 2000) {
       await producer.send(batch);
@@ -157,7 +138,7 @@ async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; e
   while (performance.now() - t0 < durationMs) {
     const batch = Array.from({ length: perTick }, () => {
       const n = i++;
-      return { ...message(n, `e2e-${n % 1000}`, Date.now(), UA), messageId: `e2e-${n}` };
+      return { ...segmentMessage(n, `e2e-${n % 1000}`, Date.now(), UA), messageId: `e2e-${n}` };
     });
     const p = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ batch }) }).then(async (res) => {
       await res.arrayBuffer();

@@ -70,7 +70,8 @@ export interface MerchantCounts {
   funnel: { sessions: number; listing: number; product: number; cart: number; checkout: number; order: number };
 }
 
-const FUNNEL_STEP: Readonly<Record<string, 'listing' | 'product' | 'cart' | 'checkout' | 'order'>> = {
+/** The funnel step each event name marks (the truth's statement of the rule). */
+export const FUNNEL_STEP: Readonly<Record<string, 'listing' | 'product' | 'cart' | 'checkout' | 'order'>> = {
   'Product List Viewed': 'listing',
   'Products Searched': 'listing',
   'Product Viewed': 'product',

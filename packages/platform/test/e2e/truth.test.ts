@@ -13,6 +13,7 @@ import type { ConsumedRecord } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
 import { planSimulation } from '../../src/simulate/plan.ts';
+import { FUNNEL_STEP } from '../../src/simulate/truth.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
@@ -92,16 +93,7 @@ interface ApiSlices {
   funnel: number[];
 }
 
-const STEP: Record<string, number> = {
-  'Product List Viewed': 0,
-  'Products Searched': 0,
-  'Product Viewed': 1,
-  'Product Clicked': 1,
-  'Product Added': 2,
-  'Cart Viewed': 2,
-  'Checkout Started': 3,
-  'Order Completed': 4,
-};
+const STEPS = ['listing', 'product', 'cart', 'checkout', 'order'];
 
 /** What the API should say, computed from events.filtered by plain counting (local days of the merchant). */
 function slicesOf(records: ConsumedRecord[], merchantId: string, timeZone: string): ApiSlices {
@@ -120,8 +112,8 @@ function slicesOf(records: ConsumedRecord[], merchantId: string, timeZone: strin
     let s = sessions.get(p.session.id);
     if (s === undefined) sessions.set(p.session.id, (s = { started: false, steps: new Set() }));
     if (p.session.start) s.started = true;
-    const step = STEP[p.event.event];
-    if (step !== undefined) s.steps.add(step);
+    const step = FUNNEL_STEP[p.event.event];
+    if (step !== undefined) s.steps.add(STEPS.indexOf(step));
   }
   const funnel = [0, 0, 0, 0, 0, 0];
   for (const s of sessions.values()) {

@@ -235,7 +235,16 @@ test('kafka: exactly-once across two processes; one is SIGKILLed mid-stream and 
     for (const r of out) counts.set(r.value!.toString(), (counts.get(r.value!.toString()) ?? 0) + 1);
     const dups = [...counts].filter(([, n]) => n > 1);
     assert.deepEqual(dups, [], 'no record twice');
-    assert.equal(counts.size, N, 'every record once');
+    if (counts.size !== N) {
+      // Say what is missing, for the next reader of a failure (seen once on a loaded CI machine).
+      const missing = Array.from({ length: N }, (_, i) => `REC-${i}`).filter((v) => !counts.has(v));
+      const byPartition = [0, 1, 2, 3].map((p) => out.filter((r) => r.partition === p).length);
+      const outEnds = await log.admin.listOffsets(partitionsOf(output, 4), 'latest');
+      assert.fail(
+        `every record once: ${counts.size} of ${N}; output records per partition ${JSON.stringify(byPartition)}, output ends ${JSON.stringify(outEnds.map((e) => e.offset))}; ` +
+          `worker-a processed ${processed(a)}; ${missing.length} missing, e.g. ${missing.slice(0, 8).join(', ')} … ${missing.slice(-3).join(', ')}`,
+      );
+    }
     for (let i = 0; i < N; i += 997) assert.equal(counts.get(`REC-${i}`), 1);
   } finally {
     a.child.kill('SIGKILL');

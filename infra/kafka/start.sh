@@ -207,6 +207,12 @@ transaction.state.log.num.partitions=10
 
 num.partitions=1
 auto.create.topics.enable=true
+# No deletion by time for topics that do not set retention.ms themselves. Kafka deletes a
+# segment (the active one too) once its newest record timestamp is older than retention.ms,
+# at a check every 5 minutes; test data carries historical event times (2026-03, even 1970),
+# so with the 7-day default a check that fell inside a test deleted records under it.
+# Topics that need time retention (windowed changelogs, for example) set retention.ms.
+log.retention.ms=-1
 delete.topic.enable=true
 
 # Quicker tests.

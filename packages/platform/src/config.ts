@@ -125,6 +125,43 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** Meta's Graph API: where the capi role sends (tests and the demo point it at a local stand-in). */
+    meta: Type.Optional(
+      Type.Object(
+        {
+          /** Default https://graph.facebook.com. */
+          baseUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+          /** Graph API version, e.g. v21.0. */
+          apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]+\\.[0-9]+$' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** The Meta Conversions API forwarder (docs/meta-capi.md). */
+    capi: Type.Optional(
+      Type.Object(
+        {
+          /** Run the capi role in `start` (default true; it only sends for merchants with meta settings). */
+          enabled: Type.Optional(Type.Boolean()),
+          /** Events per request, at most Meta's 1,000. */
+          maxBatchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          /** Longest an event waits for its batch to fill. Default 1,000 ms. */
+          flushIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          /** Requests in flight, in all. Default 32. */
+          maxInFlight: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Requests in flight per pixel. Default 8. */
+          maxInFlightPerPixel: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** Default 10,000 ms. */
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          /** How long an event is retried before it goes to capi.dlq (retries_exhausted). Default 1 hour. */
+          maxRetryMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          /** Events waiting per pixel; beyond, new ones go to capi.dlq (backlog_full). Default 20,000. */
+          maxPendingPerPixel: Type.Optional(Type.Integer({ minimum: 1 })),
+          commitIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     beacon: Type.Optional(
       Type.Object(
         {

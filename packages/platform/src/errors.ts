@@ -56,6 +56,13 @@ export const PlatformErrors = {
   INVALID_PARAMETER: { code: 'SHOP_ERR_INVALID_PARAMETER', status: 400, retriable: false },
   CUBES_FENCED: { code: 'SHOP_ERR_CUBES_FENCED', status: 409, retriable: true },
   CUBES_STORE: { code: 'SHOP_ERR_CUBES_STORE', status: 503, retriable: true },
+
+  // Meta Conversions API (the reason of a capi.dlq record; docs/meta-capi.md).
+  CAPI_TOO_OLD: { code: 'SHOP_ERR_CAPI_TOO_OLD', status: 400, retriable: false },
+  CAPI_INVALID_EVENT: { code: 'SHOP_ERR_CAPI_INVALID_EVENT', status: 400, retriable: false },
+  CAPI_RETRIES_EXHAUSTED: { code: 'SHOP_ERR_CAPI_RETRIES_EXHAUSTED', status: 503, retriable: true },
+  CAPI_BACKLOG_FULL: { code: 'SHOP_ERR_CAPI_BACKLOG_FULL', status: 503, retriable: true },
+  CAPI_DISABLED: { code: 'SHOP_ERR_CAPI_DISABLED', status: 400, retriable: false },
 } as const satisfies Record<string, PlatformErrorSpec>;
 
 export type PlatformErrorCode = (typeof PlatformErrors)[keyof typeof PlatformErrors]['code'];

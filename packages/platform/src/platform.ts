@@ -21,11 +21,15 @@ import { MerchantTable, putMerchant, withConfiguredServerKeys } from './merchant
 import { ensurePlatformTopics, topicNames, type TopicNames } from './topics.ts';
 import { pipelineTopology } from './pipeline/topology.ts';
 import { analyticsRoutes } from './api/analytics.ts';
+import { dashboardRoutes, type DashboardOptions } from './api/dashboard.ts';
+import { statusRoutes } from './api/status.ts';
 import { DuckDb, PostgresDb } from './cubes/db.ts';
 import { CubeStore } from './cubes/store.ts';
 import { CubesWriter, DEFAULT_RETENTION } from './cubes/writer.ts';
 import { LakeSink, rawDecoderWith } from './lake/sink.ts';
 import { LocalStorage } from './lake/storage.ts';
+import { capiTopology } from './capi/topology.ts';
+import { CapiForwarder } from './capi/forwarder.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -39,6 +43,8 @@ export interface PlatformOptions {
   log?: Log;
   /** More routes on the platform's HTTP server (registered before it listens). */
   routes?: (app: FastifyInstance) => Promise<void> | void;
+  /** The merchant dashboard at `/` (packages/dashboard, docs/dashboard.md); `false` leaves `/` to `routes`. Default: served, no demo sign-in. */
+  dashboard?: DashboardOptions | false;
   /**
    * The roles this process runs. Default: all. On Kafka each role can run in processes of its own
    * (`shopstream collector|pipeline|cubes`); the embedded log belongs to one process, which runs them all.
@@ -47,7 +53,7 @@ export interface PlatformOptions {
   roles?: ReadonlyArray<Role>;
 }
 
-export const ROLES = ['collector', 'pipeline', 'cubes', 'lake'] as const;
+export const ROLES = ['collector', 'pipeline', 'cubes', 'lake', 'capi'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Opens the configured cube store: a DuckDB file in the data folder, or PostgreSQL. */
@@ -75,6 +81,8 @@ export interface Platform {
   /** The cubes role (events.filtered + events.bots → the cube store), and its store. */
   readonly cubes: CubesWriter | undefined;
   readonly cubeStore: CubeStore | undefined;
+  /** The capi role: the topology that prepares Meta server events (events.filtered → capi.outbox), and the forwarder that sends them. */
+  readonly capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -132,6 +140,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let cubeStore: CubeStore | undefined;
   let cubes: CubesWriter | undefined;
   let lake: LakeSink | undefined;
+  let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
+  const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
@@ -173,8 +183,52 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         ...(l.rotateIntervalMs !== undefined && { rotateIntervalMs: l.rotateIntervalMs }),
         ...(l.rotateScheduleIntervalMs !== undefined && { rotateScheduleIntervalMs: l.rotateScheduleIntervalMs }),
         logger,
+        registry,
       });
       await lake.start();
+    }
+    if (roles.has('capi') && config.capi?.enabled !== false) {
+      const c = config.capi ?? {};
+      const capiEvents = new Counter({
+        name: 'shopstream_capi_prepared_total',
+        help: 'Events of merchants with Meta settings prepared by the capi topology, per merchant and outcome: outbox (to send), too_old (to capi.dlq), skipped (merchant without Meta)',
+        labelNames: ['merchant', 'outcome'],
+        registers: [registry],
+      });
+      const app = new StreamsApp(
+        capiTopology(topics, { metaEnabled: (id) => merchants.byId(id)?.meta !== undefined, onEvent: (merchant, outcome) => capiEvents.inc({ merchant, outcome }) }),
+        {
+          applicationId: `${config.topics?.prefix ?? ''}shopstream-capi`,
+          log,
+          stateDir: join(dataDir, 'state'),
+          logger,
+          registry,
+          ...(instanceId !== undefined && { instanceId }),
+          onError: (err) => logger.error({ err }, 'the capi topology stopped; see the error above'),
+        },
+      );
+      const forwarder = new CapiForwarder({
+        log,
+        topics,
+        groupId: `${config.topics?.prefix ?? ''}shopstream-capi-forwarder`,
+        merchants,
+        ...(config.meta?.baseUrl !== undefined && { baseUrl: config.meta.baseUrl }),
+        ...(config.meta?.apiVersion !== undefined && { apiVersion: config.meta.apiVersion }),
+        ...(c.maxBatchSize !== undefined && { maxBatchSize: c.maxBatchSize }),
+        ...(c.flushIntervalMs !== undefined && { flushIntervalMs: c.flushIntervalMs }),
+        ...(c.maxInFlight !== undefined && { maxInFlight: c.maxInFlight }),
+        ...(c.maxInFlightPerPixel !== undefined && { maxInFlightPerPixel: c.maxInFlightPerPixel }),
+        ...(c.requestTimeoutMs !== undefined && { requestTimeoutMs: c.requestTimeoutMs }),
+        ...(c.maxRetryMs !== undefined && { maxRetryMs: c.maxRetryMs }),
+        ...(c.maxPendingPerPixel !== undefined && { maxPendingPerPixel: c.maxPendingPerPixel }),
+        ...(c.commitIntervalMs !== undefined && { commitIntervalMs: c.commitIntervalMs }),
+        ...(instanceId !== undefined && { instanceId: `${instanceId}-capi` }),
+        logger,
+        registry,
+      });
+      capi = { app, forwarder };
+      await app.start();
+      await forwarder.start();
     }
     collector = await buildCollector({
       log,
@@ -197,6 +251,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         analyticsRoutes(app, { store, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }),
       );
     }
+    await collector.register(async (app) => statusRoutes(app, { registry, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }));
+    if (options.dashboard !== false) await collector.register(async (app) => dashboardRoutes(app, options.dashboard || {}));
     if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
@@ -204,6 +260,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await cubes?.close().catch(() => {});
     await cubeStore?.close().catch(() => {});
     await lake?.close().catch(() => {});
+    await capi?.forwarder.close().catch(() => {});
+    await capi?.app.close().catch(() => {});
     await pipeline?.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
@@ -222,6 +280,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     cubes,
     cubeStore,
     lake,
+    capi,
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
@@ -229,6 +288,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await cubes?.close();
       await cubeStore?.close();
       await lake?.close();
+      await capi?.forwarder.close();
+      await capi?.app.close();
       await merchants.close();
       if (ownLog) await log.close();
     },

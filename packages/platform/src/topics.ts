@@ -20,6 +20,15 @@ export interface TopicNames {
   bots: string;
   /** Readiness probes write here (a tiny record, kept one hour). */
   health: string;
+  /**
+   * Meta server events ready to send (the capi topology's output: mapped, identity-joined, hashed),
+   * keyed by identity (user, else visitor). Read by the capi forwarder (docs/meta-capi.md).
+   */
+  capiOutbox: string;
+  /** Event ids Meta acknowledged, per capi.outbox partition (co-partitioned), written with the forwarder's offsets; kept 3 days. */
+  capiSent: string;
+  /** Events not sent to Meta, each with its reason (too old, invalid for Meta, retries exhausted, Meta disabled). */
+  capiDlq: string;
 }
 
 /**
@@ -35,6 +44,9 @@ export function topicNames(prefix = ''): TopicNames {
     filtered: `${prefix}events.filtered`,
     bots: `${prefix}events.bots`,
     health: `${prefix}shopstream.health`,
+    capiOutbox: `${prefix}capi.outbox`,
+    capiSent: `${prefix}capi.sent`,
+    capiDlq: `${prefix}capi.dlq`,
   };
 }
 
@@ -64,6 +76,11 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     { name: Topics.filtered, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
     { name: Topics.health, partitions: 1, config: { 'cleanup.policy': 'delete', 'retention.ms': 3_600_000 } },
     { name: Topics.bots, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.retentionMs ?? 7 * DAY } },
+    // Meta refuses events older than 7 days: the outbox need not keep more.
+    { name: Topics.capiOutbox, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': 7 * DAY } },
+    // The sent-id store's changelog: ids are needed 48 hours (docs/meta-capi.md); a day more for safety.
+    { name: Topics.capiSent, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': 3 * DAY } },
+    { name: Topics.capiDlq, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.rejectedRetentionMs ?? 30 * DAY } },
   ];
 }
 

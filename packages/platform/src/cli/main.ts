@@ -23,7 +23,7 @@ import { formatResult, queryLake, type QueryFormat } from '../lake/query.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
-  shopstream collector|pipeline|cubes|lake [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+  shopstream collector|pipeline|cubes|lake|capi [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream query "SELECT …" [--format table|csv|json]   SQL over the lake: views events, filtered, rejected (docs/lake.md)
   shopstream merchants list [--show-secrets]

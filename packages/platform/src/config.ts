@@ -158,6 +158,13 @@ export const ConfigSchema = Type.Object(
           /** Events waiting per pixel; beyond, new ones go to capi.dlq (backlog_full). Default 20,000. */
           maxPendingPerPixel: Type.Optional(Type.Integer({ minimum: 1 })),
           commitIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
+          /** Backoff after a failed request: a random delay below retryBaseMs·2^failures, capped at retryMaxMs. Defaults 250 and 30,000. */
+          retryBaseMs: Type.Optional(Type.Integer({ minimum: 1 })),
+          retryMaxMs: Type.Optional(Type.Integer({ minimum: 1 })),
+          /** A pixel's circuit breaker opens after this many failed requests in a row (default 5), for breakerOpenMs (5,000), doubling to breakerMaxOpenMs (60,000). */
+          breakerFailureThreshold: Type.Optional(Type.Integer({ minimum: 1 })),
+          breakerOpenMs: Type.Optional(Type.Integer({ minimum: 1 })),
+          breakerMaxOpenMs: Type.Optional(Type.Integer({ minimum: 1 })),
         },
         { additionalProperties: false },
       ),

@@ -222,6 +222,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         ...(c.maxRetryMs !== undefined && { maxRetryMs: c.maxRetryMs }),
         ...(c.maxPendingPerPixel !== undefined && { maxPendingPerPixel: c.maxPendingPerPixel }),
         ...(c.commitIntervalMs !== undefined && { commitIntervalMs: c.commitIntervalMs }),
+        ...(c.retryBaseMs !== undefined && { retryBaseMs: c.retryBaseMs }),
+        ...(c.retryMaxMs !== undefined && { retryMaxMs: c.retryMaxMs }),
+        breaker: {
+          ...(c.breakerFailureThreshold !== undefined && { failureThreshold: c.breakerFailureThreshold }),
+          ...(c.breakerOpenMs !== undefined && { openMs: c.breakerOpenMs }),
+          ...(c.breakerMaxOpenMs !== undefined && { maxOpenMs: c.breakerMaxOpenMs }),
+        },
         ...(instanceId !== undefined && { instanceId: `${instanceId}-capi` }),
         logger,
         registry,

@@ -464,6 +464,10 @@ export class CapiForwarder {
       return;
     }
     if (outcome.kind === 'invalid') {
+      // Meta answered about the events, so the pixel and its token work: that closes the breaker.
+      lane.breaker.success();
+      lane.failures = 0;
+      lane.nextAt = 0;
       // Meta refuses the whole request for one invalid event: split until the event is alone.
       if (live.length === 1) {
         this.deadLetter(live, CapiDlqCodes.INVALID_EVENT, outcome.error.error_user_msg ?? outcome.error.message ?? 'Meta refused the event', outcome.error, pixelId, outcome.status);

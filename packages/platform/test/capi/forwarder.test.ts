@@ -13,7 +13,8 @@ import { CapiForwarder, type CapiForwarderOptions } from '../../src/capi/forward
 import { CAPI_HEADERS, CapiDlqCodes, type CapiDlqRecord } from '../../src/capi/outbox.ts';
 import type { Merchant } from '../../src/merchants/model.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../../src/topics.ts';
-import { openTestLog, unique, type LogKind } from '../helpers.ts';
+import { Registry } from 'prom-client';
+import { capturingLogger, openTestLog, unique, type LogKind } from '../helpers.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -95,6 +96,8 @@ async function setup(kind: LogKind) {
   const merchants = new Map<string, Merchant>();
   const lookup = { byId: (id: string) => merchants.get(id) };
   const forwarders: CapiForwarder[] = [];
+  const logs = capturingLogger();
+  const registry = new Registry();
   const forwarder = async (extra: Partial<CapiForwarderOptions> = {}) => {
     const f = new CapiForwarder({
       log,
@@ -109,6 +112,8 @@ async function setup(kind: LogKind) {
       retryMaxMs: 200,
       breaker: { failureThreshold: 3, openMs: 100, maxOpenMs: 400 },
       requestTimeoutMs: 1_000,
+      logger: logs.logger,
+      registry: forwarders.length === 0 ? registry : new Registry(),
       ...extra,
     });
     await f.start();
@@ -121,6 +126,8 @@ async function setup(kind: LogKind) {
     sim,
     merchants,
     forwarder,
+    logs,
+    registry,
     async close() {
       for (const f of forwarders) await f.close(0).catch(() => undefined);
       await sim.close();
@@ -173,6 +180,13 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         assert.ok(accepted.every((r) => r.events <= 200), 'no request over maxBatchSize');
         assert.ok(accepted.filter((r) => r.pixelId === 'px-good').length >= 13, 'the good pixel got batches of up to 200');
         assert.ok(t.sim.requests().some((r) => r.pixelId === 'px-locked' && r.errorCode === 190), 'the wrong token was refused with code 190');
+        // Tokens and personal data never reach logs or metrics.
+        const metrics = await t.registry.metrics();
+        assert.match(t.logs.text(), /capi: Meta did not take a request/, 'the failures were logged');
+        assert.match(metrics, /shopstream_capi_events_total\{merchant="good",outcome="acknowledged"\} 2500/);
+        for (const secret of ['token-good', 'token-mixed', 'token-locked', 'WRONG-token', sha('shopper1@example.com'), 'shopper1@example.com']) {
+          assert.ok(!t.logs.text().includes(secret) && !metrics.includes(secret), `${secret} is in no log line and no metric`);
+        }
       } finally {
         await t.close();
       }

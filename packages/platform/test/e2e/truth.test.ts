@@ -1,8 +1,12 @@
 /**
  * End to end, on both logs: the traffic simulator drives a platform process (`shopstream start`:
- * collector + pipeline) over HTTP, the process is killed with SIGKILL three times during the run
- * and started again, and then events.filtered and events.bots must hold exactly the simulator's
- * ground truth: counts by merchant, event and hour, orders, revenue and sessions.
+ * every role) over HTTP, the process is killed with SIGKILL three times during the run and started
+ * again, and then events.filtered and events.bots must hold exactly the simulator's ground truth:
+ * counts by merchant, event and hour, orders, revenue and sessions. The analytics API must agree
+ * with it, the lake must hold events.raw exactly, and the local Graph API stand-in (meta-sim), with
+ * failures injected all along and an outage, must have acknowledged every eligible event of
+ * events.filtered under its own event id, none missing, none unexpected, and no personal data
+ * unhashed.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +26,8 @@ import { PostgresDb } from '../../src/cubes/db.ts';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
+import { startMetaSim } from '@shopstream/meta-sim';
+import { META_EVENT_NAMES } from '../../src/capi/mapping.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -131,9 +137,16 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
       const url = `http://127.0.0.1:${port}`;
       const prefix = `${unique('e2e')}.`;
       const pgSchema = unique('e2e_cubes').replace(/[^a-z0-9_]/g, '_');
+      // Meta's stand-in: slow-ish answers, and 5% server errors, 2% throttles, 1% answers lost after the events were taken.
+      const sim = await startMetaSim({ latencyMs: 20, seed: 7 });
+      sim.addPixel('px-shop-a', 'token-shop-a');
+      sim.addPixel('px-shop-b', 'token-shop-b');
+      sim.inject({ kind: 'server_error', probability: 0.05 });
+      sim.inject({ kind: 'throttle_17', probability: 0.02 });
+      sim.inject({ kind: 'timeout_after_accept', probability: 0.01 });
       const merchants = [
-        { id: 'shop-a', writeKey: 'wk_e2e_shop_a_key', readToken: 'rt_e2e_shop_a_token', currency: 'EUR', timezone: 'Europe/Paris' },
-        { id: 'shop-b', writeKey: 'wk_e2e_shop_b_key', readToken: 'rt_e2e_shop_b_token', currency: 'JPY', timezone: 'Asia/Tokyo' },
+        { id: 'shop-a', writeKey: 'wk_e2e_shop_a_key', readToken: 'rt_e2e_shop_a_token', currency: 'EUR', timezone: 'Europe/Paris', meta: { pixelId: 'px-shop-a', accessToken: 'token-shop-a' } },
+        { id: 'shop-b', writeKey: 'wk_e2e_shop_b_key', readToken: 'rt_e2e_shop_b_token', currency: 'JPY', timezone: 'Asia/Tokyo', meta: { pixelId: 'px-shop-b', accessToken: 'token-shop-b' } },
       ];
       const config = {
         merchants,
@@ -143,6 +156,9 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         pipeline: { graceMs: GRACE_MS },
         instanceId: 'e2e-instance-1',
         beacon: { secrets: ['an-e2e-test-secret-of-32-characters-or-more'] },
+        meta: { baseUrl: sim.url, apiVersion: 'v21.0' },
+        // Quicker recovery than production's defaults (30 s backoff, 60 s breaker), to fit the test.
+        capi: { flushIntervalMs: 200, requestTimeoutMs: 2_000, maxInFlightPerPixel: 4, retryMaxMs: 1_000, breakerOpenMs: 200, breakerMaxOpenMs: 1_000 },
         // On Kafka, the cubes live in PostgreSQL (the server store), in a schema of this run.
         ...(kind === 'kafka' && { kafka: { brokers: [KAFKA_BOOTSTRAP] }, cubes: { store: 'postgres', postgresUrl: TEST_POSTGRES, postgresSchema: pgSchema } }),
       };
@@ -165,6 +181,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
           onProgress: (sent) => {
             if (kills < killAt.length && sent >= killAt[kills]! && restarting === undefined) {
               kills++;
+              // At the second kill, shop-a's pixel also goes down for its next 15 requests (an outage).
+              if (kills === 2) sim.inject({ kind: 'server_error', pixelId: 'px-shop-a', count: 15 });
               restarting = (async () => {
                 await platform.kill('SIGKILL');
                 await platform.start();
@@ -222,6 +240,14 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
           const funnel = (await api(m, 'funnel', {})) as unknown as { sessions: number; steps: Array<{ step: string; sessions: number }> };
           slices.set(m.id, { byDim, visitors, funnel: [funnel.sessions, ...funnel.steps.map((s) => s.sessions)] });
         }
+        // Meta: wait until every eligible event (a forwarded event type, in the truth) was acknowledged.
+        const forwarded = (id: string) => Object.entries(truth.filtered[id] ?? {}).reduce((a, [name, byHour]) => a + (name in META_EVENT_NAMES ? Object.values(byHour).reduce((x, y) => x + y, 0) : 0), 0);
+        const acknowledged = (pixel: string) => new Set(sim.events(pixel).map((e) => e.event['event_id'] as string));
+        const metaDeadline = Date.now() + 60_000;
+        while (acknowledged('px-shop-a').size < forwarded('shop-a') || acknowledged('px-shop-b').size < forwarded('shop-b')) {
+          if (Date.now() > metaDeadline) break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
         await platform.kill('SIGTERM');
 
         const topics = topicNames(prefix);
@@ -272,6 +298,46 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
               `events.filtered ${filteredRecords.length}, events.bots ${botRecords.length}; truth: ${JSON.stringify(Object.fromEntries(merchants.map((m) => [m.id, { orders: truth.merchants[m.id]!.orders, sessions: truth.merchants[m.id]!.sessions, revenueMinor: truth.merchants[m.id]!.revenueMinor }])))}`,
           );
           assert.ok(filteredRecords.length > 1000 && botRecords.length > 500, 'the run is not trivial');
+          // Meta: acknowledged = the forwarded events of events.filtered, by event id and name, exactly.
+          const eligible = new Map<string, Map<string, string>>();
+          const personal = new Set<string>();
+          for (const r of filteredRecords) {
+            const e = (JSON.parse(r.value!.toString('utf8')) as PipelineEvent).event;
+            for (const traits of [e.context.traits, e.type === 'identify' ? e.traits : null]) {
+              for (const k of ['email', 'firstName', 'lastName', 'phone']) if (typeof traits?.[k] === 'string') personal.add((traits[k] as string).toLowerCase());
+            }
+            const name = META_EVENT_NAMES[e.event as keyof typeof META_EVENT_NAMES];
+            if (name === undefined) continue;
+            const byId = eligible.get(e.merchantId) ?? new Map<string, string>();
+            byId.set(e.messageId, name);
+            eligible.set(e.merchantId, byId);
+          }
+          const resent = sim.stats().duplicateDeliveries;
+          const withEmail = sim.events().filter((d) => (d.event['user_data'] as Record<string, unknown>)['em'] !== undefined).length;
+          const stats = sim.stats();
+          tc.diagnostic(
+            `${kind}: Meta: ${sim.events().length} deliveries of ${forwarded('shop-a') + forwarded('shop-b')} eligible events in ${stats.requests} requests ` +
+              `(${JSON.stringify(stats.byOutcome)}); ${resent} re-sent under the same event id; ${withEmail} with a hashed email; at most ${stats.inFlightMax} requests in flight`,
+          );
+          const dlq = await readAll(log, topics.capiDlq);
+          assert.equal(dlq.length, 0, `nothing on capi.dlq: ${dlq.slice(0, 2).map((r) => r.value?.toString('utf8')).join(' ')}`);
+          for (const m of merchants) {
+            const got = new Map<string, string>();
+            for (const d of sim.events(m.meta.pixelId)) {
+              const id = d.event['event_id'] as string;
+              got.set(id, d.event['event_name'] as string);
+            }
+            const want = eligible.get(m.id) ?? new Map();
+            assert.equal(want.size, forwarded(m.id), `${m.id}: eligible events in events.filtered = the truth's`);
+            const missing = [...want.keys()].filter((id) => !got.has(id));
+            const unexpected = [...got.keys()].filter((id) => !want.has(id));
+            assert.deepEqual({ missing: missing.slice(0, 5), unexpected: unexpected.slice(0, 5) }, { missing: [], unexpected: [] }, `${m.id}: Meta acknowledged exactly the eligible events (${missing.length} missing, ${unexpected.length} unexpected)`);
+            for (const [id, name] of want) assert.equal(got.get(id), name, `${m.id}: ${id} is a ${name}`);
+          }
+          assert.ok(personal.size > 10, 'the run carried personal data (identify traits)');
+          const bodies = sim.rawBodies().join('\n').toLowerCase();
+          for (const p of personal) assert.ok(!bodies.includes(p), `personal data left unhashed: ${p}`);
+          assert.ok(withEmail > 0, 'identified shoppers are matched by their hashed email');
           for (const m of merchants) {
             const want = truth.merchants[m.id]!;
             const got = filtered.get(m.id);
@@ -300,6 +366,7 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         }
       } finally {
         await platform.kill('SIGKILL').catch(() => {});
+        await sim.close();
         if (kind === 'kafka') {
           const db = await PostgresDb.open(TEST_POSTGRES);
           await db.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`).catch(() => {});

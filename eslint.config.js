@@ -15,4 +15,6 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The dashboard's page code runs in the browser (type-checked by packages/dashboard/tsconfig.json).
+  { files: ['packages/dashboard/src/**/*.ts'], languageOptions: { globals: { ...globals.browser } } },
 );

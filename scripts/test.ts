@@ -39,6 +39,7 @@ const bin = join(root, 'node_modules', '.bin');
 if (process.env.SHOPSTREAM_SKIP_CHECKS !== '1') {
   console.log('› type-checking (tsc) …');
   if (run(join(bin, 'tsc'), ['-p', '.']) !== 0) process.exit(1);
+  if (run(join(bin, 'tsc'), ['-p', 'packages/dashboard/tsconfig.json']) !== 0) process.exit(1);
   console.log('› linting (eslint) …');
   if (run(join(bin, 'eslint'), ['.']) !== 0) process.exit(1);
 }

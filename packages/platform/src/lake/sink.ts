@@ -22,6 +22,7 @@
  */
 import type { ConsumedRecord, GroupMember, Log, TopicPartition, TopicPartitionOffset } from '@shopstream/streams';
 import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { normalizeEvent } from '../contract/normalize.ts';
 import { RawHeaders, readRawRecord } from '../contract/raw.ts';
 import { ParquetWriter, type LakeRow } from './parquet.ts';
@@ -70,6 +71,8 @@ export interface LakeSinkOptions {
   /** Max records per poll. */
   maxRecords?: number;
   logger?: Logger;
+  /** Where to register the sink's metrics (`shopstream_lake_files_total{topic}`, `shopstream_lake_last_commit_timestamp_seconds`). */
+  registry?: Registry;
   /** Test hook: called before each file is published (throwing simulates a crash there). */
   beforePublish?: (name: string) => void | Promise<void>;
 }
@@ -195,10 +198,16 @@ export class LakeSink {
   private loop: Promise<void> | undefined;
   private needsReset = false;
   private readonly counters = { records: 0, files: 0, cuts: 0 };
+  private readonly metrics: { files: Counter<'topic'>; lastCommit: Gauge };
 
   constructor(options: LakeSinkOptions) {
     this.o = { root: 'lake', flushSize: 10_000, rotateIntervalMs: HOUR, rotateScheduleIntervalMs: 600_000, pollMs: 200, ...options };
     if (!(this.o.flushSize >= 1)) throw new Error('flushSize must be at least 1');
+    const registers = options.registry ? [options.registry] : [];
+    this.metrics = {
+      files: new Counter({ name: 'shopstream_lake_files_total', help: 'Parquet files published to the lake, by input topic', labelNames: ['topic'], registers }),
+      lastCommit: new Gauge({ name: 'shopstream_lake_last_commit_timestamp_seconds', help: 'When the lake sink last committed a cut (files published, offset committed)', registers }),
+    };
     this.topics = new Map();
     for (const t of options.topics ?? ['events.raw']) {
       const spec: LakeTopic = typeof t === 'string' ? { name: t } : t;
@@ -377,9 +386,11 @@ export class LakeSink {
         throw err;
       }
       this.counters.files++;
+      this.metrics.files.inc({ topic: tp.topic });
     }
     await member.commitOffsets([{ ...tp, offset: end }]);
     this.counters.cuts++;
+    this.metrics.lastCommit.set(Date.now() / 1000);
     this.o.logger?.debug({ topic: tp.topic, partition: tp.partition, from: st.start, to: end, files: st.files.size }, 'lake: cut');
     st.start = end;
     st.files = new Map();

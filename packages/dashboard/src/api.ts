@@ -19,7 +19,8 @@ export class ApiError extends Error {
 type Params = Record<string, string | number | undefined>;
 
 export interface MetricsQuery {
-  granularity: Granularity;
+  /** `all`: one bucket over the whole range. */
+  granularity: Granularity | 'all';
   metrics: readonly Metric[];
   from?: string;
   to?: string;

@@ -27,7 +27,7 @@ export type SeriesRow = { bucket: string; group: Record<string, string> } & Part
 export interface MetricsResponse {
   merchant: string;
   timezone: string;
-  granularity: Granularity;
+  granularity: Granularity | 'all';
   from: string;
   to: string;
   series: SeriesRow[];

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PlatformError, PlatformErrors } from '../errors.ts';
 import type { Merchant } from '../merchants/model.ts';
 import { FUNNEL_STEPS, MINUTE_MS, QUARTER_MS } from '../cubes/model.ts';
-import { METRICS, localToUtc, metricsSeries, type Granularity, type Metric } from '../cubes/query.ts';
+import { ALL_MINUTE_RANGE_MS, METRICS, localToUtc, metricsSeries, type Granularity, type Metric } from '../cubes/query.ts';
 import { DIMENSIONS, FUNNEL_DIMENSIONS, VISITOR_DIMENSIONS, type CubeStore, type Dimension } from '../cubes/store.ts';
 
 export interface AnalyticsOptions {
@@ -16,7 +16,7 @@ export interface AnalyticsOptions {
 }
 
 /** The widest range one request may ask for, per granularity (bounds the work of one query). */
-const MAX_RANGE_MS: Record<Granularity, number> = { minute: 2 * 86_400_000, hour: 93 * 86_400_000, day: 800 * 86_400_000 };
+const MAX_RANGE_MS: Record<Granularity, number> = { minute: 2 * 86_400_000, hour: 93 * 86_400_000, day: 800 * 86_400_000, all: 800 * 86_400_000 };
 const PRODUCT_METRICS = ['views', 'adds', 'purchases', 'revenue'] as const;
 
 const invalid = (parameter: string, message: string) => new PlatformError(PlatformErrors.INVALID_PARAMETER, `${parameter}: ${message}`, { details: { parameter } });
@@ -96,13 +96,14 @@ function filters(q: Record<string, unknown>, allowed: readonly Dimension[]): Arr
 }
 
 /** The range asked, widened to whole buckets of the data it reads (minutes, or quarter hours for hours, days, funnel and products). */
-function range(q: Record<string, unknown>, granularity: Granularity, timeZone: string, unitMs: number): { from: number; to: number } {
+function range(q: Record<string, unknown>, granularity: Granularity, timeZone: string, unitMs: number | ((from: number, to: number) => number)): { from: number; to: number } {
   const now = Date.now();
   const to = time(q, 'to', now, timeZone);
   const from = time(q, 'from', to - (granularity === 'minute' ? 3_600_000 : granularity === 'hour' ? 86_400_000 : 30 * 86_400_000), timeZone);
   if (from >= to) throw invalid('from', 'must be before to');
   if (to - from > MAX_RANGE_MS[granularity]) throw invalid('from', `the range is longer than ${MAX_RANGE_MS[granularity] / 86_400_000} days for granularity ${granularity}`);
-  return { from: Math.floor(from / unitMs) * unitMs, to: Math.ceil(to / unitMs) * unitMs };
+  const unit = typeof unitMs === 'number' ? unitMs : unitMs(from, to);
+  return { from: Math.floor(from / unit) * unit, to: Math.ceil(to / unit) * unit };
 }
 
 const ALL_DIMENSIONS = Object.keys(DIMENSIONS) as Dimension[];
@@ -112,8 +113,9 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
     const merchant = authorize(req, o);
     const q = req.query as Record<string, unknown>;
     const granularity = (one(q, 'granularity') ?? 'hour') as Granularity;
-    if (!['minute', 'hour', 'day'].includes(granularity)) throw invalid('granularity', 'one of minute, hour, day');
-    const { from, to } = range(q, granularity, merchant.timezone, granularity === 'minute' ? MINUTE_MS : QUARTER_MS);
+    if (!['minute', 'hour', 'day', 'all'].includes(granularity)) throw invalid('granularity', 'one of minute, hour, day, all');
+    const unit = (f: number, t: number) => (granularity === 'minute' || (granularity === 'all' && t - f <= ALL_MINUTE_RANGE_MS) ? MINUTE_MS : QUARTER_MS);
+    const { from, to } = range(q, granularity, merchant.timezone, unit);
     const metrics = list<Metric>(q, 'metrics', METRICS, ['events', 'sessions', 'orders', 'revenue']);
     const groupBy = list<Dimension>(q, 'group_by', ALL_DIMENSIONS, []);
     const filter = filters(q, ALL_DIMENSIONS);

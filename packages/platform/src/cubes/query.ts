@@ -8,7 +8,11 @@ import { HyperLogLog } from './hll.ts';
 import { MINUTE_MS, QUARTER_MS, type Grain } from './model.ts';
 import type { CubeStore, Dimension, EventSliceRow, SliceQuery } from './store.ts';
 
-export type Granularity = 'minute' | 'hour' | 'day';
+/** `all`: one bucket for the whole range (e.g. distinct visitors of the last 5 minutes); minute slots up to 2 days, quarter hours beyond. */
+export type Granularity = 'minute' | 'hour' | 'day' | 'all';
+
+/** The longest range read from minute slots by `all` (minute slots are kept 14 days; quarter hours are coarser). */
+export const ALL_MINUTE_RANGE_MS = 2 * 86_400_000;
 
 export const METRICS = [
   'events',
@@ -136,9 +140,9 @@ export type SeriesRow = { bucket: string; group: Record<string, string> } & Part
 
 /** Aligns a range to the grain, and builds the slice query of each daylight-saving segment. */
 function sliceQuery(r: MetricsRequest, groupBy: readonly Dimension[], filters: MetricsRequest['filters']): SliceQuery {
-  const grain: Grain = r.granularity === 'minute' ? 'm' : 'q';
+  const grain: Grain = r.granularity === 'minute' || (r.granularity === 'all' && r.to - r.from <= ALL_MINUTE_RANGE_MS) ? 'm' : 'q';
   const unit = grain === 'm' ? MINUTE_MS : QUARTER_MS;
-  const size = r.granularity === 'minute' ? 1 : r.granularity === 'hour' ? 4 : 96;
+  const size = r.granularity === 'minute' || r.granularity === 'all' ? 1 : r.granularity === 'hour' ? 4 : 96;
   const from = Math.floor(r.from / unit) * unit;
   const to = Math.ceil(r.to / unit) * unit;
   const segments = offsetSegments(r.timeZone, from, to).map((s) => ({ from: s.from / unit, to: s.to / unit, offset: (s.offsetMin * MINUTE_MS) / unit }));
@@ -157,9 +161,12 @@ export async function metricsSeries(store: CubeStore, r: MetricsRequest): Promis
   // A bucket's identity and label. Days: the local day (a day with a daylight-saving change has
   // rows from two segments, and they add up). Minutes and hours: their UTC start, labelled with
   // their own segment's offset (the repeated local hour of an autumn change is two buckets).
+  // `all`: every slot is one bucket, labelled with the range's start.
   const day = r.granularity === 'day';
-  const identity = (b: number, offset: number) => (day ? b : b * q.size - offset);
-  const label = (b: number, offset: number) => (day ? isoLocal(b * q.size * unitMs, r.timeZone) : isoAt((b * q.size - offset) * unitMs, (offset * unitMs) / MINUTE_MS));
+  const all = r.granularity === 'all';
+  const identity = (b: number, offset: number) => (all ? 0 : day ? b : b * q.size - offset);
+  const label = (b: number, offset: number) =>
+    all ? new Date(q.from * unitMs).toISOString() : day ? isoLocal(b * q.size * unitMs, r.timeZone) : isoAt((b * q.size - offset) * unitMs, (offset * unitMs) / MINUTE_MS);
   const rows = new Map<string, { id: number; label: string; group: Record<string, string>; sums: EventSliceRow; types: Map<string, number>; sketch?: HyperLogLog }>();
   const rowOf = (b: number, offset: number, group: Record<string, string>) => {
     const id = identity(b, offset);

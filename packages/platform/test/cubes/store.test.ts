@@ -158,6 +158,25 @@ for (const { name, open } of stores) {
       assert.deepEqual(kolkata.map((s) => [s.bucket, s.events]), [['2026-10-25T06:00:00+05:30', 1], ['2026-10-25T07:00:00+05:30', 2]]);
     });
 
+    it('granularity all: one bucket over the range, visitors distinct over the whole range (not summed per minute)', async () => {
+      const store = await fresh();
+      const at = (m: number) => Date.UTC(2026, 10, 26, 10, m);
+      // a and b in each of 4 minutes, c once: 9 events, 3 distinct visitors (per-minute sums would say 9).
+      await commitAll(store, 'c1', [
+        ...[0, 1, 2, 3].flatMap((m) => [event({ ts: at(m), visitor: 'a' }), event({ ts: at(m) + 10_000, visitor: 'b' })]),
+        event({ ts: at(4), visitor: 'c' }),
+        event({ ts: at(30), visitor: 'd' }),
+      ]);
+      const q = { merchant: 'shop-a', timeZone: 'Europe/Paris', currency: 'EUR', metrics: ['events' as const, 'visitors' as const], groupBy: [], filters: [] };
+      const five = await metricsSeries(store, { ...q, from: at(0), to: at(5), granularity: 'all' });
+      assert.deepEqual(five, [{ bucket: '2026-11-26T10:00:00.000Z', group: {}, events: 9, visitors: 3 }]);
+      const minutes = await metricsSeries(store, { ...q, from: at(0), to: at(5), granularity: 'minute' });
+      assert.equal(minutes.reduce((n, r) => n + r.visitors!, 0), 9, 'per minute they add up to more');
+      // Beyond 2 days it reads quarter hours: same answer for whole quarters.
+      const long = await metricsSeries(store, { ...q, from: at(0) - 3 * 86_400_000, to: at(45), granularity: 'all' });
+      assert.deepEqual(long.map((r) => [r.events, r.visitors]), [[10, 4]]);
+    });
+
     it('the funnel state of a session carries over to later batches: a step is counted once', async () => {
       const store = await fresh();
       await commitAll(store, 'c1', [event({ visitor: 'v1', start: true }), event({ visitor: 'v1', name: 'Product Viewed', products: [{ id: 'p1', qty: 1, price: 500 }] })]);

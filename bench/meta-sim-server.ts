@@ -10,7 +10,7 @@ import { startMetaSim } from '../packages/meta-sim/src/index.ts';
 const [latency, ...pixels] = process.argv.slice(2);
 const sim = await startMetaSim({
   latencyMs: Number(latency ?? 0),
-  recordBodies: false,
+  record: false,
   pixels: pixels.map((p) => {
     const [pixelId, accessToken] = p.split(':');
     return { pixelId: pixelId!, accessToken: accessToken! };

@@ -6,6 +6,8 @@
  * shop's analytics.js would, and its human visitors pass the beacon (crawlers do not). The cubes
  * role keeps the analytics (served at /v1/merchants/demo/…), and the home page is the merchant
  * dashboard (packages/dashboard, built here when missing or stale), signed in as the demo merchant.
+ * The capi role forwards the demo shop's events to a local stand-in of Meta's Graph API
+ * (packages/meta-sim, started here), so the dashboard's Meta delivery figures move too.
  *
  *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start
  *   npm start -- --no-demo          (the platform and the demo merchant, without demo traffic)
@@ -16,6 +18,7 @@ import { ensureDashboardBuilt } from '../packages/dashboard/build.ts';
 import { startPlatform, type Platform } from '../packages/platform/src/platform.ts';
 import { StorefrontSimulator, isSimulatedCrawler } from '../packages/platform/src/simulate/storefront.ts';
 import { isPlatformError } from '../packages/platform/src/errors.ts';
+import { startMetaSim } from '../packages/meta-sim/src/index.ts';
 
 const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' });
 const port = Number(process.env['PORT'] ?? 8080);
@@ -34,10 +37,14 @@ try {
   console.error(`The dashboard could not be built (the platform starts anyway; / says how to build it): ${(err as Error).message}`);
 }
 
+// Meta's stand-in: it validates every server event like the Graph API and keeps only counters.
+const META = { pixelId: 'demo-pixel', accessToken: 'demo-capi-token' };
+const meta = await startMetaSim({ latencyMs: 30, record: false, pixels: [META] });
+
 let platform: Platform;
 try {
   platform = await startPlatform({
-    config: { merchants: [DEMO] },
+    config: { merchants: [{ ...DEMO, meta: META }], meta: { baseUrl: meta.url } },
     dataDir,
     port,
     logger,
@@ -94,12 +101,13 @@ const traffic = setInterval(() => {
     .catch((err: unknown) => logger.warn({ err }, 'demo traffic request failed'));
 }, 100);
 
-console.log(`\nShopstream is running embedded (data in ${dataDir}): collector, pipeline, cubes and analytics API${demoTraffic ? `, with demo traffic (${rate} events/s)` : ''}.`);
+console.log(`\nShopstream is running embedded (data in ${dataDir}): collector, pipeline, cubes and analytics API, lake, Meta forwarder${demoTraffic ? `, with demo traffic (${rate} events/s)` : ''}.`);
 console.log(`  Open          ${platform.url}/   (the dashboard, signed in as the demo merchant)`);
 console.log(`  Merchant      ${DEMO.id} (${DEMO.timezone}, ${DEMO.currency})   write key ${DEMO.writeKey}   read token ${DEMO.readToken}`);
 console.log(`  Collector     ${platform.url}/v1/batch   (Segment-compatible; HTTP Basic with the write key)`);
 console.log(`  Analytics     curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/metrics?granularity=minute&metrics=events,orders,revenue'`);
 console.log(`  Status        curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/status'   (pipeline health, from the metrics)`);
+console.log(`  Meta CAPI     the demo shop's events go to a local stand-in of Meta's Graph API at ${meta.url} (stats: ${meta.url}/_sim/stats); docs/meta-capi.md`);
 console.log(`  Metrics       ${platform.url}/metrics`);
 console.log('Ctrl-C to stop; the next start goes on from where this one stopped.\n');
 
@@ -110,6 +118,7 @@ async function stop(): Promise<void> {
   console.log('stopping: committing and closing …');
   clearInterval(traffic);
   await platform.close();
+  await meta.close();
   process.exit(0);
 }
 process.on('SIGINT', () => void stop());

@@ -43,6 +43,12 @@ export interface MetaSimOptions {
   seed?: number;
   /** Keep the exact text of every request body (rawBodies()). Default true; turn off for benchmarks. */
   recordBodies?: boolean;
+  /**
+   * Keep every accepted event, every request and the per-event delivery counts (events(),
+   * requests(), deliveries(), duplicates()). Default true; false keeps only the counters of stats(),
+   * for long runs (the embedded demo) and benchmarks.
+   */
+  record?: boolean;
   /** Require external_id hashed too. Default true (Meta only recommends hashing it). */
   strictHashing?: boolean;
   /** Require event_source_url and client_user_agent on website events. Default true (Meta's documented rule). */
@@ -300,7 +306,8 @@ interface RequestContext {
 export async function startMetaSim(options: MetaSimOptions = {}): Promise<MetaSim> {
   const host = options.host ?? '127.0.0.1';
   const now = options.now ?? Date.now;
-  const recordBodies = options.recordBodies ?? true;
+  const record = options.record ?? true;
+  const recordBodies = record && (options.recordBodies ?? true);
   const validation: Omit<ValidationOptions, 'nowSec'> = {
     maxEvents: options.maxEvents ?? MAX_EVENTS_PER_REQUEST,
     strictHashing: options.strictHashing ?? true,
@@ -391,7 +398,7 @@ export async function startMetaSim(options: MetaSimOptions = {}): Promise<MetaSi
     }
     if (ctx.testEventCode !== undefined) rec.testEventCode = ctx.testEventCode;
     if (ctx.tokenSource !== undefined) rec.tokenSource = ctx.tokenSource;
-    requestLog.push(rec);
+    if (record) requestLog.push(rec);
     const key = status === 0 ? 'no_answer' : String(status);
     byStatus[key] = (byStatus[key] ?? 0) + 1;
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1;
@@ -399,7 +406,7 @@ export async function startMetaSim(options: MetaSimOptions = {}): Promise<MetaSi
   };
 
   const accept = (ctx: RequestContext, data: unknown[]): void => {
-    for (const ev of data) {
+    for (const ev of record ? data : []) {
       const event = ev as Record<string, unknown>;
       const rec: RecordedEvent = { pixelId: ctx.pixelId, event, receivedAt: ctx.receivedAt };
       if (ctx.testEventCode !== undefined) rec.testEventCode = ctx.testEventCode;

@@ -121,6 +121,26 @@ export const ConfigSchema = Type.Object(
           rotateIntervalMs: Type.Optional(Type.Integer({ minimum: 1000 })),
           /** Wall-clock age after which open files are cut, so quiet data becomes visible. Default 10 minutes. */
           rotateScheduleIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          /** Where the files go: the local folder `dir` (default), or S3 (credentials from the AWS SDK's default chain). docs/lake.md */
+          storage: Type.Optional(
+            Type.Union([
+              Type.Object({ kind: Type.Literal('local') }, { additionalProperties: false }),
+              Type.Object(
+                {
+                  kind: Type.Literal('s3'),
+                  bucket: Type.String({ minLength: 1 }),
+                  /** Key prefix of the storage root: the lake is under `<prefix>lake/<topic>/…`. */
+                  prefix: Type.Optional(Type.String({ pattern: '^[^/]' })),
+                  /** An S3-compatible endpoint (MinIO, Ceph, R2, …), e.g. http://127.0.0.1:9000. Default: AWS's. */
+                  endpoint: Type.Optional(Type.String({ pattern: '^https?://' })),
+                  region: Type.Optional(Type.String({ minLength: 1 })),
+                  /** Path-style URLs, which most S3-compatible servers need. */
+                  forcePathStyle: Type.Optional(Type.Boolean()),
+                },
+                { additionalProperties: false },
+              ),
+            ]),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -169,6 +189,8 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** Recommendations (docs/recommendations.md). */
+    recs: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
     beacon: Type.Optional(
       Type.Object(
         {

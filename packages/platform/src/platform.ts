@@ -27,9 +27,12 @@ import { DuckDb, PostgresDb } from './cubes/db.ts';
 import { CubeStore } from './cubes/store.ts';
 import { CubesWriter, DEFAULT_RETENTION } from './cubes/writer.ts';
 import { LakeSink, rawDecoderWith } from './lake/sink.ts';
-import { LocalStorage } from './lake/storage.ts';
+import { openLakeStorage } from './lake/open.ts';
 import { capiTopology } from './capi/topology.ts';
 import { CapiForwarder } from './capi/forwarder.ts';
+import { recsDefaults, recsTopology } from './recs/topology.ts';
+import { RecsTable } from './recs/table.ts';
+import { recommendationsRoutes } from './api/recommendations.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -53,7 +56,7 @@ export interface PlatformOptions {
   roles?: ReadonlyArray<Role>;
 }
 
-export const ROLES = ['collector', 'pipeline', 'cubes', 'lake', 'capi'] as const;
+export const ROLES = ['collector', 'pipeline', 'cubes', 'lake', 'capi', 'recs'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Opens the configured cube store: a DuckDB file in the data folder, or PostgreSQL. */
@@ -83,6 +86,8 @@ export interface Platform {
   readonly cubeStore: CubeStore | undefined;
   /** The capi role: the topology that prepares Meta server events (events.filtered → capi.outbox), and the forwarder that sends them. */
   readonly capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
+  /** The recs role: the topology that keeps the models (events.filtered → recs.model, recs.visitors), and the table the API answers from. */
+  readonly recs: { app: StreamsApp; table: RecsTable } | undefined;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -141,6 +146,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let cubes: CubesWriter | undefined;
   let lake: LakeSink | undefined;
   let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
+  let recs: { app: StreamsApp; table: RecsTable } | undefined;
   const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
   try {
     await ensurePlatformTopics(log, config.topics);
@@ -175,7 +181,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       const l = config.lake ?? {};
       lake = new LakeSink({
         log,
-        storage: new LocalStorage(resolve(l.dir ?? dataDir)),
+        storage: openLakeStorage(l, dataDir),
         groupId: `${config.topics?.prefix ?? ''}shopstream-lake`,
         topics: [{ name: topics.raw, decode: rawDecoderWith({ maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }) }],
         root: 'lake',
@@ -237,6 +243,21 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await app.start();
       await forwarder.start();
     }
+    if (roles.has('recs') && config.recs?.enabled !== false) {
+      const app = new StreamsApp(recsTopology(topics), {
+        applicationId: `${config.topics?.prefix ?? ''}shopstream-recs`,
+        log,
+        stateDir: join(dataDir, 'state'),
+        logger,
+        registry,
+        ...(instanceId !== undefined && { instanceId }),
+        onError: (err) => logger.error({ err }, 'the recs topology stopped; see the error above'),
+      });
+      const table = new RecsTable({ log, modelTopic: topics.recsModel, visitorsTopic: topics.recsVisitors, logger });
+      recs = { app, table };
+      await app.start();
+      await table.start();
+    }
     collector = await buildCollector({
       log,
       topics,
@@ -260,6 +281,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     }
     await collector.register(async (app) => statusRoutes(app, { registry, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }));
     if (options.dashboard !== false) await collector.register(async (app) => dashboardRoutes(app, options.dashboard || {}));
+    if (recs !== undefined) {
+      const defaults = recsDefaults();
+      const table = recs.table;
+      await collector.register(async (app) => recommendationsRoutes(app, { table, merchants, co: { f: defaults.fbt.co, o: defaults.oyml.co } }));
+    }
     if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
@@ -269,6 +295,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await lake?.close().catch(() => {});
     await capi?.forwarder.close().catch(() => {});
     await capi?.app.close().catch(() => {});
+    await recs?.table.close().catch(() => {});
+    await recs?.app.close().catch(() => {});
     await pipeline?.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
@@ -288,6 +316,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     cubeStore,
     lake,
     capi,
+    recs,
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
@@ -297,6 +326,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await lake?.close();
       await capi?.forwarder.close();
       await capi?.app.close();
+      await recs?.table.close();
+      await recs?.app.close();
       await merchants.close();
       if (ownLog) await log.close();
     },

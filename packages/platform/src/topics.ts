@@ -29,6 +29,10 @@ export interface TopicNames {
   capiSent: string;
   /** Events not sent to Meta, each with its reason (too old, invalid for Meta, retries exhausted, Meta disabled). */
   capiDlq: string;
+  /** The recommendation models' entries (`f|merchant|product`, `o|…`, `p|merchant`), compacted; read into memory by every API instance. */
+  recsModel: string;
+  /** Each visitor's recent views and purchases (`merchant|visitor`), compacted; for personalised answers. */
+  recsVisitors: string;
 }
 
 /**
@@ -47,6 +51,8 @@ export function topicNames(prefix = ''): TopicNames {
     capiOutbox: `${prefix}capi.outbox`,
     capiSent: `${prefix}capi.sent`,
     capiDlq: `${prefix}capi.dlq`,
+    recsModel: `${prefix}recs.model`,
+    recsVisitors: `${prefix}recs.visitors`,
   };
 }
 
@@ -81,6 +87,9 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     // The sent-id store's changelog: ids are needed 48 hours (docs/meta-capi.md); a day more for safety.
     { name: Topics.capiSent, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': 3 * DAY } },
     { name: Topics.capiDlq, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': layout.rejectedRetentionMs ?? 30 * DAY } },
+    // The models' latest entries: compaction keeps one record per key.
+    { name: Topics.recsModel, partitions, config: { 'cleanup.policy': 'compact' } },
+    { name: Topics.recsVisitors, partitions, config: { 'cleanup.policy': 'compact,delete', 'retention.ms': 30 * DAY } },
   ];
 }
 

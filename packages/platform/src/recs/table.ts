@@ -1,0 +1,85 @@
+/**
+ * The recommendations' serving side: `recs.model` and `recs.visitors` (compacted topics written by
+ * the recs topology) read into memory and kept up to date by tailing them, in every process that
+ * serves the API. A query reads the entries of the seed products and their neighbours from memory:
+ * no network call, and the same on the embedded log and on Kafka with any number of instances.
+ */
+import type { Log, LogReader, TopicPartition } from '@shopstream/streams';
+import type { Logger } from 'pino';
+import type { CoItemState, CoReader } from './cooccurrence.ts';
+import type { PopularityState } from './popularity.ts';
+import { modelKey, popularKey, visitorKey, type VisitorRecent } from './topology.ts';
+
+export class RecsTable {
+  private readonly entries = new Map<string, CoItemState | PopularityState>();
+  private readonly visitors = new Map<string, VisitorRecent>();
+  private reader: LogReader | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private tps: TopicPartition[] = [];
+  private readonly o: { log: Log; modelTopic: string; visitorsTopic: string; logger?: Logger; onApply?: (key: string, at: number) => void };
+
+  constructor(o: { log: Log; modelTopic: string; visitorsTopic: string; logger?: Logger; onApply?: (key: string, at: number) => void }) {
+    this.o = o;
+  }
+
+  /** Reads both topics to their end, then keeps tailing them. */
+  async start(): Promise<void> {
+    const described = await this.o.log.admin.describeTopics([this.o.modelTopic, this.o.visitorsTopic]);
+    this.tps = [...described.values()].flatMap((d) => Array.from({ length: d.partitions }, (_, partition) => ({ topic: d.name, partition })));
+    const ends = await this.o.log.admin.listOffsets(this.tps, 'latest');
+    this.reader = this.o.log.createReader({ clientId: 'recs-table' });
+    this.reader.assign(this.tps.map((tp) => ({ ...tp, offset: 0 })));
+    const behind = () => ends.some((e) => this.reader!.position(e) < e.offset);
+    while (behind()) this.apply(await this.reader.poll(200));
+    this.running = true;
+    this.loop = this.tail();
+  }
+
+  private async tail(): Promise<void> {
+    while (this.running) {
+      try {
+        this.apply(await this.reader!.poll(100));
+      } catch (err) {
+        this.o.logger?.warn({ err }, 'recs: cannot read the model topics; serving what was read');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private apply(records: ReadonlyArray<{ topic: string; key: Buffer | null; value: Buffer | null }>): void {
+    const now = Date.now();
+    for (const r of records) {
+      const key = r.key?.toString('utf8');
+      if (key === undefined) continue;
+      const map = r.topic === this.o.modelTopic ? this.entries : this.visitors;
+      if (r.value === null) map.delete(key);
+      else map.set(key, JSON.parse(r.value.toString('utf8')) as never);
+      this.o.onApply?.(key, now);
+    }
+  }
+
+  /** A model of a merchant, as the scorers read it (keys are product ids; '' is the total). */
+  model(model: 'f' | 'o', merchant: string): CoReader {
+    return { get: (product) => this.entries.get(modelKey(model, merchant, product)) as CoItemState | undefined };
+  }
+
+  popularity(merchant: string): PopularityState | undefined {
+    return this.entries.get(popularKey(merchant)) as PopularityState | undefined;
+  }
+
+  visitor(merchant: string, visitor: string): VisitorRecent | undefined {
+    return this.visitors.get(visitorKey(merchant, visitor));
+  }
+
+  /** Entries held (model entries and visitors). */
+  get size(): { entries: number; visitors: number } {
+    return { entries: this.entries.size, visitors: this.visitors.size };
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.reader?.close();
+  }
+}

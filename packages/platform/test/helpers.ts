@@ -46,16 +46,28 @@ export async function openTestLog(kind: LogKind): Promise<{ log: Log; close: () 
 
 export { readTopic };
 
-/** Reads a topic to its current end (latest offsets). */
-export async function readAll(log: Log, topic: string): Promise<ConsumedRecord[]> {
+/**
+ * Reads a topic to its current end (latest offsets). Stops on the readers' positions, not on a
+ * record count: on Kafka, transaction markers take offsets too.
+ */
+export async function readAll(log: Log, topic: string, timeoutMs = 30_000): Promise<ConsumedRecord[]> {
   const d = await log.admin.describeTopics([topic]);
   const n = d.get(topic)?.partitions ?? 0;
-  const ends = await log.admin.listOffsets(
-    Array.from({ length: n }, (_, partition) => ({ topic, partition })),
-    'latest',
-  );
-  const total = ends.reduce((a, e) => a + e.offset, 0);
-  return readTopic(log, topic, (rs) => rs.length >= total);
+  const tps = Array.from({ length: n }, (_, partition) => ({ topic, partition }));
+  const ends = await log.admin.listOffsets(tps, 'latest');
+  const reader = log.createReader({ clientId: 'test-read-all' });
+  const out: ConsumedRecord[] = [];
+  try {
+    reader.assign(tps.map((tp) => ({ ...tp, offset: 0 })));
+    const deadline = Date.now() + timeoutMs;
+    while (ends.some((e) => reader.position(e) < e.offset)) {
+      if (Date.now() > deadline) throw new Error(`readAll(${topic}): timed out at ${out.length} records`);
+      for (const r of await reader.poll(100)) out.push(r);
+    }
+  } finally {
+    await reader.close();
+  }
+  return out;
 }
 
 /** The canonical event of an events.raw record, as the pipeline will compute it (fails the test if refused). */

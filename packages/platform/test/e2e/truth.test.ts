@@ -28,6 +28,11 @@ import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { startMetaSim } from '@shopstream/meta-sim';
 import { META_EVENT_NAMES } from '../../src/capi/mapping.ts';
+import { Serdes } from '@shopstream/streams';
+import { TopologyTestDriver } from '@shopstream/streams/testing';
+import { recsTopology } from '../../src/recs/topology.ts';
+import type { CoItemState } from '../../src/recs/cooccurrence.ts';
+import type { PopularityState } from '../../src/recs/popularity.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const GRACE_MS = 3_000;
@@ -248,6 +253,14 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
           if (Date.now() > metaDeadline) break;
           await new Promise((r) => setTimeout(r, 250));
         }
+        // Recommendations: wait until the recs topology has no lag (its inputs: events.filtered and its repartition topic).
+        const recsDeadline = Date.now() + 60_000;
+        for (let quiet = 0; quiet < 3 && Date.now() < recsDeadline; ) {
+          const text = await (await fetch(`${url}/metrics`)).text();
+          const lag = [...text.matchAll(/^shopstream_streams_consumer_lag\{[^}]*application="[^"]*shopstream-recs"[^}]*\} (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
+          quiet = lag === 0 && text.includes('shopstream-recs') ? quiet + 1 : 0;
+          await new Promise((r) => setTimeout(r, 300));
+        }
         await platform.kill('SIGTERM');
 
         const topics = topicNames(prefix);
@@ -298,6 +311,35 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
               `events.filtered ${filteredRecords.length}, events.bots ${botRecords.length}; truth: ${JSON.stringify(Object.fromEntries(merchants.map((m) => [m.id, { orders: truth.merchants[m.id]!.orders, sessions: truth.merchants[m.id]!.sessions, revenueMinor: truth.merchants[m.id]!.revenueMinor }])))}`,
           );
           assert.ok(filteredRecords.length > 1000 && botRecords.length > 500, 'the run is not trivial');
+          // Recommendations, through the kills: every model entry = the same topology run once over
+          // events.filtered without a crash (nothing lost, nothing counted twice). Basket counts and
+          // total weights are sums, exact whatever the order; neighbour counts are compared where no
+          // counter was evicted (Space-Saving's evictions depend on the order of arrival).
+          const latest = (records: Array<{ key: string | null; value: unknown }>) => new Map(records.map((r) => [r.key!, r.value as CoItemState | PopularityState]));
+          const recsGot = latest((await readAll(log, topics.recsModel)).map((r) => ({ key: r.key!.toString('utf8'), value: JSON.parse(r.value!.toString('utf8')) as unknown })));
+          const driver = new TopologyTestDriver(recsTopology(topics), { wallClockMs: Date.now() });
+          const recsIn = driver.createInputTopic(topics.filtered, Serdes.string(), Serdes.bytes());
+          const recsOut = driver.createOutputTopic(topics.recsModel, Serdes.string(), Serdes.json<CoItemState | PopularityState>());
+          for (const r of [...filteredRecords].sort((a, b) => a.partition - b.partition || a.offset - b.offset)) recsIn.pipeInput(r.key!.toString('utf8'), r.value!, r.timestamp);
+          const recsWant = latest(recsOut.readRecordsToList());
+          driver.close();
+          assert.deepEqual([...recsGot.keys()].sort(), [...recsWant.keys()].sort(), 'recs: the same model entries');
+          const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+          let compared = 0;
+          for (const [key, want] of recsWant) {
+            const got = recsGot.get(key)!;
+            near(got.n, want.n, `${key} n`);
+            const counters = (x: CoItemState | PopularityState) => ('nb' in x ? x.nb : x.top);
+            if ('w' in want) near((got as CoItemState).w, want.w, `${key} w`);
+            const cap = key.startsWith('p|') ? 200 : 50;
+            if (counters(got).length < cap && counters(want).length < cap) {
+              const g = new Map(counters(got).map((c) => [c[0], c[1]]));
+              assert.deepEqual([...g.keys()].sort(), counters(want).map((c) => c[0]).sort(), `${key} neighbours`);
+              for (const c of counters(want)) near(g.get(c[0])!, c[1], `${key} → ${c[0]}`);
+              compared++;
+            }
+          }
+          assert.ok(recsWant.size > 50 && compared > 0.8 * recsWant.size, `recs: ${recsWant.size} entries, ${compared} compared counter by counter`);
           // Meta: acknowledged = the forwarded events of events.filtered, by event id and name, exactly.
           const eligible = new Map<string, Map<string, string>>();
           const personal = new Set<string>();

@@ -1,0 +1,147 @@
+/**
+ * Recommendations: freshness and serving latency, on a platform in this process (embedded log,
+ * roles collector + pipeline + recs), with background traffic of `BENCH_RATE` events/s (sessions
+ * of product views and orders of a 2,000-product catalogue, sent with a server write key).
+ *
+ * - Freshness: a probe order of two products never seen before goes through the collector; the
+ *   time from its 200 until "frequently bought together" for the first product answers the second.
+ *   Reference in the same run: the time from the same 200 until the order is on events.filtered
+ *   (what the pipeline alone takes). Target: p99 < 1 s.
+ * - Latency: GET /recommendations at a fixed 1,000 requests/s (autocannon, 16 connections) for
+ *   known products. Reference in the same run: GET /healthz at the same rate on the same server.
+ *   Target: p99 < 10 ms.
+ *
+ *   npm run bench:recs        (BENCH_RATE=500 BENCH_PROBES=100 BENCH_SECONDS=10)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { pino } from 'pino';
+import { startPlatform } from '../packages/platform/src/platform.ts';
+import type { PipelineEvent } from '../packages/platform/src/pipeline/topology.ts';
+import { quantile } from './common.ts';
+
+const RATE = Number(process.env['BENCH_RATE'] ?? 500);
+const PROBES = Number(process.env['BENCH_PROBES'] ?? 100);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const SERVER_KEY = 'sk_bench_recs_server_key_01';
+const WRITE_KEY = 'wk_bench_recs_storefront';
+const CATALOGUE = 2_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+const dir = mkdtempSync(join(tmpdir(), 'shopstream-bench-recs-'));
+const platform = await startPlatform({
+  dataDir: dir,
+  port: 0,
+  logger: pino({ level: 'warn' }),
+  roles: ['collector', 'pipeline', 'recs'],
+  config: {
+    merchants: [{ id: 'shop', writeKey: WRITE_KEY, serverWriteKeys: [SERVER_KEY], readToken: 'rt_bench_recs_shop', currency: 'EUR', rateLimit: { eventsPerSecond: 1e6, burst: 1e6 } }],
+    topics: { partitions: 4 },
+  },
+});
+const auth = `Basic ${Buffer.from(`${SERVER_KEY}:`).toString('base64')}`;
+let seq = 0;
+const post = (batch: Array<Record<string, unknown>>) =>
+  fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ batch }) });
+const product = (i: number) => `sku-${i % CATALOGUE}`;
+function visitorEvents(v: number): Array<Record<string, unknown>> {
+  const base = (v * 7919) % CATALOGUE;
+  const views = [0, 1, 2, 3].map((k) => ({ type: 'track', event: 'Product Viewed', anonymousId: `v${v}`, properties: { product_id: product(base + k * 13), price: 10, currency: 'EUR' } }));
+  const order = { type: 'track', event: 'Order Completed', anonymousId: `v${v}`, properties: { order_id: `o${v}`, currency: 'EUR', total: 20, products: [product(base), product(base + 13)].map((id) => ({ product_id: id, price: 10, quantity: 1 })) } };
+  return [...views, order].map((e) => ({ ...e, messageId: `b-${seq++}`, timestamp: new Date().toISOString() }));
+}
+
+try {
+  // Warm up: 3,000 visitors' sessions, so the models know the catalogue.
+  for (let v = 0; v < 3_000; v += 100) {
+    const res = await post(Array.from({ length: 100 }, (_, k) => visitorEvents(v + k)).flat());
+    await res.arrayBuffer();
+  }
+  // Background traffic at RATE events/s (5 events per visitor).
+  let loading = true;
+  const load = (async () => {
+    let v = 3_000;
+    const t0 = performance.now();
+    let sent = 0;
+    while (loading) {
+      const batch = Array.from({ length: 10 }, () => visitorEvents(v++)).flat();
+      void post(batch).then((r) => r.arrayBuffer(), () => undefined);
+      sent += batch.length;
+      await sleep(Math.max(0, t0 + (sent / RATE) * 1000 - performance.now()));
+    }
+  })();
+
+  // Freshness probes.
+  const tps = Array.from({ length: 4 }, (_, partition) => ({ topic: platform.topics.filtered, partition }));
+  const reader = platform.log.createReader({ clientId: 'bench-recs-tail' });
+  reader.assign((await platform.log.admin.listOffsets(tps, 'latest')).map((e) => ({ ...e })));
+  const onFiltered = new Map<string, number>();
+  let tailing = true;
+  const tail = (async () => {
+    while (tailing) {
+      for (const r of await reader.poll(20)) {
+        if (r.key?.toString().startsWith('probe-') !== true) continue;
+        onFiltered.set((JSON.parse(r.value!.toString()) as PipelineEvent).event.messageId, performance.now());
+      }
+    }
+  })();
+  const api: number[] = [];
+  const pipeline: number[] = [];
+  const readKey = { authorization: 'Bearer rt_bench_recs_shop' };
+  for (let i = 0; i < PROBES; i++) {
+    const [a, b] = [`new-${i}-a`, `new-${i}-b`];
+    const id = `probe-order-${i}`;
+    const res = await post([{ type: 'track', event: 'Order Completed', anonymousId: `probe-${i}`, messageId: id, timestamp: new Date().toISOString(), properties: { order_id: id, currency: 'EUR', total: 20, products: [a, b].map((p) => ({ product_id: p, price: 10, quantity: 1 })) } }]);
+    await res.arrayBuffer();
+    const t0 = performance.now();
+    for (;;) {
+      const r = await fetch(`${platform.url}/v1/merchants/shop/recommendations?model=frequently-bought-together&product_id=${a}&limit=3&fallback=false`, { headers: readKey });
+      const body = (await r.json()) as { items: Array<{ product_id: string }> };
+      if (body.items.some((x) => x.product_id === b)) break;
+      if (performance.now() - t0 > 10_000) throw new Error(`probe ${i} not visible after 10 s`);
+      await sleep(2);
+    }
+    api.push(performance.now() - t0);
+    const seen = onFiltered.get(id);
+    if (seen !== undefined) pipeline.push(seen - t0);
+    await sleep(50 + ((i * 37) % 100));
+  }
+  tailing = false;
+  await tail;
+  await reader.close();
+  const p99 = quantile(api, 0.99);
+  const ref99 = quantile(pipeline, 0.99);
+  console.log(
+    `recs freshness (collector 200 → in the answers), ${PROBES} probes at ${RATE} events/s: p50 ${ms(quantile(api, 0.5))}, p99 ${ms(p99)} ` +
+      `(${(p99 / ref99).toFixed(1)}× the pipeline's p99 ${ms(ref99)} to events.filtered, p50 ${ms(quantile(pipeline, 0.5))}); target p99 < 1,000 ms`,
+  );
+
+  // Serving latency at 1,000 requests/s.
+  const paths = Array.from({ length: 500 }, (_, i) => `/v1/merchants/shop/recommendations?model=${i % 2 === 0 ? 'frequently-bought-together' : 'others-you-may-like'}&product_id=${product(i * 7)}&limit=10`);
+  const at = async (path: (n: number) => string) => {
+    let n = 0;
+    const r = await autocannon({
+      url: platform.url,
+      connections: 16,
+      overallRate: 1_000,
+      duration: SECONDS,
+      requests: [{ method: 'GET', headers: { authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}` }, setupRequest: (req) => ({ ...req, path: path(n++) }) }],
+    });
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`${r.non2xx} non-2xx, ${r.errors} errors`);
+    return r;
+  };
+  const health = await at(() => '/healthz');
+  const recs = await at((n) => paths[n % paths.length]!);
+  console.log(
+    `recs API at ${Math.round(recs.requests.average).toLocaleString('en')} requests/s (fixed 1,000/s, ${SECONDS} s, 16 connections): p50 ${recs.latency.p50} ms, p99 ${recs.latency.p99} ms ` +
+      `(/healthz on the same server: p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms); target p99 < 10 ms; models hold ${platform.recs!.table.size.entries.toLocaleString('en')} entries`,
+  );
+  loading = false;
+  await load;
+} finally {
+  await platform.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -81,8 +81,8 @@ export interface StatusResponse {
   scope: 'process';
   collector: { running: boolean; accepted: number; rejected: number; rejectedByCode: Record<string, number> };
   pipeline: { running: boolean; lag: number | null; decisions: Record<string, number>; commits: Record<string, number> };
-  cubes: { running: boolean; lastCommitAt: string | null; events: Record<string, number>; commits: Record<string, number> };
-  lake: { running: boolean; files: number; filesByTopic: Record<string, number>; lastCommitAt: string | null };
+  cubes: { running: boolean; lastCommitAt: string | null; lag: number | null; events: Record<string, number>; commits: Record<string, number> };
+  lake: { running: boolean; lag: number | null; files: number; filesByTopic: Record<string, number>; lastCommitAt: string | null };
   capi: {
     running: boolean;
     acknowledged: number;

@@ -33,6 +33,7 @@ import { CapiForwarder } from './capi/forwarder.ts';
 import { recsDefaults, recsTopology } from './recs/topology.ts';
 import { RecsTable } from './recs/table.ts';
 import { recommendationsRoutes } from './api/recommendations.ts';
+import { watchLag } from './lag.ts';
 
 export interface PlatformOptions {
   config?: ShopstreamConfig;
@@ -148,6 +149,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
   let recs: { app: StreamsApp; table: RecsTable } | undefined;
   const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
+  const lagWatches: Array<() => void> = [];
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
@@ -176,6 +178,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         registry,
       });
       await cubes.start();
+      const writer = cubes;
+      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-cubes`, positions: () => writer.committedPositions().filter((p) => p.topic === topics.filtered) }));
     }
     if (roles.has('lake') && config.lake?.enabled !== false) {
       const l = config.lake ?? {};
@@ -192,6 +196,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         registry,
       });
       await lake.start();
+      const sink = lake;
+      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-lake`, positions: () => sink.positions() }));
     }
     if (roles.has('capi') && config.capi?.enabled !== false) {
       const c = config.capi ?? {};
@@ -242,6 +248,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       capi = { app, forwarder };
       await app.start();
       await forwarder.start();
+      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-capi-forwarder`, positions: () => forwarder.lagPositions() }));
     }
     if (roles.has('recs') && config.recs?.enabled !== false) {
       const app = new StreamsApp(recsTopology(topics), {
@@ -289,6 +296,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });
   } catch (err) {
+    for (const stop of lagWatches) stop();
     await collector?.close().catch(() => {});
     await cubes?.close().catch(() => {});
     await cubeStore?.close().catch(() => {});
@@ -319,6 +327,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     recs,
     url: `http://${host}:${address.port}`,
     async close() {
+      for (const stop of lagWatches) stop();
       await app.close();
       await pipeline?.close();
       await cubes?.close();

@@ -35,8 +35,8 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
   if (pipelineRejected > 0) rejectedRows.push(['pipeline', 'validation (SHOP_ERR_…, see events.rejected)', count(pipelineRejected)]);
   const lagRoles = [
     { role: 'pipeline', running: s.pipeline.running, lag: s.pipeline.lag, note: 'events.raw and events.validations' },
-    { role: 'cubes', running: s.cubes.running, lag: null, note: `last commit ${at(s.cubes.lastCommitAt)}` },
-    { role: 'lake', running: s.lake.running, lag: null, note: `last commit ${at(s.lake.lastCommitAt)}` },
+    { role: 'cubes', running: s.cubes.running, lag: s.cubes.lag, note: `events.filtered; last commit ${at(s.cubes.lastCommitAt)}` },
+    { role: 'lake', running: s.lake.running, lag: s.lake.lag, note: `last commit ${at(s.lake.lastCommitAt)}` },
     { role: 'capi', running: s.capi.running, lag: s.capi.lag, note: `last commit ${at(s.capi.lastCommitAt)}` },
   ];
   return [

@@ -59,8 +59,8 @@ export interface StatusResponse {
   scope: 'process';
   collector: { running: boolean; accepted: number; rejected: number; rejectedByCode: Record<string, number> };
   pipeline: { running: boolean; lag: number | null; decisions: Record<string, number>; commits: Record<string, number> };
-  cubes: { running: boolean; lastCommitAt: string | null; events: Record<string, number>; commits: Record<string, number> };
-  lake: { running: boolean; files: number; filesByTopic: Record<string, number>; lastCommitAt: string | null };
+  cubes: { running: boolean; lastCommitAt: string | null; lag: number | null; events: Record<string, number>; commits: Record<string, number> };
+  lake: { running: boolean; lag: number | null; files: number; filesByTopic: Record<string, number>; lastCommitAt: string | null };
   capi: {
     running: boolean;
     /** The merchant's events: acknowledged by Meta, retried, dead-lettered (capi.dlq). */
@@ -179,10 +179,11 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
     cubes: {
       running: get(M.cubesLastCommit) !== undefined || get(M.cubesEvents) !== undefined,
       lastCommitAt: timestamp(get(M.cubesLastCommit)),
+      lag: lagOf('cubes'),
       events: sumBy(get(M.cubesEvents), 'topic'),
       commits: sumBy(get(M.cubesCommits), 'outcome'),
     },
-    lake: { running: lakeFiles !== undefined || lakeLast !== undefined, files: total(filesByTopic), filesByTopic, lastCommitAt: timestamp(lakeLast) },
+    lake: { running: lakeFiles !== undefined || lakeLast !== undefined, lag: lagOf('lake'), files: total(filesByTopic), filesByTopic, lastCommitAt: timestamp(lakeLast) },
     capi: {
       running: capiEvents !== undefined || capiInflight !== undefined,
       acknowledged: capi['acknowledged'] ?? 0,

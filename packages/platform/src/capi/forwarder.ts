@@ -208,6 +208,11 @@ export class CapiForwarder {
     return this.pending;
   }
 
+  /** The first event not yet acknowledged or dead-lettered, per outbox partition (what a restart would read from). */
+  lagPositions(): TopicPartitionOffset[] {
+    return [...this.parts.values()].map((p) => ({ ...p.tp, offset: this.committable(p) }));
+  }
+
   /** Positions per outbox partition (next offset to read, last committed). */
   positions(): Array<{ partition: number; position: number; committed: number }> {
     return [...this.parts.values()].map((p) => ({ partition: p.tp.partition, position: p.position, committed: p.committed }));

@@ -9,7 +9,7 @@
  * Visitors sketches and funnel session state are read-modify-write: the writer keeps the values it
  * committed in bounded caches (it owns its partitions' rows), and reads the store on a miss.
  */
-import type { ConsumedRecord, GroupMember, Log, TopicPartition } from '@shopstream/streams';
+import type { ConsumedRecord, GroupMember, Log, TopicPartition, TopicPartitionOffset } from '@shopstream/streams';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { isPlatformError, PlatformErrors } from '../errors.ts';
@@ -278,6 +278,14 @@ export class CubesWriter {
     this.o.onCommit?.(batch.size);
     // For lag monitoring only: the store's offsets are the ones that count.
     this.member?.commitOffsets([...batch.offsets.values()].map((o) => ({ topic: o.topic, partition: o.partition, offset: o.to }))).catch(() => undefined);
+  }
+
+  /** The next offset to read of each owned partition, as committed to the store. */
+  committedPositions(): TopicPartitionOffset[] {
+    return [...this.positions].map(([k, offset]) => {
+      const [topic, partition] = k.split('\u0000');
+      return { topic: topic!, partition: Number(partition), offset };
+    });
   }
 
   /** Commits what is pending and leaves the group. */

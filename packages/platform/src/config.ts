@@ -190,7 +190,43 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     /** Recommendations (docs/recommendations.md). */
-    recs: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
+    recs: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          /** A/B experiments on the recommendation widgets (docs/experiments.md). */
+          experiments: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' }),
+                  merchant: Type.String({ minLength: 1 }),
+                  variants: Type.Array(
+                    Type.Object(
+                      {
+                        name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }),
+                        share: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+                        /** What the variant shows: the model asked for (default), or popular products only. */
+                        recommendations: Type.Optional(Type.Union([Type.Literal('model'), Type.Literal('popular')])),
+                      },
+                      { additionalProperties: false },
+                    ),
+                    { minItems: 2 },
+                  ),
+                  control: Type.Optional(Type.String()),
+                  /** When the experiment starts (ISO-8601): events with an earlier event time do not count. Default: always. */
+                  startsAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})$' })),
+                  /** An ordered item counts for the recommendations when it was shown this long before. Default 1 hour. */
+                  windowMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     beacon: Type.Optional(
       Type.Object(
         {

@@ -32,7 +32,8 @@ import { capiTopology } from './capi/topology.ts';
 import { CapiForwarder } from './capi/forwarder.ts';
 import { recsDefaults, recsTopology } from './recs/topology.ts';
 import { RecsTable } from './recs/table.ts';
-import { recommendationsRoutes } from './api/recommendations.ts';
+import { recommendationsRoutes, type ServedExperiment } from './api/recommendations.ts';
+import { attributionConfig, validateExperiment } from './experiments/index.ts';
 import { watchLag } from './lag.ts';
 
 export interface PlatformOptions {
@@ -148,6 +149,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let lake: LakeSink | undefined;
   let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
   let recs: { app: StreamsApp; table: RecsTable } | undefined;
+  let servedExperiments: Array<ServedExperiment & { windowMs: number | undefined }> = [];
   const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
   const lagWatches: Array<() => void> = [];
   try {
@@ -251,7 +253,21 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-capi-forwarder`, positions: () => forwarder.lagPositions() }));
     }
     if (roles.has('recs') && config.recs?.enabled !== false) {
-      const app = new StreamsApp(recsTopology(topics), {
+      servedExperiments = (config.recs?.experiments ?? []).map((c) => {
+        const experiment = validateExperiment({ id: c.id, variants: c.variants.map((v) => ({ name: v.name, share: v.share })), ...(c.control !== undefined && { control: c.control }) });
+        const currency = merchants.byId(c.merchant)?.currency ?? config.merchants?.find((m) => m.id === c.merchant)?.currency ?? 'USD';
+        return { experiment, merchant: c.merchant, currency, windowMs: c.windowMs, shows: new Map(c.variants.map((v) => [v.name, v.recommendations ?? 'model'])) };
+      });
+      const running = servedExperiments.map((x, i) => {
+        const startsAt = config.recs!.experiments![i]!.startsAt;
+        return {
+          experiment: x.experiment,
+          merchant: x.merchant,
+          attribution: attributionConfig({ currency: x.currency, ...(x.windowMs !== undefined && { windowMs: x.windowMs }) }),
+          ...(startsAt !== undefined && { startsAt: Date.parse(startsAt) }),
+        };
+      });
+      const app = new StreamsApp(recsTopology(topics, { experiments: running }), {
         applicationId: `${config.topics?.prefix ?? ''}shopstream-recs`,
         log,
         stateDir: join(dataDir, 'state'),
@@ -260,7 +276,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         ...(instanceId !== undefined && { instanceId }),
         onError: (err) => logger.error({ err }, 'the recs topology stopped; see the error above'),
       });
-      const table = new RecsTable({ log, modelTopic: topics.recsModel, visitorsTopic: topics.recsVisitors, logger });
+      const table = new RecsTable({ log, modelTopic: topics.recsModel, visitorsTopic: topics.recsVisitors, experimentsTopic: topics.recsExperiments, logger });
       recs = { app, table };
       await app.start();
       await table.start();
@@ -291,7 +307,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     if (recs !== undefined) {
       const defaults = recsDefaults();
       const table = recs.table;
-      await collector.register(async (app) => recommendationsRoutes(app, { table, merchants, co: { f: defaults.fbt.co, o: defaults.oyml.co } }));
+      const experiments = servedExperiments;
+      await collector.register(async (app) => recommendationsRoutes(app, { table, merchants, co: { f: defaults.fbt.co, o: defaults.oyml.co }, experiments }));
     }
     if (options.routes) await collector.register(async (app) => options.routes!(app));
     await collector.listen({ host: options.host ?? config.collector?.host ?? '127.0.0.1', port: options.port ?? config.collector?.port ?? 8080 });

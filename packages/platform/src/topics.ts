@@ -33,6 +33,8 @@ export interface TopicNames {
   recsModel: string;
   /** Each visitor's recent views and purchases (`merchant|visitor`), compacted; for personalised answers. */
   recsVisitors: string;
+  /** Each visitor's figures in each experiment (`merchant|experiment|visitor`), compacted; the A/B report adds them up. */
+  recsExperiments: string;
 }
 
 /**
@@ -53,6 +55,7 @@ export function topicNames(prefix = ''): TopicNames {
     capiDlq: `${prefix}capi.dlq`,
     recsModel: `${prefix}recs.model`,
     recsVisitors: `${prefix}recs.visitors`,
+    recsExperiments: `${prefix}recs.experiments`,
   };
 }
 
@@ -90,6 +93,7 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     // The models' latest entries: compaction keeps one record per key.
     { name: Topics.recsModel, partitions, config: { 'cleanup.policy': 'compact' } },
     { name: Topics.recsVisitors, partitions, config: { 'cleanup.policy': 'compact,delete', 'retention.ms': 30 * DAY } },
+    { name: Topics.recsExperiments, partitions, config: { 'cleanup.policy': 'compact' } },
   ];
 }
 

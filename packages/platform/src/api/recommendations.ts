@@ -14,6 +14,15 @@ import { recommend } from '../recs/models.ts';
 import type { RecsTable } from '../recs/table.ts';
 import type { CoConfig } from '../recs/cooccurrence.ts';
 import type { Scoring } from '../recs/scoring.ts';
+import { assignVariant, buildReport, type Experiment } from '../experiments/index.ts';
+
+/** An experiment the API serves: its variants say what each shows (the model asked for, or popular products). */
+export interface ServedExperiment {
+  experiment: Experiment;
+  merchant: string;
+  currency: string;
+  shows: ReadonlyMap<string, 'model' | 'popular'>;
+}
 
 export const RECS_MODELS = { 'frequently-bought-together': 'f', 'others-you-may-like': 'o' } as const;
 export type RecsModelName = keyof typeof RECS_MODELS;
@@ -28,6 +37,7 @@ export interface RecommendationsOptions {
   personalViews?: number;
   /** Purchases older than this are not left out any more. Default 7 days. */
   boughtWindowMs?: number;
+  experiments?: readonly ServedExperiment[];
   now?: () => number;
 }
 
@@ -86,6 +96,16 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
     const fallbackText = one(q, 'fallback') ?? 'true';
     if (fallbackText !== 'true' && fallbackText !== 'false') throw invalid('fallback', 'true or false');
 
+    const experimentId = one(q, 'experiment');
+    let assigned: { id: string; variant: string; shows: 'model' | 'popular' } | undefined;
+    if (experimentId !== undefined) {
+      const x = o.experiments?.find((e) => e.merchant === merchant.id && e.experiment.id === experimentId);
+      if (x === undefined) throw invalid('experiment', `no experiment ${experimentId} for merchant ${merchant.id}`);
+      if (visitorId === undefined) throw invalid('visitor_id', 'an experiment assigns a visitor: give visitor_id');
+      const variant = assignVariant(x.experiment, visitorId);
+      assigned = { id: experimentId, variant, shows: x.shows.get(variant) ?? 'model' };
+    }
+
     const m = RECS_MODELS[model];
     const seeds = [...products];
     const exclude = new Set<string>();
@@ -99,11 +119,13 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
         personalised = seeds.length > products.length;
       }
     }
-    const r = recommend(o.table.model(m, merchant.id), seeds, limit, {
+    // A variant that shows popular products asks a model that knows nothing: the fallback answers.
+    const source = assigned?.shows === 'popular' ? { get: () => undefined } : o.table.model(m, merchant.id);
+    const r = recommend(source, seeds, limit, {
       co: o.co[m],
       ...(o.scoring !== undefined && { scoring: o.scoring }),
       exclude,
-      ...(fallbackText === 'true' && { popularity: o.table.popularity(merchant.id) }),
+      ...((fallbackText === 'true' || assigned?.shows === 'popular') && { popularity: o.table.popularity(merchant.id) }),
     });
     return {
       model,
@@ -111,7 +133,17 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
       fallback: r.fallback,
       known_products: r.knownSeeds,
       ...(visitorId !== undefined && { personalised }),
+      ...(assigned !== undefined && { experiment: { id: assigned.id, variant: assigned.variant } }),
       attribution_token: attributionToken(model, now()),
     };
+  });
+
+  // The A/B report: each variant's figures against the control's, with lifts and 95% intervals.
+  app.get('/v1/merchants/:id/experiments/:experiment/report', async (req) => {
+    const merchant = authorize(req, o);
+    const experimentId = (req.params as { experiment: string }).experiment;
+    const x = o.experiments?.find((e) => e.merchant === merchant.id && e.experiment.id === experimentId);
+    if (x === undefined) throw new PlatformError(PlatformErrors.NOT_FOUND, `No experiment ${experimentId} for merchant ${merchant.id}; experiments are set in the config file (recs.experiments).`);
+    return buildReport(x.experiment, o.table.experimentRows(merchant.id, experimentId), { currency: x.currency });
   });
 }

@@ -9,23 +9,36 @@ import type { Logger } from 'pino';
 import type { CoItemState, CoReader } from './cooccurrence.ts';
 import type { PopularityState } from './popularity.ts';
 import { modelKey, popularKey, visitorKey, type VisitorRecent } from './topology.ts';
+import type { SummaryRow } from '../experiments/index.ts';
+
+interface TableOptions {
+  log: Log;
+  modelTopic: string;
+  visitorsTopic: string;
+  /** recs.experiments: each visitor's figures per experiment. */
+  experimentsTopic?: string;
+  logger?: Logger;
+  onApply?: (key: string, at: number) => void;
+}
 
 export class RecsTable {
   private readonly entries = new Map<string, CoItemState | PopularityState>();
   private readonly visitors = new Map<string, VisitorRecent>();
+  /** `merchant|experiment` → visitor → figures. */
+  private readonly experiments = new Map<string, Map<string, SummaryRow>>();
   private reader: LogReader | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
   private tps: TopicPartition[] = [];
-  private readonly o: { log: Log; modelTopic: string; visitorsTopic: string; logger?: Logger; onApply?: (key: string, at: number) => void };
+  private readonly o: TableOptions;
 
-  constructor(o: { log: Log; modelTopic: string; visitorsTopic: string; logger?: Logger; onApply?: (key: string, at: number) => void }) {
+  constructor(o: TableOptions) {
     this.o = o;
   }
 
   /** Reads both topics to their end, then keeps tailing them. */
   async start(): Promise<void> {
-    const described = await this.o.log.admin.describeTopics([this.o.modelTopic, this.o.visitorsTopic]);
+    const described = await this.o.log.admin.describeTopics([this.o.modelTopic, this.o.visitorsTopic, ...(this.o.experimentsTopic === undefined ? [] : [this.o.experimentsTopic])]);
     this.tps = [...described.values()].flatMap((d) => Array.from({ length: d.partitions }, (_, partition) => ({ topic: d.name, partition })));
     const ends = await this.o.log.admin.listOffsets(this.tps, 'latest');
     this.reader = this.o.log.createReader({ clientId: 'recs-table' });
@@ -52,6 +65,15 @@ export class RecsTable {
     for (const r of records) {
       const key = r.key?.toString('utf8');
       if (key === undefined) continue;
+      if (r.topic === this.o.experimentsTopic) {
+        const cut = key.lastIndexOf('|');
+        const group = key.slice(0, cut);
+        let rows = this.experiments.get(group);
+        if (rows === undefined) this.experiments.set(group, (rows = new Map()));
+        if (r.value === null) rows.delete(key.slice(cut + 1));
+        else rows.set(key.slice(cut + 1), JSON.parse(r.value.toString('utf8')) as SummaryRow);
+        continue;
+      }
       const map = r.topic === this.o.modelTopic ? this.entries : this.visitors;
       if (r.value === null) map.delete(key);
       else map.set(key, JSON.parse(r.value.toString('utf8')) as never);
@@ -70,6 +92,11 @@ export class RecsTable {
 
   visitor(merchant: string, visitor: string): VisitorRecent | undefined {
     return this.visitors.get(visitorKey(merchant, visitor));
+  }
+
+  /** Each visitor's figures in an experiment of a merchant. */
+  experimentRows(merchant: string, experiment: string): Iterable<SummaryRow> {
+    return this.experiments.get(`${merchant}|${experiment}`)?.values() ?? [];
   }
 
   /** Entries held (model entries and visitors). */

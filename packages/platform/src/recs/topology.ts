@@ -20,6 +20,16 @@ import type { TopicNames } from '../topics.ts';
 import { applyCoUpdate, checkCoConfig, type CoItemState, type CoUpdate } from './cooccurrence.ts';
 import { cartAdd, cartRemove, DEFAULT_FBT, DEFAULT_OYML, orderUpdates, sessionEvent, type CartState, type FbtConfig, type OymlConfig, type SessionState } from './models.ts';
 import { DEFAULT_POPULARITY, popularityAdd, type PopularityConfig, type PopularityState } from './popularity.ts';
+import { applyEvent, assignVariant, eventRole, newVisitorState, visitorSummary, type AttributionConfig, type Experiment, type SummaryRow, type VisitorState } from '../experiments/index.ts';
+
+/** An experiment the topology keeps figures for: a merchant's, with its attribution rules. */
+export interface RunningExperiment {
+  experiment: Experiment;
+  merchant: string;
+  attribution: AttributionConfig;
+  /** Events with an earlier event time (epoch ms) do not count. */
+  startsAt?: number;
+}
 
 export interface RecsTopologyOptions {
   fbt?: Partial<FbtConfig>;
@@ -30,6 +40,8 @@ export interface RecsTopologyOptions {
   visitorPurchases?: number;
   /** Carts and sessions are forgotten after this long without an event. Default 2 days. */
   sessionTtlMs?: number;
+  /** Experiments to keep each visitor's figures for (docs/experiments.md). */
+  experiments?: readonly RunningExperiment[];
 }
 
 /** A visitor's recent products, newest last: `[productId, event time]`. The value of `recs.visitors`. */
@@ -42,7 +54,10 @@ export interface VisitorRecent {
 type ModelUpdate = { u: CoUpdate } | { pop: string[]; at: number };
 type VisitorOut = { kind: 'update'; update: ModelUpdate } | { kind: 'visitor'; recent: VisitorRecent };
 
-export const RECS_STORES = { carts: 'recs-carts', sessions: 'recs-sessions', visitors: 'recs-visitor-recent', model: 'recs-model' } as const;
+export const RECS_STORES = { carts: 'recs-carts', sessions: 'recs-sessions', visitors: 'recs-visitor-recent', model: 'recs-model', experiments: 'recs-experiment-visitors' } as const;
+
+/** The key of a visitor's figures in an experiment, on recs.experiments. */
+export const experimentVisitorKey = (merchant: string, experiment: string, visitor: string): string => `${merchant}|${experiment}|${visitor}`;
 
 /** Model keys: the model (f: frequently bought together, o: others you may like, p: popular), the merchant, the product. */
 export const modelKey = (model: 'f' | 'o', merchant: string, product: string): string => `${model}|${merchant}|${product}`;
@@ -61,6 +76,7 @@ interface Resolved {
   visitorViews: number;
   visitorPurchases: number;
   sessionTtlMs: number;
+  experiments: readonly RunningExperiment[];
 }
 
 export function recsDefaults(o: RecsTopologyOptions = {}): Resolved {
@@ -75,6 +91,7 @@ export function recsDefaults(o: RecsTopologyOptions = {}): Resolved {
     visitorViews: o.visitorViews ?? 20,
     visitorPurchases: o.visitorPurchases ?? 50,
     sessionTtlMs: o.sessionTtlMs ?? 2 * 86_400_000,
+    experiments: o.experiments ?? [],
   };
 }
 
@@ -185,6 +202,44 @@ class ModelStage implements Processor<string, ModelUpdate, string, CoItemState |
   }
 }
 
+/**
+ * Each visitor's figures in each running experiment of its merchant: the visitor is assigned at its
+ * first event during the experiment (in every arm, so the arms stay comparable), and every exposure,
+ * click and order updates its state (experiments/attribution.ts); the summary goes to recs.experiments.
+ */
+class ExperimentStage implements Processor<string, Buffer, string, SummaryRow> {
+  private ctx!: ProcessorContext<string, SummaryRow>;
+  private states!: KeyValueStore<string, VisitorState>;
+  private readonly byMerchant = new Map<string, RunningExperiment[]>();
+
+  constructor(experiments: readonly RunningExperiment[]) {
+    for (const x of experiments) this.byMerchant.set(x.merchant, [...(this.byMerchant.get(x.merchant) ?? []), x]);
+  }
+
+  init(ctx: ProcessorContext<string, SummaryRow>): void {
+    this.ctx = ctx;
+    this.states = ctx.getStateStore(RECS_STORES.experiments);
+  }
+
+  process(r: StreamRecord<string, Buffer>): void {
+    const pe = JSON.parse(r.value.toString('utf8')) as PipelineEvent;
+    const e = pe.event;
+    const running = this.byMerchant.get(e.merchantId);
+    if (running === undefined) return;
+    for (const x of running) {
+      if (x.startsAt !== undefined && e.timestamp < x.startsAt) continue;
+      const key = `${x.experiment.id}|${e.visitorId}`;
+      const before = this.states.get(key);
+      if (before !== undefined && eventRole(e, x.attribution) === null) continue;
+      const state = before ?? newVisitorState(assignVariant(x.experiment, e.visitorId));
+      const after = applyEvent(state, e, x.attribution);
+      if (before !== undefined && after === before) continue;
+      this.states.put(key, after);
+      this.ctx.forward({ key: experimentVisitorKey(e.merchantId, x.experiment.id, e.visitorId), value: { variant: after.variant, ...visitorSummary(after) }, timestamp: r.timestamp, headers: [] });
+    }
+  }
+}
+
 export function recsTopology(topics: TopicNames, options: RecsTopologyOptions = {}): Topology {
   const o = recsDefaults(options);
   const b = new StreamsBuilder();
@@ -192,8 +247,14 @@ export function recsTopology(topics: TopicNames, options: RecsTopologyOptions = 
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.sessions, keySerde: Serdes.string(), valueSerde: Serdes.json<SessionState>(), ttlMs: o.sessionTtlMs }));
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.visitors, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorRecent>(), ttlMs: 30 * 86_400_000 }));
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.model, keySerde: Serdes.string(), valueSerde: Serdes.json<CoItemState | PopularityState>() }));
-  const out = b
-    .stream<string, Buffer>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.bytes() })
+  const filtered = b.stream<string, Buffer>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.bytes() });
+  if (o.experiments.length > 0) {
+    b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.experiments, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorState>(), ttlMs: 400 * 86_400_000 }));
+    filtered
+      .process<string, SummaryRow>(() => new ExperimentStage(o.experiments), { name: 'recs-experiments', stores: [RECS_STORES.experiments], keySerde: Serdes.string(), valueSerde: Serdes.json<SummaryRow>() })
+      .to(topics.recsExperiments, { keySerde: Serdes.string(), valueSerde: Serdes.json<SummaryRow>() });
+  }
+  const out = filtered
     .process<string, VisitorOut>(() => new VisitorStage(o), {
       name: 'recs-visitor',
       stores: [RECS_STORES.carts, RECS_STORES.sessions, RECS_STORES.visitors],

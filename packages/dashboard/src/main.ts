@@ -14,8 +14,9 @@ import { funnelView } from './views/funnel.ts';
 import { productsView } from './views/products.ts';
 import { botsView } from './views/bots.ts';
 import { pipelineView } from './views/pipeline.ts';
+import { experimentsView } from './views/experiments.ts';
 
-const VIEWS: ViewSpec[] = [nowView, trendsView, funnelView, productsView, botsView, pipelineView];
+const VIEWS: ViewSpec[] = [nowView, trendsView, funnelView, productsView, botsView, experimentsView, pipelineView];
 const SESSION_KEY = 'shopstream.session';
 const SIGNED_OUT_KEY = 'shopstream.signedOut';
 

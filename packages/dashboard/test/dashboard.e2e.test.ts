@@ -24,7 +24,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = resolve(process.env['SHOPSTREAM_SCREENSHOTS'] ?? join(ROOT, 'tmp/dashboard-screenshots'));
 const DEMO = { id: 'demo', writeKey: 'wk_demo_e2e_storefront', readToken: 'rt_demo_e2e_dashboard', timezone: 'Europe/Paris', currency: 'EUR' };
 const OTHER = { id: 'other-shop', writeKey: 'wk_other_e2e_storefront', readToken: 'rt_other_e2e_dashboard', timezone: 'America/New_York', currency: 'USD' };
-const VIEWS = ['now', 'trends', 'funnel', 'products', 'bots', 'pipeline'] as const;
+const VIEWS = ['now', 'trends', 'funnel', 'products', 'bots', 'experiments', 'pipeline'] as const;
 const RATE = 120; // events per second
 
 /** Demo traffic as `npm start` sends it: Segment batches over HTTP, each human visitor passing the beacon once. */

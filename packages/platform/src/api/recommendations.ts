@@ -138,6 +138,16 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
     };
   });
 
+  // The merchant's experiments (from the config file).
+  app.get('/v1/merchants/:id/experiments', async (req) => {
+    const merchant = authorize(req, o);
+    return {
+      experiments: (o.experiments ?? [])
+        .filter((x) => x.merchant === merchant.id)
+        .map((x) => ({ id: x.experiment.id, control: x.experiment.control ?? x.experiment.variants[0]!.name, variants: x.experiment.variants.map((v) => ({ name: v.name, share: v.share, recommendations: x.shows.get(v.name) ?? 'model' })) })),
+    };
+  });
+
   // The A/B report: each variant's figures against the control's, with lifts and 95% intervals.
   app.get('/v1/merchants/:id/experiments/:experiment/report', async (req) => {
     const merchant = authorize(req, o);

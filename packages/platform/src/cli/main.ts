@@ -20,12 +20,15 @@ import { ROLES, openLog, startPlatform, type Role } from '../platform.ts';
 import { ensurePlatformTopics, topicNames } from '../topics.ts';
 import { simulateCommand } from '../simulate/cli.ts';
 import { formatResult, queryLake, type QueryFormat } from '../lake/query.ts';
+import { closeLakeStorage, openLakeStorage } from '../lake/open.ts';
+import { LAKE_USAGE, isLakeCommand, lakeCommand } from '../lake/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
   shopstream collector|pipeline|cubes|lake|capi [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream query "SELECT …" [--format table|csv|json]   SQL over the lake: views events, filtered, rejected (docs/lake.md)
+${LAKE_USAGE}
   shopstream merchants list [--show-secrets]
   shopstream merchants rotate-key --id ID [--server-key]
   shopstream simulate --url URL --write-key KEY [--seed N --visitors N --hours N --rate N --truth FILE]  (see shopstream simulate --help)
@@ -71,6 +74,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {
+  if (isLakeCommand(argv)) return lakeCommand(argv, io);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -130,7 +134,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (sql.trim() === '') throw new PlatformError(PlatformErrors.CONFIG, 'Give the SQL: shopstream query "SELECT merchant, dt, count(*) FROM events GROUP BY ALL"');
     const format = (values.format ?? 'table') as QueryFormat;
     if (!['table', 'csv', 'json'].includes(format)) throw new PlatformError(PlatformErrors.CONFIG, `--format ${values.format}: one of table, csv, json.`);
-    const result = await queryLake({ dir: resolve(config.lake?.dir ?? dataDir), prefix: config.topics?.prefix, sql });
+    const storage = openLakeStorage(config.lake, dataDir);
+    const result = await queryLake({ storage, prefix: config.topics?.prefix, sql }).finally(() => closeLakeStorage(storage));
     io.out(formatResult(result, format));
     return 0;
   }

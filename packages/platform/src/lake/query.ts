@@ -4,20 +4,32 @@
  * folders): `events` (events.raw), `filtered` (events.filtered) and `rejected` (events.rejected),
  * each defined when the lake holds files of it. Only queries run: a statement that could write
  * (COPY, CREATE, INSERT, ATTACH, …) is refused before it runs, so the command never writes to the lake.
+ *
+ * Views list their files explicitly (not a glob): the visible files, without those superseded by
+ * a compacted file (files.ts), so a query during compaction neither counts a record twice nor misses
+ * one. Local storage: the files are read in place. S3: DuckDB's httpfs extension is not bundled with
+ * `@duckdb/node-api` (it downloads it on first use, which needs the internet), so the files the
+ * query can need (pruned by its conditions on `merchant` and `dt`, prune.ts) are downloaded into a
+ * temporary folder first and read there.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DuckDBInstance, StatementType } from '@duckdb/node-api';
+import { DuckDBInstance, StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { PlatformError, PlatformErrors } from '../errors.ts';
+import { isMissingObject, listTopicFiles, localCopies, type LakeFile, type LocalCopies } from './files.ts';
+import { fileNeeded, viewNeeds } from './prune.ts';
+import { LocalStorage, type LakeStorage } from './storage.ts';
 
 export type QueryFormat = 'table' | 'csv' | 'json';
 
 export interface LakeQueryOptions {
-  /** The folder that holds `lake/` (the sink's storage root). */
-  dir: string;
+  /** The folder that holds `lake/` (the sink's storage root), for a local lake. */
+  dir?: string;
+  /** The lake's storage (local or S3); takes precedence over `dir`. */
+  storage?: LakeStorage;
   /** The platform's topic prefix. */
   prefix?: string;
   sql: string;
+  /** Remote storage: where the downloaded files go (a temporary folder inside it, removed after the query). Default: the OS's. */
+  cacheDir?: string;
 }
 
 export interface LakeQueryResult {
@@ -25,6 +37,8 @@ export interface LakeQueryResult {
   rows: Array<Array<string | number | boolean | null>>;
   /** The views that were defined (topics with files in the lake). */
   views: string[];
+  /** Per view: files in the lake (visible ones), and files given to DuckDB (downloaded, for remote storage). */
+  files: Record<string, { lake: number; read: number }>;
 }
 
 const VIEWS: ReadonlyArray<[view: string, topic: string]> = [
@@ -33,38 +47,79 @@ const VIEWS: ReadonlyArray<[view: string, topic: string]> = [
   ['rejected', 'events.rejected'],
 ];
 
-function hasParquet(dir: string): boolean {
-  if (!existsSync(dir)) return false;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) if (entry.isFile() && entry.name.endsWith('.parquet')) return true;
-  return false;
-}
-
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+async function defineView(c: DuckDBConnection, view: string, paths: readonly string[]): Promise<void> {
+  await c.run(`CREATE OR REPLACE VIEW ${view} AS SELECT * FROM read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = true, union_by_name = true)`);
+}
+
 export async function queryLake(o: LakeQueryOptions): Promise<LakeQueryResult> {
+  const storage = o.storage ?? new LocalStorage(o.dir ?? '.');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await queryOnce(o, storage);
+    } catch (err) {
+      // A file listed and then deleted (by compaction) before it was read: list again.
+      if (attempt >= 3 || !isMissingObject(err)) throw err;
+    }
+  }
+}
+
+async function queryOnce(o: LakeQueryOptions, storage: LakeStorage): Promise<LakeQueryResult> {
+  const remote = !(storage instanceof LocalStorage);
   const db = await DuckDBInstance.create(':memory:');
   const c = await db.connect();
+  const copies: LocalCopies[] = [];
   try {
-    const views: string[] = [];
+    const lake = new Map<string, LakeFile[]>();
     for (const [view, topic] of VIEWS) {
-      const folder = join(o.dir, 'lake', `${o.prefix ?? ''}${topic}`);
-      if (!hasParquet(folder)) continue;
-      await c.run(`CREATE VIEW ${view} AS SELECT * FROM read_parquet(${sqlString(join(folder, '**', '*.parquet'))}, hive_partitioning = true, union_by_name = true)`);
-      views.push(view);
+      const files = await listTopicFiles(storage, `${o.prefix ?? ''}${topic}`);
+      if (files.length > 0) lake.set(view, files);
+    }
+    const views = [...lake.keys()];
+    const read: Record<string, { lake: number; read: number }> = {};
+    const local = new Map<string, string>();
+    const fetch = async (names: readonly string[]) => {
+      const missing = names.filter((n) => !local.has(n));
+      if (missing.length > 0) {
+        const copy = await localCopies(storage, missing, o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir });
+        copies.push(copy);
+        missing.forEach((n, i) => local.set(n, copy.paths[i]!));
+      }
+      return names.map((n) => local.get(n)!);
+    };
+    // Remote: first one file per view, enough to bind and check the statement before downloading more.
+    for (const [view, files] of lake) {
+      const first = remote ? [files[0]!.name] : files.map((f) => f.name);
+      await defineView(c, view, await fetch(first));
+      read[view] = { lake: files.length, read: first.length };
     }
     let prepared;
     try {
       prepared = await c.prepare(o.sql);
     } catch (err) {
+      if (isMissingObject(err)) throw err;
       throw new PlatformError(PlatformErrors.INVALID_REQUEST, `${(err as Error).message}${views.length === 0 ? '\n(the lake has no files yet: no views are defined)' : `\n(views: ${views.join(', ')})`}`);
     }
     if (prepared.statementType !== StatementType.SELECT && prepared.statementType !== StatementType.EXPLAIN) {
       throw new PlatformError(PlatformErrors.INVALID_REQUEST, 'Only queries (SELECT, WITH …, EXPLAIN) run over the lake; it is never written to.');
     }
+    if (remote && views.length > 0) {
+      const needs = await viewNeeds(c, o.sql, views);
+      for (const [view, files] of lake) {
+        const needed = files.filter((f) => fileNeeded(f, needs.get(view)));
+        // A view that no file matches still reads one (its rows fail the query's own filter).
+        const names = needed.length > 0 ? needed.map((f) => f.name) : [files[0]!.name];
+        await defineView(c, view, await fetch(names));
+        read[view] = { lake: files.length, read: names.length };
+      }
+      prepared = await c.prepare(o.sql);
+    }
     let reader;
     try {
       reader = await prepared.runAndReadAll();
     } catch (err) {
+      if (isMissingObject(err)) throw err;
       throw new PlatformError(PlatformErrors.INVALID_REQUEST, (err as Error).message);
     }
     const columns = reader.columnNames();
@@ -78,10 +133,11 @@ export async function queryLake(o: LakeQueryOptions): Promise<LakeQueryResult> {
         return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : JSON.stringify(v);
       }),
     );
-    return { columns, rows, views };
+    return { columns, rows, views, files: read };
   } finally {
     c.closeSync();
     db.closeSync();
+    for (const x of copies) x.cleanup();
   }
 }
 

@@ -70,6 +70,8 @@ export interface LakeSinkOptions {
   pollMs?: number;
   /** Max records per poll. */
   maxRecords?: number;
+  /** A stable id of this sink instance (static membership on Kafka: a restarted instance takes its partitions back at once). */
+  instanceId?: string;
   logger?: Logger;
   /** Where to register the sink's metrics (`shopstream_lake_files_total{topic}`, `shopstream_lake_last_commit_timestamp_seconds`). */
   registry?: Registry;
@@ -217,7 +219,7 @@ export class LakeSink {
   }
 
   async start(): Promise<void> {
-    const storage = this.o.storage as LakeStorage & { removeStaleTemporaries?: (ms: number) => Promise<string[]> };
+    const storage = this.o.storage;
     if (storage.removeStaleTemporaries) {
       const removed = await storage.removeStaleTemporaries(this.o.staleTemporaryMs ?? HOUR);
       if (removed.length > 0) this.o.logger?.info({ removed: removed.length }, 'lake: removed stale temporary files');
@@ -230,6 +232,7 @@ export class LakeSink {
       autoOffsetReset: 'earliest',
       clientId: this.o.groupId,
       ...(this.o.maxRecords !== undefined ? { maxRecords: this.o.maxRecords } : {}),
+      ...(this.o.instanceId !== undefined ? { instanceId: this.o.instanceId } : {}),
       onAssign: (tps) => this.assign(tps),
       onRevoke: async (tps) => this.revoke(tps),
     });

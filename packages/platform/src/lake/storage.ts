@@ -8,10 +8,10 @@
  * folder; publish fsyncs it, renames it to the final name and fsyncs the folder. Temporary names do
  * not end in `.parquet`, so a `**\/*.parquet` glob never sees them.
  *
- * An S3 (or GCS) backend fits the same interface: `stage` returns a file in a local scratch folder,
- * `publish` uploads it with a multipart upload whose completion makes the object visible (S3 objects
- * are never visible half-written), `discard` deletes the scratch file; `list`, `read` and `delete`
- * map to ListObjectsV2, GetObject and DeleteObject.
+ * S3 (`S3Storage`, s3.ts): `stage` returns a file in a local scratch folder, `publish` uploads it
+ * with one PutObject, or with a multipart upload whose completion makes the object visible (S3
+ * objects are never visible half-written); `discard` deletes the scratch file; `list`, `read` and
+ * `delete` map to ListObjectsV2, GetObject and DeleteObject.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -38,6 +38,11 @@ export interface LakeStorage {
   read(name: string): Promise<Buffer>;
   /** Deletes an object; no error when it does not exist. */
   delete(name: string): Promise<void>;
+  /**
+   * Deletes what crashed writers left behind (temporary files, unfinished multipart uploads) when
+   * older than `olderThanMs` (a live writer's is younger). Returns what was removed.
+   */
+  removeStaleTemporaries?(olderThanMs: number, now?: number): Promise<string[]>;
 }
 
 const TMP = '.tmp-';
@@ -47,7 +52,7 @@ export function isTemporaryName(name: string): boolean {
   return name.slice(name.lastIndexOf('/') + 1).includes(TMP);
 }
 
-function checkName(name: string): void {
+export function checkName(name: string): void {
   if (name === '' || name.startsWith('/') || name.split('/').some((p) => p === '' || p === '.' || p === '..')) {
     throw new Error(`invalid lake object name: ${JSON.stringify(name)}`);
   }

@@ -121,6 +121,10 @@ export const ConfigSchema = Type.Object(
           rotateIntervalMs: Type.Optional(Type.Integer({ minimum: 1000 })),
           /** Wall-clock age after which open files are cut, so quiet data becomes visible. Default 10 minutes. */
           rotateScheduleIntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          /** The topics archived (without the prefix). Default [events.raw]; add events.filtered for `shopstream recs bootstrap`. */
+          topics: Type.Optional(
+            Type.Array(Type.Union([Type.Literal('events.raw'), Type.Literal('events.filtered'), Type.Literal('events.rejected')]), { minItems: 1, uniqueItems: true }),
+          ),
           /** Where the files go: the local folder `dir` (default), or S3 (credentials from the AWS SDK's default chain). docs/lake.md */
           storage: Type.Optional(
             Type.Union([

@@ -189,7 +189,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         log,
         storage: openLakeStorage(l, dataDir),
         groupId: `${config.topics?.prefix ?? ''}shopstream-lake`,
-        topics: [{ name: topics.raw, decode: rawDecoderWith({ maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }) }],
+        topics: (l.topics ?? ['events.raw']).map((t) =>
+          t === 'events.raw'
+            ? { name: topics.raw, decode: rawDecoderWith({ maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs }) }
+            : { name: t === 'events.filtered' ? topics.filtered : topics.rejected, decode: 'json' as const },
+        ),
         root: 'lake',
         ...(l.flushSize !== undefined && { flushSize: l.flushSize }),
         ...(l.rotateIntervalMs !== undefined && { rotateIntervalMs: l.rotateIntervalMs }),

@@ -35,6 +35,8 @@ export interface TopicNames {
   recsVisitors: string;
   /** Each visitor's figures in each experiment (`merchant|experiment|visitor`), compacted; the A/B report adds them up. */
   recsExperiments: string;
+  /** History of events.filtered re-published from the lake by `shopstream recs bootstrap`, co-partitioned with it; read by the recs topology. */
+  recsBootstrap: string;
 }
 
 /**
@@ -56,6 +58,7 @@ export function topicNames(prefix = ''): TopicNames {
     recsModel: `${prefix}recs.model`,
     recsVisitors: `${prefix}recs.visitors`,
     recsExperiments: `${prefix}recs.experiments`,
+    recsBootstrap: `${prefix}recs.bootstrap`,
   };
 }
 
@@ -94,6 +97,7 @@ export function platformTopicSpecs(layout: TopicLayout = {}): TopicSpec[] {
     { name: Topics.recsModel, partitions, config: { 'cleanup.policy': 'compact' } },
     { name: Topics.recsVisitors, partitions, config: { 'cleanup.policy': 'compact,delete', 'retention.ms': 30 * DAY } },
     { name: Topics.recsExperiments, partitions, config: { 'cleanup.policy': 'compact' } },
+    { name: Topics.recsBootstrap, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': 7 * DAY } },
   ];
 }
 

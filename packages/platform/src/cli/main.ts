@@ -19,16 +19,18 @@ import { MerchantTable, newReadToken, newServerWriteKey, newWriteKey, putMerchan
 import { ROLES, openLog, startPlatform, type Role } from '../platform.ts';
 import { ensurePlatformTopics, topicNames } from '../topics.ts';
 import { simulateCommand } from '../simulate/cli.ts';
+import { RECS_USAGE, isRecsCommand, recsCommand } from '../recs/cli.ts';
 import { formatResult, queryLake, type QueryFormat } from '../lake/query.ts';
 import { closeLakeStorage, openLakeStorage } from '../lake/open.ts';
 import { LAKE_USAGE, isLakeCommand, lakeCommand } from '../lake/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
-  shopstream collector|pipeline|cubes|lake|capi [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+  shopstream collector|pipeline|cubes|lake|capi|recs [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream query "SELECT …" [--format table|csv|json]   SQL over the lake: views events, filtered, rejected (docs/lake.md)
 ${LAKE_USAGE}
+${RECS_USAGE}
   shopstream merchants list [--show-secrets]
   shopstream merchants rotate-key --id ID [--server-key]
   shopstream simulate --url URL --write-key KEY [--seed N --visitors N --hours N --rate N --truth FILE]  (see shopstream simulate --help)
@@ -75,6 +77,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   if (isLakeCommand(argv)) return lakeCommand(argv, io);
+  if (isRecsCommand(argv)) return recsCommand(argv, io);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -27,6 +27,10 @@ export interface ReplayOptions {
   to: string;
   /** Only this merchant. */
   merchant?: string;
+  /** Only records below these offsets of their source partition (partition → offset). */
+  before?: ReadonlyMap<number, number>;
+  /** Publish each record to the partition it had in the source topic (co-partitioned topics), instead of by key. */
+  keepPartition?: boolean;
   root?: string;
   /** Records per send. Default 2,000. */
   batchSize?: number;
@@ -75,11 +79,12 @@ export async function replayLake(o: ReplayOptions): Promise<ReplayResult> {
   const c = await db.connect();
   const producer = o.log.createProducer({ clientId: 'shopstream-replay' });
   try {
-    const source = `read_parquet([${copies.paths.map(sqlString).join(', ')}], hive_partitioning = false)`;
+    const cut = o.before === undefined ? '' : ` WHERE ${[...o.before].map(([p, offset]) => `("partition" = ${Number(p)} AND "offset" < ${Number(offset)})`).join(' OR ') || 'false'}`;
+    const source = `(SELECT * FROM read_parquet([${copies.paths.map(sqlString).join(', ')}], hive_partitioning = false)${cut})`;
     const total = Number((await c.runAndReadAll(`SELECT count(*)::BIGINT FROM ${source}`)).getRows()[0]![0]);
     o.onProgress?.(0, total);
     const result = await c.stream(
-      `SELECT visitor_id, payload, payload_bytes, headers, epoch_ms(received_at)::BIGINT AS received FROM ${source} ` +
+      `SELECT visitor_id, payload, payload_bytes, headers, epoch_ms(received_at)::BIGINT AS received, "partition" FROM ${source} ` +
         `ORDER BY coalesce(event_time, received_at), received_at, "partition", "offset"`,
     );
     let done = 0;
@@ -94,11 +99,12 @@ export async function replayLake(o: ReplayOptions): Promise<ReplayResult> {
     for (;;) {
       const chunk = await result.fetchChunk();
       if (chunk === null || chunk.rowCount === 0) break;
-      for (const [visitorId, payload, payloadBytes, headers, received] of chunk.getRows()) {
+      for (const [visitorId, payload, payloadBytes, headers, received, partition] of chunk.getRows()) {
         const text = typeof payload === 'string' ? payload : null;
         const bytes = payloadBytes !== null && typeof payloadBytes === 'object' && 'bytes' in payloadBytes ? Buffer.from((payloadBytes as { bytes: Uint8Array }).bytes) : null;
         batch.push({
           topic: o.toTopic,
+          ...(o.keepPartition === true && { partition: Number(partition) }),
           key: keyOf(typeof visitorId === 'string' ? visitorId : null, text),
           value: text !== null ? Buffer.from(text, 'utf8') : bytes,
           timestamp: Number(received),

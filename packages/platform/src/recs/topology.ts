@@ -13,7 +13,7 @@
  * Exactly-once like every topology of the engine: the entries, the carts and sessions, and the
  * outputs commit with the input offsets, so a crash neither loses nor repeats an update.
  */
-import { Serdes, Stores, StreamsBuilder, type KeyValueStore, type Processor, type ProcessorContext, type Record as StreamRecord, type Topology } from '@shopstream/streams';
+import { Serdes, Stores, StreamsBuilder, type BufferedStore, type KeyValueStore, type Processor, type ProcessorContext, type Record as StreamRecord, type Topology } from '@shopstream/streams';
 import type { CanonicalEvent } from '../contract/index.ts';
 import type { PipelineEvent } from '../pipeline/topology.ts';
 import type { TopicNames } from '../topics.ts';
@@ -95,6 +95,13 @@ export function recsDefaults(o: RecsTopologyOptions = {}): Resolved {
   };
 }
 
+/** Calls `send` at each commit with the last value of every key the store wrote since the last one (before the commit's transaction, so the records are part of it). */
+function forwardOnCommit<V>(store: KeyValueStore<string, V>, send: (key: string, value: V) => void): void {
+  (store as unknown as BufferedStore<V>).setFlushListener((key, value) => {
+    if (value !== null) send(key.toString('utf8'), value);
+  });
+}
+
 const ENGAGED = new Set(['Product Viewed', 'Product Clicked', 'Product Added']);
 
 function pushRecent(list: Array<[string, number]>, id: string, at: number, max: number): void {
@@ -120,6 +127,8 @@ class VisitorStage implements Processor<string, Buffer, string, VisitorOut> {
     this.carts = ctx.getStateStore(RECS_STORES.carts);
     this.sessions = ctx.getStateStore(RECS_STORES.sessions);
     this.visitors = ctx.getStateStore(RECS_STORES.visitors);
+    // A visitor's recent products are published once per commit (the last value), not on every event.
+    forwardOnCommit(this.visitors, (key, recent) => ctx.forward({ key, value: { kind: 'visitor', recent }, timestamp: Date.now(), headers: [] }));
   }
 
   private update(r: StreamRecord<string, Buffer>, key: string, update: ModelUpdate): void {
@@ -167,15 +176,11 @@ class VisitorStage implements Processor<string, Buffer, string, VisitorOut> {
         pushRecent(recent.views, id, at, this.o.visitorViews);
       }
     }
-    if (recent !== undefined) {
-      this.visitors.put(vkey, recent);
-      this.ctx.forward({ key: vkey, value: { kind: 'visitor', recent }, timestamp: r.timestamp, headers: [] });
-    }
+    if (recent !== undefined) this.visitors.put(vkey, recent);
   }
 }
 
 class ModelStage implements Processor<string, ModelUpdate, string, CoItemState | PopularityState> {
-  private ctx!: ProcessorContext<string, CoItemState | PopularityState>;
   private model!: KeyValueStore<string, CoItemState | PopularityState>;
   private readonly o: Resolved;
 
@@ -184,8 +189,11 @@ class ModelStage implements Processor<string, ModelUpdate, string, CoItemState |
   }
 
   init(ctx: ProcessorContext<string, CoItemState | PopularityState>): void {
-    this.ctx = ctx;
     this.model = ctx.getStateStore(RECS_STORES.model);
+    // An entry is published once per commit with its last value (Kafka Streams' record cache): an
+    // order of n products updates n entries, but a popular entry updated by 1,000 events in one commit
+    // interval is written once.
+    forwardOnCommit(this.model, (key, value) => ctx.forward({ key, value, timestamp: Date.now(), headers: [] }));
   }
 
   process(r: StreamRecord<string, ModelUpdate>): void {
@@ -198,7 +206,6 @@ class ModelStage implements Processor<string, ModelUpdate, string, CoItemState |
       next = applyCoUpdate(this.model.get(r.key) as CoItemState | undefined, v.u, cfg);
     }
     this.model.put(r.key, next);
-    this.ctx.forward({ key: r.key, value: next, timestamp: r.timestamp, headers: [] });
   }
 }
 
@@ -208,17 +215,24 @@ class ModelStage implements Processor<string, ModelUpdate, string, CoItemState |
  * click and order updates its state (experiments/attribution.ts); the summary goes to recs.experiments.
  */
 class ExperimentStage implements Processor<string, Buffer, string, SummaryRow> {
-  private ctx!: ProcessorContext<string, SummaryRow>;
   private states!: KeyValueStore<string, VisitorState>;
   private readonly byMerchant = new Map<string, RunningExperiment[]>();
+  private readonly merchantOf = new Map<string, string>();
 
   constructor(experiments: readonly RunningExperiment[]) {
-    for (const x of experiments) this.byMerchant.set(x.merchant, [...(this.byMerchant.get(x.merchant) ?? []), x]);
+    for (const x of experiments) {
+      this.byMerchant.set(x.merchant, [...(this.byMerchant.get(x.merchant) ?? []), x]);
+      this.merchantOf.set(x.experiment.id, x.merchant);
+    }
   }
 
   init(ctx: ProcessorContext<string, SummaryRow>): void {
-    this.ctx = ctx;
     this.states = ctx.getStateStore(RECS_STORES.experiments);
+    forwardOnCommit(this.states, (key, state) => {
+      const [experiment, ...visitor] = key.split('|');
+      const merchant = this.merchantOf.get(experiment!)!;
+      ctx.forward({ key: experimentVisitorKey(merchant, experiment!, visitor.join('|')), value: { variant: state.variant, ...visitorSummary(state) }, timestamp: Date.now(), headers: [] });
+    });
   }
 
   process(r: StreamRecord<string, Buffer>): void {
@@ -235,7 +249,6 @@ class ExperimentStage implements Processor<string, Buffer, string, SummaryRow> {
       const after = applyEvent(state, e, x.attribution);
       if (before !== undefined && after === before) continue;
       this.states.put(key, after);
-      this.ctx.forward({ key: experimentVisitorKey(e.merchantId, x.experiment.id, e.visitorId), value: { variant: after.variant, ...visitorSummary(after) }, timestamp: r.timestamp, headers: [] });
     }
   }
 }
@@ -247,7 +260,11 @@ export function recsTopology(topics: TopicNames, options: RecsTopologyOptions = 
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.sessions, keySerde: Serdes.string(), valueSerde: Serdes.json<SessionState>(), ttlMs: o.sessionTtlMs }));
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.visitors, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorRecent>(), ttlMs: 30 * 86_400_000 }));
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.model, keySerde: Serdes.string(), valueSerde: Serdes.json<CoItemState | PopularityState>() }));
-  const filtered = b.stream<string, Buffer>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.bytes() });
+  // events.filtered, and the history `shopstream recs bootstrap` re-publishes from the lake (the
+  // records events.filtered no longer holds: nothing is in both).
+  const filtered = b
+    .stream<string, Buffer>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.bytes() })
+    .merge(b.stream<string, Buffer>(topics.recsBootstrap, { name: 'recs-bootstrap', keySerde: Serdes.string(), valueSerde: Serdes.bytes() }), { name: 'recs-input' });
   if (o.experiments.length > 0) {
     b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.experiments, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorState>(), ttlMs: 400 * 86_400_000 }));
     filtered

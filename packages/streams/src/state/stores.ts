@@ -111,6 +111,11 @@ export abstract class BufferedStore<V> implements StateStore {
     this.changelog = changelog;
   }
 
+  /**
+   * Kafka Streams' record cache: at each commit, before its transaction, the listener gets the last
+   * value of every key written since the previous commit (the key as written, serialised; null for a
+   * delete). Records it forwards are part of that commit. One listener per store.
+   */
   setFlushListener(listener: (key: Buffer, value: V | null, timestamp: number) => void): void {
     this.flushListener = listener;
   }
@@ -191,6 +196,11 @@ export abstract class BufferedStore<V> implements StateStore {
     return b;
   }
 
+  /** The key as the user wrote it, from the stored key (stores that prefix keys override this). */
+  protected userKeyOf(storedKey: Buffer): Buffer {
+    return storedKey;
+  }
+
   /** Hook for secondary indexes of the buffer. */
   protected onBufferPut(_s: string, _bkey: Buffer): void {}
 
@@ -213,7 +223,7 @@ export abstract class BufferedStore<V> implements StateStore {
   flush(): void {
     if (this.buffer.size === 0) return;
     if (this.flushListener !== undefined) {
-      for (const e of this.buffer.values()) this.flushListener(e.key, e.value, e.timestamp);
+      for (const e of this.buffer.values()) this.flushListener(this.userKeyOf(e.key), e.value, e.timestamp);
     }
     if (this.changelog !== undefined) {
       for (const e of this.buffer.values()) {
@@ -444,6 +454,11 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
   override restoreBatch(records: Iterable<readonly [Buffer, Buffer | null]>, checkpoint: number): void {
     super.restoreBatch(records, checkpoint);
     this.segments = undefined;
+  }
+
+  /** Stored keys are the 8-byte segment, then the key. */
+  protected override userKeyOf(storedKey: Buffer): Buffer {
+    return storedKey.subarray(8);
   }
 
   override wipe(): void {

@@ -31,6 +31,8 @@ describe('Online Retail replayed through the collector = SQL over the CSV', { sk
       dataDir: join(t.dir, 'data'),
       port: 0,
       logger: pino({ level: 'warn' }),
+      // What this test checks: collector → pipeline → cubes = SQL over the CSV.
+      roles: ['collector', 'pipeline', 'cubes'],
       config: {
         merchants: [
           {

@@ -47,11 +47,12 @@ describe('recommendations API', () => {
     });
     assert.equal(res.status, 200, await res.text());
   }
+  let orders = 0;
   const order = (visitor: string, ids: string[]) => ({
     type: 'track',
     event: 'Order Completed',
     anonymousId: visitor,
-    properties: { order_id: `o-${seq}`, currency: 'EUR', total: 10, products: ids.map((id) => ({ product_id: id, price: 5, quantity: 1 })) },
+    properties: { order_id: `o-${orders++}`, currency: 'EUR', total: 10, products: ids.map((id) => ({ product_id: id, price: 5, quantity: 1 })) },
   });
   const view = (visitor: string, id: string) => ({ type: 'track', event: 'Product Viewed', anonymousId: visitor, properties: { product_id: id, price: 5, currency: 'EUR' } });
   const get = (query: string, key = WRITE_KEY, merchant = 'shop') =>

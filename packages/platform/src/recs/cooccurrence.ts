@@ -8,13 +8,14 @@
  * An event becomes a list of `CoUpdate`s, each for one key; `applyCoUpdate(state, update)` is the
  * whole write path, so a topology can flat-map events to updates, repartition them by `key` and
  * aggregate them in the key's task. The state after a sequence of updates depends only on that
- * sequence (no clock, no randomness, ties broken by key).
+ * sequence (no clock, no randomness; Space-Saving breaks ties from the stored array alone).
  *
- * Size bound of an item's entry: at most `capacity` neighbour counters, i.e. about
- * `capacity × (length of a product id + 30)` bytes of JSON, whatever the catalogue or the traffic.
+ * Size bound of an item's entry: at most `capacity` neighbour counters, i.e. at most
+ * `100 + capacity × (length of a product id + 56)` bytes of JSON (a count is a double: at most 24
+ * characters; whole counts without decay take a few), whatever the catalogue or the traffic.
  * The number of entries is the number of distinct items seen (plus one).
  */
-import { ssGet, ssMin, ssOffer, ssScale, ssTop, ssValidate, type Counter } from './space-saving.ts';
+import { ssGet, ssMin, ssOfferAll, ssScale, ssTop, ssValidate, type Counter } from './space-saving.ts';
 
 /** The key of the model's total (the weighted number of baskets). No product id can be empty. */
 export const TOTAL_KEY = '';
@@ -40,8 +41,8 @@ export interface CoItemState {
   /** Total weight offered to `nb` (the Space-Saving `W`; errors are at most `W / capacity`). */
   w: number;
   /**
-   * Neighbours, at most `capacity` Space-Saving counters `[productId, count, error]` in min-heap
-   * order (space-saving.ts); `count` overestimates the weighted co-occurrence by at most `error`.
+   * Neighbours, at most `capacity` Space-Saving counters `[productId, count, error]` in slot order
+   * (space-saving.ts); `count` overestimates the weighted co-occurrence by at most `error`.
    * Empty for `TOTAL_KEY`.
    */
   nb: Counter[];
@@ -72,6 +73,8 @@ export interface CoStore extends CoReader {
 
 /** Counts are rescaled when an update is this many half-lives after the landmark (2^64 ≪ Number.MAX_VALUE). */
 const RESCALE_HALF_LIVES = 64;
+/** Counts this many half-lives old are below 2^-1000 of a new event's weight (and near the smallest double). */
+const FORGET_HALF_LIVES = 1000;
 
 export function checkCoConfig(cfg: CoConfig): void {
   if (!Number.isInteger(cfg.capacity) || cfg.capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${cfg.capacity}.`);
@@ -95,14 +98,18 @@ function eventScale(state: CoItemState, at: number, halfLifeMs: number | null): 
   const ahead = (at - state.t) / halfLifeMs;
   if (ahead >= RESCALE_HALF_LIVES) {
     const k = Math.floor(ahead);
-    const f = 2 ** -k;
-    state.n *= f;
-    state.w *= f;
-    ssScale(state.nb, f);
-    // Counts that fell below the smallest double become 0: drop them (and restore the heap order).
-    if (state.nb.some((c) => !(c[1] > 0))) {
-      state.nb = state.nb.filter((c) => c[1] > 0);
-      ssScale(state.nb, 1);
+    if (k > FORGET_HALF_LIVES) {
+      // Everything counted so far weighs less than 2^-1000 of this event: forget it.
+      state.n = 0;
+      state.w = 0;
+      state.nb = [];
+    } else {
+      const f = 2 ** -k;
+      state.n *= f;
+      state.w *= f;
+      ssScale(state.nb, f);
+      // Counts that fell below the smallest double became 0: drop them.
+      if (state.nb.some((c) => !(c[1] > 0))) state.nb = state.nb.filter((c) => c[1] > 0);
     }
     state.t += k * halfLifeMs;
   }
@@ -117,15 +124,7 @@ export function applyCoUpdate(state: CoItemState | undefined, u: CoUpdate, cfg: 
   const s = state ?? emptyCoState();
   const g = eventScale(s, u.at, cfg.halfLifeMs);
   if (u.count !== 0) s.n += u.count * g;
-  const ws = u.weights;
-  for (let i = 0; i < u.pairs.length; i++) {
-    const other = u.pairs[i]!;
-    if (other === u.key) continue;
-    const w = (typeof ws === 'number' ? ws : ws[i]!) * g;
-    if (!(w > 0)) continue;
-    s.w += w;
-    ssOffer(s.nb, other, w, cfg.capacity);
-  }
+  if (u.pairs.length > 0) s.w += ssOfferAll(s.nb, u.pairs, u.weights, cfg.capacity, u.key, g);
   return s;
 }
 

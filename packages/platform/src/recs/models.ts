@@ -23,7 +23,7 @@ import {
   type CoReader,
   type CoUpdate,
 } from './cooccurrence.ts';
-import { DEFAULT_SCORING, byScore, rankNeighbours, type Scoring } from './scoring.ts';
+import { DEFAULT_ESTIMATE, DEFAULT_SCORING, scoreNeighbours, topScores, type Estimate, type Scoring } from './scoring.ts';
 import { popularTop, type PopularityState } from './popularity.ts';
 
 // ---- FBT ---------------------------------------------------------------------------------------
@@ -45,7 +45,7 @@ export interface FbtConfig {
 
 /** The defaults, chosen by the offline evaluation (docs/recommendations.md). */
 export const DEFAULT_FBT: FbtConfig = {
-  co: { capacity: 50, halfLifeMs: null },
+  co: { capacity: 200, halfLifeMs: null },
   orderWeight: 1,
   cartWeight: 0.5,
   maxBasket: 100,
@@ -113,7 +113,7 @@ export interface OymlConfig {
 }
 
 export const DEFAULT_OYML: OymlConfig = {
-  co: { capacity: 50, halfLifeMs: null },
+  co: { capacity: 200, halfLifeMs: null },
   window: 10,
   decay: { kind: 'inverse' },
 };
@@ -169,8 +169,8 @@ export interface RecommendOptions {
   scoring?: Scoring;
   /** Neighbours with a smaller estimated co-occurrence are ignored. Default 0. */
   minSupport?: number;
-  /** Which Space-Saving estimate to score (scoring.ts). Default `lower`. */
-  estimate?: 'lower' | 'upper';
+  /** Which Space-Saving estimate to score (scoring.ts). Default `DEFAULT_ESTIMATE`. */
+  estimate?: Estimate;
   /** Products never to recommend (besides the seeds): the cart, what was bought. */
   exclude?: Iterable<string>;
   /** Popular products to fill with when the model has fewer than `limit` (e.g. the merchant's). */
@@ -204,16 +204,12 @@ export function recommend(model: CoReader, productIds: readonly string[], limit:
   for (const id of opts.exclude ?? []) excluded.add(id);
   const scores = new Map<string, number>();
   let knownSeeds = 0;
-  const scoreOpts = { scoring: opts.scoring ?? DEFAULT_SCORING, minSupport: opts.minSupport ?? 0, estimate: opts.estimate ?? 'lower' };
-  for (const seed of seeds) {
-    const ranked = rankNeighbours(model, seed, opts.co, scoreOpts);
-    if (ranked.length > 0) knownSeeds++;
-    for (const r of ranked) if (!excluded.has(r.id)) scores.set(r.id, (scores.get(r.id) ?? 0) + r.score);
-  }
-  const items: Recommended[] = [...scores]
-    .map(([id, score]) => ({ id, score, source: 'model' as const }))
-    .sort(byScore)
-    .slice(0, Math.max(0, limit));
+  const scoreOpts = { scoring: opts.scoring ?? DEFAULT_SCORING, minSupport: opts.minSupport ?? 0, estimate: opts.estimate ?? DEFAULT_ESTIMATE };
+  const add = (id: string, score: number): void => {
+    if (!excluded.has(id)) scores.set(id, (scores.get(id) ?? 0) + score);
+  };
+  for (const seed of seeds) if (scoreNeighbours(model, seed, opts.co, scoreOpts, add) > 0) knownSeeds++;
+  const items: Recommended[] = topScores(scores, limit).map(({ id, score }) => ({ id, score, source: 'model' as const }));
   let fallback = false;
   if (items.length < limit && opts.popularity !== undefined) {
     for (const r of items) excluded.add(r.id);

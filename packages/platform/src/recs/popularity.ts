@@ -4,8 +4,8 @@
  * purchases count more, and the order of two events never changes their weights). The fallback of
  * the recommenders when they know too little. Pure functions over plain state, no I/O.
  *
- * State: ONE key-value entry per merchant (`PopularityState`): at most `capacity` counters, about
- * `capacity × (length of a product id + 30)` bytes of JSON. Deterministic: the state depends only
+ * State: ONE key-value entry per merchant (`PopularityState`): at most `capacity` counters, at most
+ * `100 + capacity × (length of a product id + 56)` bytes of JSON. Deterministic: the state depends only
  * on the sequence of updates (event times, not the clock).
  *
  * Guarantee (Space-Saving over decayed weights): with `D` the decayed total weight, a product whose
@@ -30,11 +30,12 @@ export interface PopularityState {
   t: number;
   /** Decayed total weight offered. */
   n: number;
-  /** Space-Saving counters `[productId, count, error]`, min-heap order (space-saving.ts), at most `capacity`. */
+  /** Space-Saving counters `[productId, count, error]`, in slot order (space-saving.ts), at most `capacity`. */
   top: Counter[];
 }
 
 const RESCALE_HALF_LIVES = 64;
+const FORGET_HALF_LIVES = 1000;
 
 export function emptyPopularity(): PopularityState {
   return { v: 1, t: 0, n: 0, top: [] };
@@ -60,12 +61,14 @@ export function popularityAdd(
     const ahead = (at - s.t) / cfg.halfLifeMs;
     if (ahead >= RESCALE_HALF_LIVES) {
       const k = Math.floor(ahead);
-      const f = 2 ** -k;
-      s.n *= f;
-      ssScale(s.top, f);
-      if (s.top.some((c) => !(c[1] > 0))) {
-        s.top = s.top.filter((c) => c[1] > 0);
-        ssScale(s.top, 1);
+      if (k > FORGET_HALF_LIVES) {
+        s.n = 0;
+        s.top = [];
+      } else {
+        const f = 2 ** -k;
+        s.n *= f;
+        ssScale(s.top, f);
+        if (s.top.some((c) => !(c[1] > 0))) s.top = s.top.filter((c) => c[1] > 0);
       }
       s.t += k * cfg.halfLifeMs;
     }

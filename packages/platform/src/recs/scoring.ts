@@ -5,13 +5,14 @@
  * divide that out. Pure functions. See docs/recommendations.md for the choice of the default.
  */
 import { TOTAL_KEY, rebase, type CoConfig, type CoItemState, type CoReader } from './cooccurrence.ts';
+import { ssMin } from './space-saving.ts';
 
 export const SCORINGS = ['cosine', 'llr', 'jaccard', 'raw'] as const;
 /** cosine: c(a,b)/√(c(a)c(b)); llr: Dunning's G² (0 unless positively associated); jaccard: c(a,b)/(c(a)+c(b)−c(a,b)); raw: c(a,b). */
 export type Scoring = (typeof SCORINGS)[number];
 
 /** The default, chosen by the offline evaluation (docs/recommendations.md, BENCHMARKS.md). */
-export const DEFAULT_SCORING: Scoring = 'cosine';
+export const DEFAULT_SCORING: Scoring = 'llr';
 
 export function cosine(cab: number, ca: number, cb: number): number {
   return ca > 0 && cb > 0 ? cab / Math.sqrt(ca * cb) : 0;
@@ -61,15 +62,25 @@ export function pairScore(scoring: Scoring, cab: number, ca: number, cb: number,
   }
 }
 
+/**
+ * Which estimate of c(a,b) to score, from a Space-Saving counter `[b, count, error]` of a's summary
+ * whose smallest counter is `min` (0 while the summary is not full: then every count is exact):
+ * - `upper`: count (never below the truth);
+ * - `lower`: count − error, the weight seen since the counter was (re)assigned (never above the truth);
+ * - `mg`: count − min, the Misra–Gries counter (never above `lower`): only what stands out of the
+ *   summary's noise floor; a neighbour at the floor scores nothing.
+ */
+export type Estimate = 'upper' | 'lower' | 'mg';
+
+/** The default estimate, chosen by the offline evaluation. */
+export const DEFAULT_ESTIMATE: Estimate = 'mg';
+
 export interface ScoreOptions {
   scoring: Scoring;
   /** Neighbours whose estimated co-occurrence is below this are ignored (noise). Default 0: none. */
   minSupport?: number;
-  /**
-   * Which Space-Saving estimate of c(a,b) to score: `lower` = count − error (the weight seen since the
-   * counter was (re)assigned: never above the truth), `upper` = count (never below). Default `lower`.
-   */
-  estimate?: 'lower' | 'upper';
+  /** Default `DEFAULT_ESTIMATE`. */
+  estimate?: Estimate;
 }
 
 export interface ScoredNeighbour {
@@ -80,31 +91,66 @@ export interface ScoredNeighbour {
 }
 
 /**
- * The neighbours of `item` in `model`, scored, by decreasing score then increasing id. Empty when
- * the model has no entry for the item. At most `cfg.capacity` of them.
+ * Calls `visit(id, score, count)` for each neighbour of `item` in `model` with a score > 0, in the
+ * summary's order. Returns how many neighbours the item has (0: the model has no entry for it).
  */
-export function rankNeighbours(model: CoReader, item: string, cfg: CoConfig, opts: ScoreOptions): ScoredNeighbour[] {
+export function scoreNeighbours(
+  model: CoReader,
+  item: string,
+  cfg: CoConfig,
+  opts: ScoreOptions,
+  visit: (id: string, score: number, count: number) => void,
+): number {
   const a = model.get(item);
-  if (a === undefined || a.nb.length === 0) return [];
+  if (a === undefined || a.nb.length === 0) return 0;
   const h = cfg.halfLifeMs;
   const total = model.get(TOTAL_KEY);
   const n = total === undefined ? 0 : rebase(total.n, total.t, a.t, h);
   const minSupport = opts.minSupport ?? 0;
-  const out: ScoredNeighbour[] = [];
-  const lower = (opts.estimate ?? 'lower') === 'lower';
+  const estimate = opts.estimate ?? DEFAULT_ESTIMATE;
+  const floor = estimate === 'mg' ? ssMin(a.nb, cfg.capacity) : 0;
+  const scoring = opts.scoring;
   for (const [id, upper, error] of a.nb) {
-    const count = lower ? upper - error : upper;
-    if (count < minSupport) continue;
+    const count = estimate === 'upper' ? upper : estimate === 'lower' ? upper - error : upper - floor;
+    if (!(count > 0) || count < minSupport) continue;
     const b: CoItemState | undefined = model.get(id);
     // b co-occurred with a, so it has an entry, unless its entry expired: then c(b) ≥ c(a,b) is all we know.
     const cb = b === undefined ? count : rebase(b.n, b.t, a.t, h);
-    const score = pairScore(opts.scoring, count, a.n, cb, n);
-    if (score > 0) out.push({ id, score, count });
+    const score = pairScore(scoring, count, a.n, cb, n);
+    if (score > 0) visit(id, score, count);
   }
+  return a.nb.length;
+}
+
+/**
+ * The neighbours of `item` in `model`, scored, by decreasing score then increasing id. Empty when
+ * the model has no entry for the item. At most `cfg.capacity` of them.
+ */
+export function rankNeighbours(model: CoReader, item: string, cfg: CoConfig, opts: ScoreOptions): ScoredNeighbour[] {
+  const out: ScoredNeighbour[] = [];
+  scoreNeighbours(model, item, cfg, opts, (id, score, count) => out.push({ id, score, count }));
   return out.sort(byScore);
 }
 
 /** Decreasing score, then increasing id (deterministic). */
 export function byScore(x: { id: string; score: number }, y: { id: string; score: number }): number {
   return y.score - x.score || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+}
+
+/** The `k` best of `scores` by `byScore`, best first (a selection, not a sort of them all). */
+export function topScores(scores: Iterable<[string, number]>, k: number): Array<{ id: string; score: number }> {
+  const best: Array<{ id: string; score: number }> = [];
+  if (k <= 0) return best;
+  for (const [id, score] of scores) {
+    if (best.length === k) {
+      const last = best[k - 1]!;
+      if (score < last.score || (score === last.score && id > last.id)) continue;
+    }
+    const e = { id, score };
+    let i = best.length;
+    while (i > 0 && byScore(e, best[i - 1]!) < 0) i--;
+    best.splice(i, 0, e);
+    if (best.length > k) best.pop();
+  }
+  return best;
 }

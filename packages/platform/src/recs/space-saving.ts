@@ -3,164 +3,242 @@
  * counting structure behind the recommendation models (each item's neighbours, each merchant's
  * popular products). Pure functions, no I/O.
  *
- * The summary is a `Counter[]` of at most `capacity` entries `[key, count, error]`, kept as a binary
- * min-heap ordered by (count, key): the root is the smallest counter, and among equal counts the
- * smallest key (so the counter evicted never depends on how the array happens to be laid out).
- * The array is plain data: it goes through `JSON.stringify`/`JSON.parse` unchanged.
+ * The summary is a `Counter[]` of at most `capacity` entries `[key, count, error]`, in slot order:
+ * a new counter is appended while there is room; once full, a new key takes the slot of the counter
+ * it evicts. The array is plain data: it goes through `JSON.stringify`/`JSON.parse` unchanged.
  *
  * Offering `key` with weight `w > 0`:
  * - kept: its count grows by `w`;
  * - not kept, fewer than `capacity` counters: a new counter `[key, w, 0]`;
- * - not kept, full: the smallest counter `[k, m, e]` is replaced by `[key, m + w, m]`.
+ * - not kept, full: the smallest counter `[k, m, e]` is replaced by `[key, m + w, m]`. The smallest
+ *   is the one of least count, and among equal counts the one in the lowest slot: the choice
+ *   depends on the array alone, so the same offers on the same array give the same array, whether
+ *   it stayed in memory or went through a store.
  *
  * Guarantees, with `W` the total weight offered and `m` the smallest count once full (0 before):
  * - a kept key's count overestimates its true total by at most its `error`, and `error ≤ m ≤ W / capacity`;
- *   `count − error` is a lower bound of the true total;
+ *   `count − error` is a lower bound of the true total (and so is `count − m`, the Misra–Gries counter);
  * - a key whose true total exceeds `m` (in particular any key above `W / capacity`) is kept;
  * - a key that is not kept has a true total of at most `m`.
  *
- * A `Map` from key to heap position speeds up look-ups. It is a cache held in a `WeakMap` keyed by
- * the array (never serialised): an array read back from JSON gets its index rebuilt on first use,
- * O(capacity). Only the functions of this module may change an array they have indexed.
+ * Speed: a min-heap of slots, the counts in a typed array and a `Map` from key to slot form an
+ * index of the array, held in a `WeakMap` keyed by the array (never serialised): an array read
+ * back from JSON gets its index rebuilt on first use, O(capacity). An offer costs one `Map` look-up
+ * and O(log capacity) typed-array moves. Only the functions of this module may change an array
+ * they have indexed.
  */
 
 /** `[key, count, error]`: `count` overestimates the key's total weight by at most `error`. */
 export type Counter = [key: string, count: number, error: number];
 
-const indexes = new WeakMap<Counter[], Map<string, number>>();
-
-function indexOf(heap: Counter[]): Map<string, number> {
-  let idx = indexes.get(heap);
-  if (idx === undefined || idx.size !== heap.length) {
-    idx = new Map();
-    for (let i = 0; i < heap.length; i++) idx.set(heap[i]![0], i);
-    indexes.set(heap, idx);
-  }
-  return idx;
+interface Index {
+  /** Key → slot. */
+  slots: Map<string, number>;
+  /** Counts by slot (a copy of `counter[1]`). */
+  counts: Float64Array;
+  /** Binary min-heap of slots by (count, slot). */
+  heap: Int32Array;
+  /** Position in `heap` of each slot. */
+  pos: Int32Array;
+  size: number;
 }
 
-/** True when counter a sorts before counter b: smaller count, or equal count and smaller key. */
-function less(a: Counter, b: Counter): boolean {
-  return a[1] < b[1] || (a[1] === b[1] && a[0] < b[0]);
+const indexes = new WeakMap<Counter[], Index>();
+
+function less(counts: Float64Array, a: number, b: number): boolean {
+  const ca = counts[a]!;
+  const cb = counts[b]!;
+  return ca < cb || (ca === cb && a < b);
 }
 
-function siftDown(heap: Counter[], idx: Map<string, number>, i: number): void {
-  const n = heap.length;
-  const item = heap[i]!;
+function siftDown(ix: Index, i: number): void {
+  const { heap, pos, counts, size } = ix;
+  const slot = heap[i]!;
   for (;;) {
     const l = 2 * i + 1;
-    if (l >= n) break;
+    if (l >= size) break;
     const r = l + 1;
-    const c = r < n && less(heap[r]!, heap[l]!) ? r : l;
+    const c = r < size && less(counts, heap[r]!, heap[l]!) ? r : l;
     const child = heap[c]!;
-    if (!less(child, item)) break;
+    if (!less(counts, child, slot)) break;
     heap[i] = child;
-    idx.set(child[0], i);
+    pos[child] = i;
     i = c;
   }
-  heap[i] = item;
-  idx.set(item[0], i);
+  heap[i] = slot;
+  pos[slot] = i;
 }
 
-function siftUp(heap: Counter[], idx: Map<string, number>, i: number): void {
-  const item = heap[i]!;
+function siftUp(ix: Index, i: number): void {
+  const { heap, pos, counts } = ix;
+  const slot = heap[i]!;
   while (i > 0) {
     const p = (i - 1) >> 1;
     const parent = heap[p]!;
-    if (!less(item, parent)) break;
+    if (!less(counts, slot, parent)) break;
     heap[i] = parent;
-    idx.set(parent[0], i);
+    pos[parent] = i;
     i = p;
   }
-  heap[i] = item;
-  idx.set(item[0], i);
+  heap[i] = slot;
+  pos[slot] = i;
 }
 
-/**
- * Adds `weight` (> 0, finite) to `key` in the summary `heap` of at most `capacity` counters (≥ 1),
- * in place. A heap above `capacity` (the capacity was lowered) first drops its smallest counters.
- * @returns the key evicted to make room, if any.
- */
-export function ssOffer(heap: Counter[], key: string, weight: number, capacity: number): string | undefined {
-  if (!(weight > 0) || !Number.isFinite(weight)) throw new RangeError(`Space-Saving weight must be a positive finite number, got ${weight}.`);
-  const idx = indexOf(heap);
-  const at = idx.get(key);
-  if (at !== undefined) {
-    heap[at]![1] += weight;
-    siftDown(heap, idx, at);
+function build(arr: Counter[], room: number): Index {
+  const n = arr.length;
+  const cap = Math.max(room, n, 1);
+  const ix: Index = { slots: new Map(), counts: new Float64Array(cap), heap: new Int32Array(cap), pos: new Int32Array(cap), size: n };
+  for (let s = 0; s < n; s++) {
+    const c = arr[s]!;
+    ix.slots.set(c[0], s);
+    ix.counts[s] = c[1];
+    ix.heap[s] = s;
+    ix.pos[s] = s;
+  }
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(ix, i);
+  return ix;
+}
+
+/** The index of `arr`, with room for `capacity` counters; rebuilt when missing or out of date. */
+function indexOf(arr: Counter[], capacity: number): Index {
+  let ix = indexes.get(arr);
+  if (ix === undefined || ix.size !== arr.length || ix.counts.length < capacity) {
+    ix = build(arr, capacity);
+    indexes.set(arr, ix);
+  }
+  return ix;
+}
+
+function checkCapacity(capacity: number): void {
+  if (!(capacity >= 1) || !Number.isInteger(capacity)) throw new RangeError(`Space-Saving capacity must be a positive integer, got ${capacity}.`);
+}
+
+function checkWeight(weight: number): void {
+  if (!(weight > 0) || weight === Infinity) throw new RangeError(`Space-Saving weight must be a positive finite number, got ${weight}.`);
+}
+
+function offer(arr: Counter[], ix: Index, key: string, weight: number, capacity: number): string | undefined {
+  const slot = ix.slots.get(key);
+  if (slot !== undefined) {
+    const count = ix.counts[slot]! + weight;
+    ix.counts[slot] = count;
+    arr[slot]![1] = count;
+    siftDown(ix, ix.pos[slot]!);
     return undefined;
   }
-  ssShrink(heap, capacity);
-  if (heap.length < capacity) {
-    heap.push([key, weight, 0]);
-    siftUp(heap, idx, heap.length - 1);
+  if (ix.size < capacity) {
+    const s = ix.size++;
+    arr.push([key, weight, 0]);
+    ix.slots.set(key, s);
+    ix.counts[s] = weight;
+    ix.heap[s] = s;
+    ix.pos[s] = s;
+    siftUp(ix, s);
     return undefined;
   }
-  const root = heap[0]!;
-  const evicted = root[0];
-  idx.delete(evicted);
-  heap[0] = [key, root[1] + weight, root[1]];
-  siftDown(heap, idx, 0);
+  // Replace the smallest counter (the heap's root) in its slot, reusing its array.
+  const s = ix.heap[0]!;
+  const c = arr[s]!;
+  const evicted = c[0];
+  ix.slots.delete(evicted);
+  ix.slots.set(key, s);
+  const min = c[1];
+  c[0] = key;
+  c[1] = ix.counts[s] = min + weight;
+  c[2] = min;
+  siftDown(ix, 0);
   return evicted;
 }
 
-/** Drops the smallest counters until at most `capacity` (≥ 1) remain, in place. */
-export function ssShrink(heap: Counter[], capacity: number): void {
-  if (!(capacity >= 1) || !Number.isInteger(capacity)) throw new RangeError(`Space-Saving capacity must be a positive integer, got ${capacity}.`);
-  if (heap.length <= capacity) return;
-  const idx = indexOf(heap);
-  while (heap.length > capacity) {
-    const last = heap.pop()!;
-    idx.delete(heap.length === 0 ? last[0] : heap[0]![0]);
-    if (heap.length === 0) break;
-    heap[0] = last;
-    siftDown(heap, idx, 0);
+/**
+ * Adds `weight` (> 0, finite) to `key` in the summary `arr` of at most `capacity` counters (≥ 1),
+ * in place. A summary above `capacity` (the capacity was lowered) first drops its smallest counters.
+ * @returns the key evicted to make room, if any.
+ */
+export function ssOffer(arr: Counter[], key: string, weight: number, capacity: number): string | undefined {
+  checkWeight(weight);
+  checkCapacity(capacity);
+  if (arr.length > capacity) ssShrink(arr, capacity);
+  return offer(arr, indexOf(arr, capacity), key, weight, capacity);
+}
+
+/**
+ * Offers each of `keys` but `skip`, with weight `weights[i]` (or `weights` when it is a number)
+ * times `scale`, in order: the same as calling `ssOffer` for each. Weights ≤ 0 are skipped.
+ * @returns the total weight offered.
+ */
+export function ssOfferAll(arr: Counter[], keys: readonly string[], weights: number | readonly number[], capacity: number, skip?: string, scale = 1): number {
+  checkCapacity(capacity);
+  if (arr.length > capacity) ssShrink(arr, capacity);
+  const ix = indexOf(arr, capacity);
+  let total = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (key === skip) continue;
+    const w = (typeof weights === 'number' ? weights : weights[i]!) * scale;
+    if (!(w > 0)) continue;
+    checkWeight(w);
+    offer(arr, ix, key, w, capacity);
+    total += w;
+  }
+  return total;
+}
+
+/** Drops the smallest counters until at most `capacity` (≥ 1) remain, in place (the last slot fills each hole). */
+export function ssShrink(arr: Counter[], capacity: number): void {
+  checkCapacity(capacity);
+  while (arr.length > capacity) {
+    const ix = indexOf(arr, arr.length);
+    const s = ix.heap[0]!;
+    const last = arr.pop()!;
+    if (s < arr.length) arr[s] = last;
+    indexes.delete(arr);
   }
 }
 
-/** The counter of `key`, if it is kept (do not modify it). */
-export function ssGet(heap: Counter[], key: string): Readonly<Counter> | undefined {
-  const at = indexOf(heap).get(key);
-  return at === undefined ? undefined : heap[at];
+/** The counter of `key`, if it is kept (read it at once: it is not to be modified, and a later offer may reuse it). */
+export function ssGet(arr: Counter[], key: string): Readonly<Counter> | undefined {
+  const s = indexOf(arr, arr.length).slots.get(key);
+  return s === undefined ? undefined : arr[s];
 }
 
 /** The smallest count once `capacity` counters are in use, else 0: the bound on every error and on any key not kept. */
-export function ssMin(heap: readonly Counter[], capacity: number): number {
-  return heap.length >= capacity && heap.length > 0 ? heap[0]![1] : 0;
+export function ssMin(arr: readonly Counter[], capacity: number): number {
+  if (arr.length < capacity || arr.length === 0) return 0;
+  let min = Infinity;
+  for (const c of arr) if (c[1] < min) min = c[1];
+  return min;
 }
 
 /** The counters by decreasing count, then increasing key; the first `limit` when given. A copy. */
-export function ssTop(heap: readonly Counter[], limit = heap.length): Counter[] {
-  return heap
+export function ssTop(arr: readonly Counter[], limit = arr.length): Counter[] {
+  return arr
     .map((c): Counter => [c[0], c[1], c[2]])
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .slice(0, Math.max(0, limit));
 }
 
-/** Multiplies every count and error by `factor` (> 0), in place. Keeps the heap order (used to rescale decayed counts). */
-export function ssScale(heap: Counter[], factor: number): void {
+/** Multiplies every count and error by `factor` (> 0), in place (used to rescale decayed counts). */
+export function ssScale(arr: Counter[], factor: number): void {
   if (!(factor > 0)) throw new RangeError(`Space-Saving scale factor must be positive, got ${factor}.`);
-  for (const c of heap) {
+  for (const c of arr) {
     c[1] *= factor;
     c[2] *= factor;
   }
-  // A product can round two different counts to the same value: restore the (count, key) order.
-  const idx = indexOf(heap);
-  for (let i = (heap.length >> 1) - 1; i >= 0; i--) siftDown(heap, idx, i);
+  // A product can round two different counts to the same value: rebuild the index.
+  indexes.delete(arr);
 }
 
-/** Checks the invariants of a summary read from outside (a state store, a file): shape, heap order, unique keys. */
-export function ssValidate(heap: unknown, capacity: number): heap is Counter[] {
-  if (!Array.isArray(heap) || heap.length > capacity) return false;
+/** Checks a summary read from outside (a state store, a file): shape, bound, unique keys, 0 ≤ error ≤ count. */
+export function ssValidate(arr: unknown, capacity: number): arr is Counter[] {
+  if (!Array.isArray(arr) || arr.length > capacity) return false;
   const seen = new Set<string>();
-  for (let i = 0; i < heap.length; i++) {
-    const c: unknown = heap[i];
+  for (const c of arr as unknown[]) {
     if (!Array.isArray(c) || c.length !== 3) return false;
     const [k, n, e] = c as unknown[];
     if (typeof k !== 'string' || typeof n !== 'number' || typeof e !== 'number') return false;
     if (!(n > 0) || !(e >= 0) || e > n || !Number.isFinite(n) || seen.has(k)) return false;
     seen.add(k);
-    if (i > 0 && less(c as Counter, heap[(i - 1) >> 1] as Counter)) return false;
   }
   return true;
 }

@@ -21,7 +21,8 @@ const PRODUCT_METRICS = ['views', 'adds', 'purchases', 'revenue'] as const;
 
 const invalid = (parameter: string, message: string) => new PlatformError(PlatformErrors.INVALID_PARAMETER, `${parameter}: ${message}`, { details: { parameter } });
 
-function authorize(req: FastifyRequest, o: AnalyticsOptions): Merchant {
+/** The merchant of the route (`:id`), checked against the request's read token (a bearer token): 401 without or with an unknown one, 403 for another merchant's. */
+export function authorizeReadToken(req: FastifyRequest, o: Pick<AnalyticsOptions, 'merchantById' | 'merchantByReadToken'>): Merchant {
   const id = (req.params as { id: string }).id;
   const header = req.headers.authorization;
   const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
@@ -110,7 +111,7 @@ const ALL_DIMENSIONS = Object.keys(DIMENSIONS) as Dimension[];
 
 export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void {
   app.get('/v1/merchants/:id/metrics', async (req) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, o);
     const q = req.query as Record<string, unknown>;
     const granularity = (one(q, 'granularity') ?? 'hour') as Granularity;
     if (!['minute', 'hour', 'day', 'all'].includes(granularity)) throw invalid('granularity', 'one of minute, hour, day, all');
@@ -128,7 +129,7 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
   });
 
   app.get('/v1/merchants/:id/funnel', async (req) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, o);
     const q = req.query as Record<string, unknown>;
     const { from, to } = range(q, 'day', merchant.timezone, QUARTER_MS);
     const groupBy = list<Dimension>(q, 'group_by', FUNNEL_DIMENSIONS, []);
@@ -149,7 +150,7 @@ export function analyticsRoutes(app: FastifyInstance, o: AnalyticsOptions): void
   });
 
   app.get('/v1/merchants/:id/products/top', async (req) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, o);
     const q = req.query as Record<string, unknown>;
     const { from, to } = range(q, 'day', merchant.timezone, QUARTER_MS);
     const metric = (one(q, 'metric') ?? 'revenue') as (typeof PRODUCT_METRICS)[number];

@@ -8,10 +8,10 @@
  * `merchant` label and are filtered to the merchant asked. docs/dashboard.md lists each number's
  * metric. Authentication: the merchant's read token, as for the analytics API.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { PlatformError, PlatformErrors } from '../errors.ts';
 import type { Merchant } from '../merchants/model.ts';
+import { authorizeReadToken } from './analytics.ts';
 
 export interface StatusOptions {
   /** The platform's registry (platform.registry): the only source of the numbers. */
@@ -91,20 +91,6 @@ interface JsonMetric {
   values: JsonValue[];
 }
 
-function authorize(req: FastifyRequest, o: StatusOptions): Merchant {
-  const id = (req.params as { id: string }).id;
-  const header = req.headers.authorization;
-  const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
-  if (token === undefined || token === '') {
-    throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Send the merchant\'s read token: "Authorization: Bearer <read token>".');
-  }
-  const owner = o.merchantByReadToken(token);
-  if (owner === undefined) throw new PlatformError(PlatformErrors.UNAUTHORIZED, 'Unknown read token; see `shopstream merchants list` for the current ones.');
-  if (owner.id !== id) throw new PlatformError(PlatformErrors.FORBIDDEN, `This read token belongs to another merchant, not to ${id}.`);
-  const merchant = o.merchantById(id);
-  if (merchant === undefined) throw new PlatformError(PlatformErrors.MERCHANT_UNKNOWN, `No merchant ${id}.`);
-  return merchant;
-}
 
 /** The role a streams application or consumer group stands for: `shop1.shopstream-pipeline` → `pipeline`, `shopstream-capi-forwarder` → `capi`. */
 export function roleOfApplication(application: string): string {
@@ -202,7 +188,7 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
 
 export function statusRoutes(app: FastifyInstance, o: StatusOptions): void {
   app.get('/v1/merchants/:id/status', async (req, reply) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, o);
     reply.header('cache-control', 'no-store');
     return readStatus(o.registry, merchant);
   });

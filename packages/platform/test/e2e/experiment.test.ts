@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startPlatform } from '../../src/platform.ts';
-import type { ExperimentReport } from '../../src/experiments/index.ts';
+import { seededRandom, type ExperimentReport } from '../../src/experiments/index.ts';
 import { tempDir } from '../helpers.ts';
 
 const SERVER_KEY = 'sk_experiment_test_server_01';
@@ -24,18 +24,6 @@ const KIT_SIZE = 5;
 const SHOPPERS = 4_000;
 const PRICE = 20;
 const AA = 20;
-
-/** A small deterministic RNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const product = (kit: number, j: number) => `kit${kit}-p${j}`;
 const kitOf = (id: string) => Number(/^kit(\d+)-/.exec(id)?.[1] ?? -1);
@@ -91,7 +79,7 @@ describe('a simulated experiment through the platform', () => {
         event(visitor, at, { type: 'track', event: 'Order Completed', properties: { order_id: `o-${seq}`, currency: 'EUR', total: PRICE * ids.length, products: ids.map((id) => ({ product_id: id, price: PRICE, quantity: 1 })) } });
 
       // History (before the experiment starts): 600 orders of 2–3 products of one kit each.
-      const r = rng(20261126);
+      const r = seededRandom(20261126);
       const history: Array<Record<string, unknown>> = [];
       for (let i = 0; i < 600; i++) {
         const kit = Math.floor(r() * KITS);

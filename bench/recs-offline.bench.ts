@@ -5,24 +5,24 @@
  * order) and ask for 10 products from the others. HR@10 and MRR@10 of Shopstream's model (bounded:
  * Space-Saving per product; normalised scoring), and in the same run of two baselines computed
  * here: popularity (the 10 products in most training invoices, minus the query's) and exact raw
- * co-occurrence counts (unbounded). Then the sensitivity to the scoring, the capacity C, the
- * Space-Saving estimate, the largest order used and the half-life, which justifies the defaults.
+ * co-occurrence counts (unbounded). Then the sensitivity, which justifies the defaults: the scoring
+ * under three protocols (the last product hidden; every product hidden in turn; the last product
+ * hidden and only the one before it as the seed), the capacity C, the Space-Saving estimate, the
+ * largest order used and the half-life.
  *
  *   node bench/recs-offline.bench.ts
  *   BENCH_SENSITIVITY=0 node bench/recs-offline.bench.ts      # the figures of the defaults only
- *   BENCH_EACH=1 node bench/recs-offline.bench.ts             # also hide every product in turn (104,513 queries, ~10 min)
  */
 import { performance } from 'node:perf_hooks';
 import { readRetailBaskets, RETAIL_DATA } from '../packages/platform/src/recs/eval/online-retail.ts';
-import { ExactCooccurrence, PopularityBaseline, evaluate, makeQueries, splitAt, trainFbt, trainPopularity, type Figures, type Query } from '../packages/platform/src/recs/eval/protocol.ts';
+import { ExactCooccurrence, PopularityBaseline, evaluate, evaluateEachInTurn, makeQueries, splitAt, trainFbt, trainPopularity, type Figures, type Query } from '../packages/platform/src/recs/eval/protocol.ts';
 import { DEFAULT_FBT, type FbtConfig, type FbtModel } from '../packages/platform/src/recs/models.ts';
-import { DEFAULT_POPULARITY, type PopularityState } from '../packages/platform/src/recs/popularity.ts';
-import { DEFAULT_ESTIMATE, DEFAULT_SCORING, SCORINGS, type Estimate, type Scoring } from '../packages/platform/src/recs/scoring.ts';
+import { DEFAULT_POPULARITY, popularTop, type PopularityState } from '../packages/platform/src/recs/popularity.ts';
+import { DEFAULT_ESTIMATE, DEFAULT_SCORING, SCORINGS, scoreNeighbours, type Estimate, type Scoring } from '../packages/platform/src/recs/scoring.ts';
 
 const CUTOFF = '2011-11-01';
 const K = 10;
 const SENSITIVITY = process.env['BENCH_SENSITIVITY'] !== '0';
-const EACH = process.env['BENCH_EACH'] === '1';
 const DAY = 86_400_000;
 
 const f4 = (x: number): string => x.toFixed(4);
@@ -90,26 +90,41 @@ console.log(`\n${queries.length} queries. Training the model: ${ms(def.ms)} for 
 console.log(`state: ${stats.entries} entries (products + the total), ${stats.counters} neighbour counters, at most ${stats.maxCounters} per entry (bound C = ${cfg.co.capacity}), ${mb(stats.jsonBytes)} of JSON.`);
 console.log(`Exact baseline: ${exact.pairCount} distinct ordered pairs (built in ${ms(exactMs)}). A query of the model: ${queryMs.toFixed(2)} ms on average (${(queries.reduce((a, q) => a + q.seeds.length, 0) / queries.length).toFixed(1)} seed products).\n`);
 
-if (EACH) {
-  // Long: an invoice of n products gives n queries of n − 1 seeds (about 10 minutes for the model here).
-  const each = makeQueries(test, 'each');
-  t = performance.now();
-  const em = modelFigures(def.model, each, popState);
-  const eachMs = performance.now() - t;
-  const ep = evaluate(each, (s) => popBaseline.recommend(s, K), K);
-  const er = evaluate(each, (s) => exact.recommend(s, K, 'raw'), K);
-  console.log(`Every product hidden in turn: ${each.length} queries (${(each.reduce((a, q) => a + q.seeds.length, 0) / each.length).toFixed(1)} seeds on average; the model took ${ms(eachMs)}), HR@10 / MRR@10:\n`);
-  console.log('| recommender | HR@10 | MRR@10 |');
-  console.log('|---|---|---|');
-  console.log(`| Shopstream FBT (defaults) | ${f4(em.hr)} | ${f4(em.mrr)} |`);
-  console.log(`| baseline: popularity | ${f4(ep.hr)} | ${f4(ep.mrr)} |`);
-  console.log(`| baseline: raw co-occurrence (exact) | ${f4(er.hr)} | ${f4(er.mrr)} |\n`);
-}
-
 // ---- sensitivity --------------------------------------------------------------------------------
 
 if (SENSITIVITY) {
   const cell = (f: Figures): string => `${f4(f.hr)} / ${f4(f.mrr)}`;
+
+  // Every product hidden in turn: an invoice of n products gives n queries of n − 1 seeds. Each
+  // basket's per-seed scores are summed once and each hidden product's own part subtracted
+  // (evaluateEachInTurn: the scoring code of recommend(), scoreNeighbours, and the same fill).
+  const each = makeQueries(test, 'each');
+  const fill = (ex: ReadonlySet<string>, n: number): string[] => popularTop(popState, n, ex).map((p) => p.id);
+  const seedsOf =
+    (m: FbtModel, scoring: Scoring) =>
+    (seed: string): Map<string, number> => {
+      const out = new Map<string, number>();
+      scoreNeighbours(m, seed, m.cfg.co, { scoring, estimate: DEFAULT_ESTIMATE }, (id, score) => out.set(id, score));
+      return out;
+    };
+  // One seed: the product before the hidden one (a product page's question).
+  const single = queries.map((q) => ({ ...q, seeds: q.seeds.slice(-1) }));
+  const eachSeeds = each.reduce((a, q) => a + q.seeds.length, 0) / each.length;
+  console.log(`Scoring under three protocols (C = ${cfg.co.capacity}, estimate ${DEFAULT_ESTIMATE}), HR@10 / MRR@10:\n`);
+  console.log(`| recommender | last product hidden (${queries.length} queries) | every product in turn (${each.length} queries, ${eachSeeds.toFixed(0)} seeds on average) | last hidden, the one before as the only seed (${single.length}) |`);
+  console.log('|---|---|---|---|');
+  for (const scoring of SCORINGS) {
+    const last = scoring === DEFAULT_SCORING ? defFig : modelFigures(def.model, queries, popState, scoring);
+    const e = evaluateEachInTurn(test, seedsOf(def.model, scoring), K, fill);
+    const one = modelFigures(def.model, single, popState, scoring);
+    console.log(`| Shopstream FBT, ${scoring}${scoring === DEFAULT_SCORING ? ' (default)' : ''} | ${cell(last)} | ${cell(e)} | ${cell(one)} |`);
+  }
+  const pe = evaluate(each, (s) => popBaseline.recommend(s, K), K);
+  const ps = evaluate(single, (s) => popBaseline.recommend(s, K), K);
+  console.log(`| baseline: popularity | ${cell(popFig)} | ${cell(pe)} | ${cell(ps)} |`);
+  const re = evaluateEachInTurn(test, (seed) => exact.seedScores(seed, 'raw'), K);
+  const rs = evaluate(single, (s) => exact.recommend(s, K, 'raw'), K);
+  console.log(`| baseline: raw co-occurrence (exact) | ${cell(rawFig)} | ${cell(re)} | ${cell(rs)} |\n`);
 
   console.log(`Scoring × capacity C (estimate ${DEFAULT_ESTIMATE}, orders ≤ ${DEFAULT_FBT.maxBasket} products), HR@10 / MRR@10:\n`);
   console.log(`| C | training | state (JSON) | ${SCORINGS.join(' | ')} |`);

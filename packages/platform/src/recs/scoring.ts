@@ -12,7 +12,7 @@ export const SCORINGS = ['cosine', 'llr', 'jaccard', 'raw'] as const;
 export type Scoring = (typeof SCORINGS)[number];
 
 /** The default, chosen by the offline evaluation (docs/recommendations.md, BENCHMARKS.md). */
-export const DEFAULT_SCORING: Scoring = 'llr';
+export const DEFAULT_SCORING: Scoring = 'jaccard';
 
 export function cosine(cab: number, ca: number, cb: number): number {
   return ca > 0 && cb > 0 ? cab / Math.sqrt(ca * cb) : 0;

@@ -68,8 +68,8 @@ describe('recommendations API', () => {
   }
 
   it('frequently bought together: co-purchased products, best first, with an attribution token', async () => {
-    // Other baskets, so that the camping products are associated beyond chance (the default scoring,
-    // log-likelihood, scores only pairs seen together more often than their counts alone predict).
+    // Other baskets: the camping products are then a clear group (some scorings, log-likelihood for
+    // one, score only pairs seen together more often than their counts alone predict).
     const others = Array.from({ length: 8 }, (_, i) => order(`w${i}`, [`cup-${i}`, `plate-${i}`]));
     await send([order('v1', ['tent', 'pegs', 'lamp']), order('v2', ['tent', 'pegs']), order('v3', ['tent', 'stove']), order('v4', ['pegs', 'mallet']), ...others]);
     const body = await until('model=frequently-bought-together&product_id=tent&limit=3', (b) => b.items.length === 3 && b.fallback === false);

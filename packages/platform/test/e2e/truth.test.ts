@@ -32,6 +32,7 @@ import { Serdes } from '@shopstream/streams';
 import { TopologyTestDriver } from '@shopstream/streams/testing';
 import { recsTopology } from '../../src/recs/topology.ts';
 import type { CoItemState } from '../../src/recs/cooccurrence.ts';
+import { DEFAULT_FBT, DEFAULT_OYML } from '../../src/recs/models.ts';
 import { DEFAULT_POPULARITY, type PopularityState } from '../../src/recs/popularity.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -334,7 +335,7 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
             near(got.n * scale, want.n, `${key} n`);
             const counters = (x: CoItemState | PopularityState) => ('nb' in x ? x.nb : x.top);
             if ('w' in want) near((got as CoItemState).w, want.w, `${key} w`);
-            const cap = key.startsWith('p|') ? 200 : 50;
+            const cap = key.startsWith('p|') ? DEFAULT_POPULARITY.capacity : key.startsWith('f|') ? DEFAULT_FBT.co.capacity : DEFAULT_OYML.co.capacity;
             if (counters(got).length < cap && counters(want).length < cap) {
               const g = new Map(counters(got).map((c) => [c[0], c[1]]));
               assert.deepEqual([...g.keys()].sort(), counters(want).map((c) => c[0]).sort(), `${key} neighbours`);

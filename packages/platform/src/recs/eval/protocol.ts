@@ -70,6 +70,65 @@ export function evaluate(queries: readonly Query[], recommender: (seeds: string[
   return { queries: n, hr: n === 0 ? 0 : hits / n, mrr: n === 0 ? 0 : rr / n };
 }
 
+/**
+ * HR@k and MRR@k of hiding every product of every basket in turn (`makeQueries(test, 'each')`),
+ * for a recommender whose score is a sum over the seeds, as `recommend()` and the raw baseline are:
+ * `seedScores(p)` gives p's contribution to each candidate. The basket's sum is computed once, and
+ * each hidden product's own contribution subtracted, so a basket of n products costs n seed look-ups
+ * instead of n(n − 1). Candidates: score > 0, not a seed; best k by score then id; `fill` (the
+ * fallback) completes a list shorter than k. Sums are in another order than `recommend()`'s, so
+ * exact ties can differ by rounding.
+ */
+export function evaluateEachInTurn(
+  test: readonly Basket[],
+  seedScores: (seed: string) => ReadonlyMap<string, number>,
+  k = 10,
+  fill?: (exclude: ReadonlySet<string>, n: number) => string[],
+): Figures {
+  let queries = 0;
+  let hits = 0;
+  let rr = 0;
+  for (const b of test) {
+    const products = distinctIds(b.products);
+    if (products.length < 2) continue;
+    const parts = products.map(seedScores);
+    const total = new Map<string, number>();
+    for (const part of parts) for (const [id, v] of part) total.set(id, (total.get(id) ?? 0) + v);
+    const inBasket = new Set(products);
+    products.forEach((hidden, h) => {
+      const own = parts[h]!;
+      const best: Array<[string, number]> = [];
+      for (const [id, t] of total) {
+        if (id !== hidden && inBasket.has(id)) continue;
+        const score = t - (own.get(id) ?? 0);
+        if (!(score > 0)) continue;
+        if (best.length === k) {
+          const [lid, ls] = best[k - 1]!;
+          if (score < ls || (score === ls && id > lid)) continue;
+        }
+        let i = best.length;
+        while (i > 0 && (best[i - 1]![1] < score || (best[i - 1]![1] === score && best[i - 1]![0] > id))) i--;
+        best.splice(i, 0, [id, score]);
+        if (best.length > k) best.pop();
+      }
+      const list = best.map(([id]) => id);
+      if (list.length < k && fill !== undefined) {
+        const ex = new Set(inBasket);
+        ex.delete(hidden);
+        for (const id of list) ex.add(id);
+        list.push(...fill(ex, k - list.length));
+      }
+      queries++;
+      const rank = list.indexOf(hidden);
+      if (rank >= 0) {
+        hits++;
+        rr += 1 / (rank + 1);
+      }
+    });
+  }
+  return { queries, hr: queries === 0 ? 0 : hits / queries, mrr: queries === 0 ? 0 : rr / queries };
+}
+
 // ---- baselines ---------------------------------------------------------------------------------
 
 /** Baseline 1: the k products in most training baskets (ties by id), minus the query's products. */
@@ -203,6 +262,21 @@ export class ExactCooccurrence {
       if (best.length > k) best.pop();
     }
     return best.map(([b]) => this.ids[b]!);
+  }
+
+  /** A seed's contribution to each candidate (see `recommend`), for `evaluateEachInTurn`. */
+  seedScores(seed: string, scoring: Scoring = 'raw'): Map<string, number> {
+    const out = new Map<string, number>();
+    const a = this.index.get(seed);
+    if (a === undefined) return out;
+    const { cols, counts } = this.rows[a]!;
+    const ca = this.marginal[a]!;
+    for (let j = 0; j < cols.length; j++) {
+      const b = cols[j]!;
+      const s = scoring === 'raw' ? counts[j]! : exactScore(scoring, counts[j]!, ca, this.marginal[b]!, this.total);
+      if (s > 0) out.set(this.ids[b]!, s);
+    }
+    return out;
   }
 
   private scratch: Float64Array | undefined;

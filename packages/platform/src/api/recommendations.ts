@@ -15,6 +15,7 @@ import type { RecsTable } from '../recs/table.ts';
 import type { CoConfig } from '../recs/cooccurrence.ts';
 import type { Scoring } from '../recs/scoring.ts';
 import { assignVariant, buildReport, type Experiment } from '../experiments/index.ts';
+import { authorizeReadToken } from './analytics.ts';
 
 /** An experiment the API serves: its variants say what each shows (the model asked for, or popular products). */
 export interface ServedExperiment {
@@ -139,8 +140,10 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
   });
 
   // The merchant's experiments (from the config file).
+  // Reports are the merchant's business figures: the read token only (never the public write key).
+  const reader = { merchantById: (id: string) => o.merchants.byId(id), merchantByReadToken: (t: string) => o.merchants.byReadToken(t) };
   app.get('/v1/merchants/:id/experiments', async (req) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, reader);
     return {
       experiments: (o.experiments ?? [])
         .filter((x) => x.merchant === merchant.id)
@@ -150,7 +153,7 @@ export function recommendationsRoutes(app: FastifyInstance, o: RecommendationsOp
 
   // The A/B report: each variant's figures against the control's, with lifts and 95% intervals.
   app.get('/v1/merchants/:id/experiments/:experiment/report', async (req) => {
-    const merchant = authorize(req, o);
+    const merchant = authorizeReadToken(req, reader);
     const experimentId = (req.params as { experiment: string }).experiment;
     const x = o.experiments?.find((e) => e.merchant === merchant.id && e.experiment.id === experimentId);
     if (x === undefined) throw new PlatformError(PlatformErrors.NOT_FOUND, `No experiment ${experimentId} for merchant ${merchant.id}; experiments are set in the config file (recs.experiments).`);

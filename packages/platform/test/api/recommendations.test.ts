@@ -110,6 +110,9 @@ describe('recommendations API', () => {
     assert.equal((await get('model=frequently-bought-together&product_id=tent', 'wk_recs_test_other')).status, 403);
     const bearer = await fetch(`${platform.url}/v1/merchants/shop/recommendations?model=frequently-bought-together&product_id=tent`, { headers: { authorization: 'Bearer rt_recs_test_shop' } });
     assert.equal(bearer.status, 200);
+    // Experiment reports are business figures: the read token only, never the public write key.
+    assert.equal((await fetch(`${platform.url}/v1/merchants/shop/experiments`, { headers: { authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}` } })).status, 401);
+    assert.equal((await fetch(`${platform.url}/v1/merchants/shop/experiments`, { headers: { authorization: 'Bearer rt_recs_test_shop' } })).status, 200);
     for (const [query, parameter] of [
       ['product_id=tent', 'model'],
       ['model=nope&product_id=tent', 'model'],

@@ -58,7 +58,12 @@ export interface PlatformOptions {
   roles?: ReadonlyArray<Role>;
 }
 
-export const ROLES = ['collector', 'pipeline', 'cubes', 'lake', 'capi', 'recs'] as const;
+/**
+ * `api` serves the read APIs without running a topology: recommendations and experiment reports
+ * from the recs topics (tailed into memory), analytics from the cube store. On Kafka it scales out
+ * apart from the roles that do the stream processing, so requests never wait behind their commits.
+ */
+export const ROLES = ['collector', 'pipeline', 'cubes', 'lake', 'capi', 'recs', 'api'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Opens the configured cube store: a DuckDB file in the data folder, or PostgreSQL. */
@@ -88,8 +93,11 @@ export interface Platform {
   readonly cubeStore: CubeStore | undefined;
   /** The capi role: the topology that prepares Meta server events (events.filtered → capi.outbox), and the forwarder that sends them. */
   readonly capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
-  /** The recs role: the topology that keeps the models (events.filtered → recs.model, recs.visitors), and the table the API answers from. */
-  readonly recs: { app: StreamsApp; table: RecsTable } | undefined;
+  /**
+   * The recs role: the topology that keeps the models (events.filtered → recs.model, recs.visitors),
+   * and the table the API answers from. The api role alone has the table and no topology.
+   */
+  readonly recs: { app: StreamsApp | undefined; table: RecsTable } | undefined;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -148,7 +156,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   let cubes: CubesWriter | undefined;
   let lake: LakeSink | undefined;
   let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
-  let recs: { app: StreamsApp; table: RecsTable } | undefined;
+  let recs: { app: StreamsApp | undefined; table: RecsTable } | undefined;
   let servedExperiments: Array<ServedExperiment & { windowMs: number | undefined }> = [];
   const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
   const lagWatches: Array<() => void> = [];
@@ -157,6 +165,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await merchants.start();
     await pipeline?.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
+    if (roles.has('api') && !roles.has('cubes')) {
+      if (config.cubes?.store === 'postgres') cubeStore = await openCubeStore(config, dataDir);
+      else logger.warn('the api role serves analytics only from a shared cube store (cubes.store: postgres); the DuckDB file belongs to the cubes process, so this process serves no analytics');
+    }
     if (roles.has('cubes')) {
       if (config.kafka && config.cubes?.store !== 'postgres') {
         logger.warn(
@@ -256,7 +268,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await forwarder.start();
       lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-capi-forwarder`, positions: () => forwarder.lagPositions() }));
     }
-    if (roles.has('recs') && config.recs?.enabled !== false) {
+    if ((roles.has('recs') || roles.has('api')) && config.recs?.enabled !== false) {
       servedExperiments = (config.recs?.experiments ?? []).map((c) => {
         const experiment = validateExperiment({ id: c.id, variants: c.variants.map((v) => ({ name: v.name, share: v.share })), ...(c.control !== undefined && { control: c.control }) });
         const currency = merchants.byId(c.merchant)?.currency ?? config.merchants?.find((m) => m.id === c.merchant)?.currency ?? 'USD';
@@ -271,7 +283,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
           ...(startsAt !== undefined && { startsAt: Date.parse(startsAt) }),
         };
       });
-      const app = new StreamsApp(recsTopology(topics, { experiments: running }), {
+      const app = !roles.has('recs') ? undefined : new StreamsApp(recsTopology(topics, { experiments: running }), {
         applicationId: `${config.topics?.prefix ?? ''}shopstream-recs`,
         log,
         stateDir: join(dataDir, 'state'),
@@ -282,7 +294,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       });
       const table = new RecsTable({ log, modelTopic: topics.recsModel, visitorsTopic: topics.recsVisitors, experimentsTopic: topics.recsExperiments, logger });
       recs = { app, table };
-      await app.start();
+      await app?.start();
       await table.start();
     }
     collector = await buildCollector({
@@ -325,7 +337,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await capi?.forwarder.close().catch(() => {});
     await capi?.app.close().catch(() => {});
     await recs?.table.close().catch(() => {});
-    await recs?.app.close().catch(() => {});
+    await recs?.app?.close().catch(() => {});
     await pipeline?.close().catch(() => {});
     await merchants.close().catch(() => {});
     if (ownLog) await log.close().catch(() => {});
@@ -357,7 +369,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       await capi?.forwarder.close();
       await capi?.app.close();
       await recs?.table.close();
-      await recs?.app.close();
+      await recs?.app?.close();
       await merchants.close();
       if (ownLog) await log.close();
     },

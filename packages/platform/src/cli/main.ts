@@ -2,7 +2,7 @@
  * The `shopstream` command.
  *
  *   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
- *   shopstream collector|pipeline|cubes|lake [--config FILE] [--port N]    one role per process (on Kafka)
+ *   shopstream collector|pipeline|cubes|lake|capi|recs|api [--config FILE] [--port N]    one role per process (on Kafka)
  *   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id P --access-token T [--test-event-code C]]
  *   shopstream merchants list [--show-secrets]
  *   shopstream merchants rotate-key --id ID [--server-key]
@@ -26,7 +26,8 @@ import { LAKE_USAGE, isLakeCommand, lakeCommand } from '../lake/cli.ts';
 
 const USAGE = `Usage:
   shopstream start [--config FILE] [--data-dir DIR] [--port N]       every role in one process
-  shopstream collector|pipeline|cubes|lake|capi|recs [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+  shopstream collector|pipeline|cubes|lake|capi|recs|api [--config FILE] [--port N]    one role per process (on Kafka; each serves /healthz, /metrics)
+                   api: the read APIs only (recommendations, experiments; analytics with cubes.store: postgres), no topology
   shopstream merchants add --id ID [--server-key] [--timezone TZ] [--currency CUR] [--pixel-id ID --access-token TOKEN [--test-event-code CODE]]
   shopstream query "SELECT …" [--format table|csv|json]   SQL over the lake: views events, filtered, rejected (docs/lake.md)
 ${LAKE_USAGE}
@@ -117,7 +118,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     io.out(
       `Shopstream is running (${platform.log.kind} log; ${roles.join(', ')}).` +
         (roles.includes('collector') ? ` Collector: ${platform.url}/v1/batch ·` : '') +
-        (roles.includes('cubes') ? ` analytics: ${platform.url}/v1/merchants/{id}/metrics ·` : '') +
+        (roles.includes('cubes') || (roles.includes('api') && platform.cubeStore !== undefined) ? ` analytics: ${platform.url}/v1/merchants/{id}/metrics ·` : '') +
+        (platform.recs !== undefined ? ` recommendations: ${platform.url}/v1/merchants/{id}/recommendations ·` : '') +
         ` metrics: ${platform.url}/metrics`,
     );
     await new Promise<void>((done) => {

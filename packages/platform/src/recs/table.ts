@@ -11,6 +11,9 @@ import type { PopularityState } from './popularity.ts';
 import { modelKey, popularKey, visitorKey, type VisitorRecent } from './topology.ts';
 import type { SummaryRow } from '../experiments/index.ts';
 
+/** Longest stretch of applying updates before the table yields to the event loop (requests waiting). */
+const SLICE_MS = 1;
+
 interface TableOptions {
   log: Log;
   modelTopic: string;
@@ -18,7 +21,6 @@ interface TableOptions {
   /** recs.experiments: each visitor's figures per experiment. */
   experimentsTopic?: string;
   logger?: Logger;
-  onApply?: (key: string, at: number) => void;
 }
 
 export class RecsTable {
@@ -44,7 +46,7 @@ export class RecsTable {
     this.reader = this.o.log.createReader({ clientId: 'recs-table' });
     this.reader.assign(this.tps.map((tp) => ({ ...tp, offset: 0 })));
     const behind = () => ends.some((e) => this.reader!.position(e) < e.offset);
-    while (behind()) this.apply(await this.reader.poll(200));
+    while (behind()) await this.apply(await this.reader.poll(200));
     this.running = true;
     this.loop = this.tail();
   }
@@ -52,7 +54,7 @@ export class RecsTable {
   private async tail(): Promise<void> {
     while (this.running) {
       try {
-        this.apply(await this.reader!.poll(100));
+        await this.apply(await this.reader!.poll(100));
       } catch (err) {
         this.o.logger?.warn({ err }, 'recs: cannot read the model topics; serving what was read');
         await new Promise((r) => setTimeout(r, 500));
@@ -60,25 +62,42 @@ export class RecsTable {
     }
   }
 
-  private apply(records: ReadonlyArray<{ topic: string; key: Buffer | null; value: Buffer | null }>): void {
-    const now = Date.now();
-    for (const r of records) {
-      const key = r.key?.toString('utf8');
-      if (key === undefined) continue;
-      if (r.topic === this.o.experimentsTopic) {
-        const cut = key.lastIndexOf('|');
-        const group = key.slice(0, cut);
-        let rows = this.experiments.get(group);
-        if (rows === undefined) this.experiments.set(group, (rows = new Map()));
-        if (r.value === null) rows.delete(key.slice(cut + 1));
-        else rows.set(key.slice(cut + 1), JSON.parse(r.value.toString('utf8')) as SummaryRow);
-        continue;
-      }
-      const map = r.topic === this.o.modelTopic ? this.entries : this.visitors;
-      if (r.value === null) map.delete(key);
-      else map.set(key, JSON.parse(r.value.toString('utf8')) as never);
-      this.o.onApply?.(key, now);
+  /**
+   * Applies a poll's records. The API answers from the same event loop, so a large batch (a commit
+   * of the topology that touched many entries, each up to `capacity` neighbours of JSON) is applied
+   * in slices of about `SLICE_MS`, yielding to pending requests between them; and of several
+   * versions of a key in one batch only the last is parsed (the topics are compacted: it wins).
+   */
+  private async apply(records: ReadonlyArray<{ topic: string; key: Buffer | null; value: Buffer | null }>): Promise<void> {
+    const last = new Map<string, number>();
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.key !== null) last.set(`${r.topic}\u0000${r.key.toString('latin1')}`, i);
     }
+    let slice = performance.now();
+    for (const i of last.values()) {
+      this.applyOne(records[i]!);
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        slice = performance.now();
+      }
+    }
+  }
+
+  private applyOne(r: { topic: string; key: Buffer | null; value: Buffer | null }): void {
+    const key = r.key!.toString('utf8');
+    if (r.topic === this.o.experimentsTopic) {
+      const cut = key.lastIndexOf('|');
+      const group = key.slice(0, cut);
+      let rows = this.experiments.get(group);
+      if (rows === undefined) this.experiments.set(group, (rows = new Map()));
+      if (r.value === null) rows.delete(key.slice(cut + 1));
+      else rows.set(key.slice(cut + 1), JSON.parse(r.value.toString('utf8')) as SummaryRow);
+      return;
+    }
+    const map = r.topic === this.o.modelTopic ? this.entries : this.visitors;
+    if (r.value === null) map.delete(key);
+    else map.set(key, JSON.parse(r.value.toString('utf8')) as never);
   }
 
   /** A model of a merchant, as the scorers read it (keys are product ids; '' is the total). */

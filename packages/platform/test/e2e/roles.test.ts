@@ -1,8 +1,10 @@
 /**
- * On Kafka, each role runs as a process of its own: `shopstream collector`, `shopstream pipeline`
- * and `shopstream cubes` (cubes in PostgreSQL). Traffic sent to the collector process must show in
- * the analytics API of the cubes process, equal to the simulator's truth; each process serves only
- * its own role's routes.
+ * On Kafka, each role runs as a process of its own: `shopstream collector`, `shopstream pipeline`,
+ * `shopstream cubes` (cubes in PostgreSQL), `shopstream recs`, and `shopstream api`, which runs no
+ * topology and serves the read APIs. Traffic sent to the collector process must show in the
+ * analytics API of the cubes process and of the api process, equal to the simulator's truth, and
+ * its co-purchases in the api process's recommendations; each process serves only its own role's
+ * routes.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,7 +40,7 @@ async function startRole(role: string, configFile: string, port: number, dataDir
 }
 
 describe('one process per role, on Kafka', () => {
-  it('collector → pipeline → cubes (PostgreSQL) in three processes equals the truth', { timeout: 300_000 }, async () => {
+  it('collector → pipeline → cubes (PostgreSQL) → api, and recs → api, in five processes equal the truth', { timeout: 300_000 }, async () => {
     const t = tempDir();
     const prefix = `${unique('roles')}.`;
     const schema = unique('roles_cubes').replace(/[^a-z0-9_]/g, '_');
@@ -58,22 +60,27 @@ describe('one process per role, on Kafka', () => {
       // The collector first: it creates the topics and the merchants.
       const collector = await startRole('collector', configFile, await freePort(), join(t.dir, 'collector'));
       procs.push(collector.child);
-      const [pipeline, cubes] = await Promise.all([
+      const [pipeline, cubes, recs, api] = await Promise.all([
         startRole('pipeline', configFile, await freePort(), join(t.dir, 'pipeline')),
         startRole('cubes', configFile, await freePort(), join(t.dir, 'cubes')),
+        startRole('recs', configFile, await freePort(), join(t.dir, 'recs')),
+        startRole('api', configFile, await freePort(), join(t.dir, 'api')),
       ]);
-      procs.push(pipeline.child, cubes.child);
+      procs.push(pipeline.child, cubes.child, recs.child, api.child);
       // Each serves its own role's routes only.
+      const readKey = { authorization: 'Bearer rt_roles_shop_token' };
       assert.equal((await fetch(`${cubes.url}/v1/batch`, { method: 'POST', body: '{}' })).status, 404);
-      assert.equal((await fetch(`${collector.url}/v1/merchants/shop-r/metrics`, { headers: { authorization: 'Bearer rt_roles_shop_token' } })).status, 404);
+      assert.equal((await fetch(`${api.url}/v1/batch`, { method: 'POST', body: '{}' })).status, 404);
+      assert.equal((await fetch(`${collector.url}/v1/merchants/shop-r/metrics`, { headers: readKey })).status, 404);
+      assert.equal((await fetch(`${collector.url}/v1/merchants/shop-r/recommendations?model=others-you-may-like&product_id=x`, { headers: readKey })).status, 404);
 
       const { actions, truth } = planSimulation({ seed: 7, merchants, visitorsPerMerchant: 40, hours: 1 });
       const result = await runSimulation(actions, { baseUrl: collector.url, rate: 2000, concurrency: 4, maxAttempts: 20 });
       assert.equal(result.failures, 0);
       const want = truth.merchants['shop-r']!;
       const range = { from: new Date(truth.window.start - 86_400_000).toISOString(), to: new Date(truth.window.end + 86_400_000).toISOString() };
-      const totals = async () => {
-        const res = await fetch(`${cubes.url}/v1/merchants/shop-r/metrics?${new URLSearchParams({ ...range, granularity: 'day', metrics: 'orders,revenue,sessions,events' })}`, {
+      const totals = async (url: string) => {
+        const res = await fetch(`${url}/v1/merchants/shop-r/metrics?${new URLSearchParams({ ...range, granularity: 'day', metrics: 'orders,revenue,sessions,events' })}`, {
           headers: { authorization: 'Bearer rt_roles_shop_token' },
         });
         assert.equal(res.status, 200);
@@ -84,12 +91,35 @@ describe('one process per role, on Kafka', () => {
       const humanEvents = Object.values(truth.filtered['shop-r'] ?? {}).reduce((a, byHour) => a + Object.values(byHour).reduce((x, y) => x + y, 0), 0);
       const expected = { orders: want.orders, revenueMinor: want.revenueMinor, sessions: want.sessions, events: humanEvents };
       const deadline = Date.now() + 60_000;
-      let got = await totals();
+      let got = await totals(cubes.url);
       while (JSON.stringify(got) !== JSON.stringify(expected) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 500));
-        got = await totals();
+        got = await totals(cubes.url);
       }
       assert.deepEqual(got, expected);
+      // The api process answers from the same PostgreSQL store.
+      assert.deepEqual(await totals(api.url), expected);
+
+      // The api process serves the model the recs process builds: for the most viewed product of the
+      // run, "others you may like" from the model (no fallback), the same as the recs process answers.
+      const views = new Map<string, number>();
+      for (const e of actions.flatMap((x) => (x.kind === 'batch' ? x.body.batch : []))) {
+        const id = (e['properties'] as { product_id?: string } | undefined)?.product_id;
+        if (e['event'] === 'Product Viewed' && id !== undefined) views.set(id, (views.get(id) ?? 0) + 1);
+      }
+      const top = [...views].sort((x, y) => y[1] - x[1])[0]![0];
+      const oyml = async (url: string) => {
+        const res = await fetch(`${url}/v1/merchants/shop-r/recommendations?model=others-you-may-like&product_id=${encodeURIComponent(top)}&limit=20&fallback=false`, { headers: readKey });
+        assert.equal(res.status, 200, await res.clone().text());
+        return ((await res.json()) as { items: unknown[] }).items;
+      };
+      let [fromApi, fromRecs] = [await oyml(api.url), await oyml(recs.url)];
+      while ((fromApi.length === 0 || JSON.stringify(fromApi) !== JSON.stringify(fromRecs)) && Date.now() < deadline + 30_000) {
+        await new Promise((r) => setTimeout(r, 500));
+        [fromApi, fromRecs] = [await oyml(api.url), await oyml(recs.url)];
+      }
+      assert.ok(fromApi.length > 0, `the api process knows neighbours of ${top}`);
+      assert.deepEqual(fromApi, fromRecs);
     } finally {
       for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
       await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));

@@ -111,7 +111,7 @@ function pushRecent(list: Array<[string, number]>, id: string, at: number, max: 
   if (list.length > max) list.splice(0, list.length - max);
 }
 
-class VisitorStage implements Processor<string, Buffer, string, VisitorOut> {
+class VisitorStage implements Processor<string, PipelineEvent, string, VisitorOut> {
   private ctx!: ProcessorContext<string, VisitorOut>;
   private carts!: KeyValueStore<string, CartState>;
   private sessions!: KeyValueStore<string, SessionState>;
@@ -131,16 +131,16 @@ class VisitorStage implements Processor<string, Buffer, string, VisitorOut> {
     forwardOnCommit(this.visitors, (key, recent) => ctx.forward({ key, value: { kind: 'visitor', recent }, timestamp: Date.now(), headers: [] }));
   }
 
-  private update(r: StreamRecord<string, Buffer>, key: string, update: ModelUpdate): void {
+  private update(r: StreamRecord<string, PipelineEvent>, key: string, update: ModelUpdate): void {
     this.ctx.forward({ key, value: { kind: 'update', update }, timestamp: r.timestamp, headers: [] });
   }
 
-  private co(r: StreamRecord<string, Buffer>, model: 'f' | 'o', merchant: string, updates: readonly CoUpdate[]): void {
+  private co(r: StreamRecord<string, PipelineEvent>, model: 'f' | 'o', merchant: string, updates: readonly CoUpdate[]): void {
     for (const u of updates) this.update(r, modelKey(model, merchant, u.key), { u });
   }
 
-  process(r: StreamRecord<string, Buffer>): void {
-    const pe = JSON.parse(r.value.toString('utf8')) as PipelineEvent;
+  process(r: StreamRecord<string, PipelineEvent>): void {
+    const pe = r.value;
     const e: CanonicalEvent = pe.event;
     if (e.type !== 'track') return;
     const m = e.merchantId;
@@ -214,7 +214,7 @@ class ModelStage implements Processor<string, ModelUpdate, string, CoItemState |
  * first event during the experiment (in every arm, so the arms stay comparable), and every exposure,
  * click and order updates its state (experiments/attribution.ts); the summary goes to recs.experiments.
  */
-class ExperimentStage implements Processor<string, Buffer, string, SummaryRow> {
+class ExperimentStage implements Processor<string, PipelineEvent, string, SummaryRow> {
   private states!: KeyValueStore<string, VisitorState>;
   private readonly byMerchant = new Map<string, RunningExperiment[]>();
   private readonly merchantOf = new Map<string, string>();
@@ -235,9 +235,8 @@ class ExperimentStage implements Processor<string, Buffer, string, SummaryRow> {
     });
   }
 
-  process(r: StreamRecord<string, Buffer>): void {
-    const pe = JSON.parse(r.value.toString('utf8')) as PipelineEvent;
-    const e = pe.event;
+  process(r: StreamRecord<string, PipelineEvent>): void {
+    const e = r.value.event;
     const running = this.byMerchant.get(e.merchantId);
     if (running === undefined) return;
     for (const x of running) {
@@ -261,10 +260,11 @@ export function recsTopology(topics: TopicNames, options: RecsTopologyOptions = 
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.visitors, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorRecent>(), ttlMs: 30 * 86_400_000 }));
   b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.model, keySerde: Serdes.string(), valueSerde: Serdes.json<CoItemState | PopularityState>() }));
   // events.filtered, and the history `shopstream recs bootstrap` re-publishes from the lake (the
-  // records events.filtered no longer holds: nothing is in both).
+  // records events.filtered no longer holds: nothing is in both). Each record is parsed once, at the
+  // source, for both stages.
   const filtered = b
-    .stream<string, Buffer>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.bytes() })
-    .merge(b.stream<string, Buffer>(topics.recsBootstrap, { name: 'recs-bootstrap', keySerde: Serdes.string(), valueSerde: Serdes.bytes() }), { name: 'recs-input' });
+    .stream<string, PipelineEvent>(topics.filtered, { name: 'recs-filtered', keySerde: Serdes.string(), valueSerde: Serdes.json<PipelineEvent>() })
+    .merge(b.stream<string, PipelineEvent>(topics.recsBootstrap, { name: 'recs-bootstrap', keySerde: Serdes.string(), valueSerde: Serdes.json<PipelineEvent>() }), { name: 'recs-input' });
   if (o.experiments.length > 0) {
     b.addStateStore(Stores.keyValueStore({ name: RECS_STORES.experiments, keySerde: Serdes.string(), valueSerde: Serdes.json<VisitorState>(), ttlMs: 400 * 86_400_000 }));
     filtered

@@ -362,7 +362,8 @@ export class CapiForwarder {
       part.entries.push(entry);
       this.pending++;
       const lane = this.lane(merchantId);
-      const waiting = lane.queue.length - lane.head + lane.ready.reduce((n, b) => n + b.length, 0);
+      // The backlog rule applies only while the pixel fails (then `ready` holds a few retried batches).
+      const waiting = lane.failures === 0 ? 0 : lane.queue.length - lane.head + lane.ready.reduce((n, b) => n + b.length, 0);
       if (lane.failures > 0 && waiting >= this.o.maxPendingPerPixel) {
         this.deadLetter([entry], CapiDlqCodes.BACKLOG_FULL, `Meta has been failing for this pixel and ${waiting} events are waiting (capi.maxPendingPerPixel)`, lane.lastError);
         continue;

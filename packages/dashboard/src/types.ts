@@ -67,33 +67,5 @@ export interface ProductsResponse {
   products: ProductRow[];
 }
 
-export interface LagRow {
-  role: string;
-  application: string;
-  topic: string;
-  partition: string;
-  records: number;
-}
-
-export interface StatusResponse {
-  merchant: { id: string; timezone: string; currency: string };
-  at: string;
-  scope: 'process';
-  collector: { running: boolean; accepted: number; rejected: number; rejectedByCode: Record<string, number> };
-  pipeline: { running: boolean; lag: number | null; decisions: Record<string, number>; commits: Record<string, number> };
-  cubes: { running: boolean; lastCommitAt: string | null; lag: number | null; events: Record<string, number>; commits: Record<string, number> };
-  lake: { running: boolean; lag: number | null; files: number; filesByTopic: Record<string, number>; lastCommitAt: string | null };
-  capi: {
-    running: boolean;
-    acknowledged: number;
-    retried: number;
-    dlq: number;
-    dlqByReason: Record<string, number>;
-    inflight: number | null;
-    pending: number | null;
-    breaker: 'closed' | 'half_open' | 'open' | null;
-    lastCommitAt: string | null;
-    lag: number | null;
-  };
-  lag: LagRow[];
-}
+// The status endpoint's answer, as the platform declares it (type only: nothing of the platform is bundled).
+export type { LagRow, StatusResponse } from '../../platform/src/api/status.ts';

@@ -9,6 +9,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { seededRandom } from '../../src/experiments/index.ts';
 import {
   HASHED_FIELDS,
   hashField,
@@ -423,18 +424,8 @@ describe('mergeTraits: the event traits win, the identity fills the gaps', () =>
 });
 
 describe('property: no hashed user_data parameter is ever anything but 64 lower-case hex digits', () => {
-  /** mulberry32: a small seeded generator, so a failure replays. */
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  const random = rng(20261126);
+  // Seeded, so a failure replays.
+  const random = seededRandom(20261126);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const chars = ['a', 'Z', 'é', 'É', '정', '東', '-', '.', ' ', '\t', '@', '+', '(', ')', '0', '5', '9', '/', ':', "'", '’', 'ß', 'İ', '\u0301', '😀', 'f', 'F'];
   const junk = (): string => Array.from({ length: Math.floor(random() * 24) }, () => pick(chars)).join('');

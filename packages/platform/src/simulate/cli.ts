@@ -5,7 +5,10 @@
  *       [--write-key K2 --merchant-id ID2 --currency USD ...] | --config FILE
  *       [--seed 42] [--visitors 500] [--products 300] [--hours 3] [--bot-share 0.4] [--batch-size 50]
  *       [--rate 2000] [--concurrency 4] [--end-time ISO] [--truth truth.json] [--dry-run]
+ *       [--catalogue-seed N] [--recs [--recs-model NAME] [--recs-limit N] [--experiment ID]]
  *
+ * With --recs, shoppers react to the recommendations they are shown (react.ts): the truth then
+ * depends on the API's answers, and is written once the run is over.
  * Progress goes to stderr every second; the summary to stdout. Exit code 0 when every action
  * succeeded, 1 when some failed, 2 on a usage error.
  */
@@ -13,7 +16,8 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config.ts';
 import { isPlatformError } from '../errors.ts';
-import { planSimulation, resolveOptions, type SimulationOptions } from './plan.ts';
+import { planSimulation, resolveOptions, settleTruth, type GroundTruth, type SimulationOptions } from './plan.ts';
+import { RECS_MODEL_NAMES, type RecsModelName, type RecsOptions } from './react.ts';
 import { runSimulation } from './run.ts';
 
 export interface SimulateIo {
@@ -42,8 +46,15 @@ Options:
   --batch-size N       events per request (default 50)
   --rate N             events per second (default: as fast as possible)
   --concurrency N      parallel requests (default 4)
-  --truth FILE         write the ground truth (JSON) there
-  --dry-run            plan and write the truth, send nothing
+  --catalogue-seed N   seed of the shops (catalogue, popularity, bundles); default: from --seed.
+                       Runs with other seeds and the same catalogue seed sell the same shops
+  --recs               shoppers react to recommendations: each product view asks the recommendations
+                       API (the write key), sends the widget's exposure, maybe a click and a purchase
+  --recs-model NAME    the model asked (${RECS_MODEL_NAMES.join(', ')}; default ${RECS_MODEL_NAMES[0]})
+  --recs-limit N       products shown per widget (default 4)
+  --experiment ID      pass experiment=ID to the API (it assigns the variant); implies --recs
+  --truth FILE         write the ground truth (JSON) there (with --recs: after the run, as sent)
+  --dry-run            plan and write the truth, send nothing (with --recs: the truth leaves the widgets out)
 `;
 
 class UsageError extends Error {}
@@ -78,25 +89,39 @@ export async function simulateCommand(args: string[], io: SimulateIo = defaultIo
     throw err;
   }
 
-  const { actions, truth } = planSimulation(options);
+  const plan = planSimulation(options);
+  const { actions } = plan;
+  let truth: GroundTruth = plan.truth;
   const t = truth.totals;
   const now = Date.now();
   if (truth.window.end > now + 3_600_000 || truth.window.start < now - 30 * 86_400_000) {
     io.err('simulate: warning: the window is outside what the collector accepts by default (event times from 30 days ago to 1 hour ahead): the truth will not match');
   }
+  const widgets = plan.recs?.widgets.length ?? 0;
   io.err(
     `simulate: planned ${t.messages} events in ${t.batches} batches and ${t.beacons} beacons for ${truth.params.merchants.length} merchant(s), ` +
-      `${truth.window.startIso} → ${truth.window.endIso} (seed ${truth.params.seed})`,
+      `${truth.window.startIso} → ${truth.window.endIso} (seed ${truth.params.seed})` +
+      (plan.recs !== undefined ? `, and ${widgets} recommendation widgets (${plan.recs.options.model}${plan.recs.options.experiment !== null ? `, experiment ${plan.recs.options.experiment}` : ''})` : ''),
   );
-  if (values.truth !== undefined) {
+  const writeTruth = () => {
+    if (values.truth === undefined) return;
     writeFileSync(values.truth, JSON.stringify(truth, null, 1) + '\n');
-    io.err(`simulate: truth written to ${values.truth}`);
-  }
+    io.err(`simulate: truth written to ${values.truth}${truth.recs !== undefined && !truth.recs.settled ? ' (without the widgets, whose messages depend on the API)' : ''}`);
+  };
+  // Without widgets the truth is known before anything is sent; with them, once the run is over.
+  if (plan.recs === undefined || values['dry-run']) writeTruth();
   const summary = () => {
+    const t = truth.totals;
     io.out(`truth: ${t.humanEvents} human events, ${t.botEvents} bot events, ${t.invalid} invalid, ${truth.duplicates} duplicates, ${truth.orderResends} re-sent orders`);
     io.out(`truth: visitors ${t.visitors.human} human, ${t.visitors.crawler} crawlers, ${t.visitors.stealth_bot} stealth bots; ${t.sessions} sessions, ${t.orders} orders (conversion ${(t.conversion * 100).toFixed(2)}%), bot share of views ${(t.botViewShare * 100).toFixed(1)}%`);
     for (const [id, m] of Object.entries(truth.merchants)) {
       io.out(`truth: ${id}: ${m.orders} orders, revenue ${m.revenueMinor} minor units of ${m.currency}, ${m.sessions} sessions, ${m.humanEvents} human / ${m.botEvents} bot events`);
+    }
+    if (truth.recs?.settled === true) {
+      for (const [id, r] of Object.entries(truth.recs.merchants)) {
+        const variants = Object.entries(r.byVariant).map(([v, c]) => `${v}: ${c.exposures} exposures, ${c.clicks} clicks (${c.exposures === 0 ? 0 : ((c.clicks / c.exposures) * 100).toFixed(1)}%), ${c.orders} orders`);
+        io.out(`recs: ${id}: ${r.widgets} widgets, ${r.answered} answered, ${r.exposures} exposures (${r.withComplement} with a complement), ${r.clicks} clicks, ${r.orders} orders from a click; ${variants.join('; ')}`);
+      }
     }
   };
   if (values['dry-run']) {
@@ -139,13 +164,18 @@ export async function simulateCommand(args: string[], io: SimulateIo = defaultIo
     process.off('SIGINT', onSignal);
   }
   progress();
+  if (plan.recs !== undefined) {
+    truth = settleTruth(plan, result.widgets);
+    writeTruth();
+  }
   io.out(
     `sent ${result.events} events in ${result.requests} requests (${result.retries} retries) and ${result.beacons} beacons to ${url} in ${(result.durationMs / 1000).toFixed(1)} s; ` +
-      `${result.rejectedByCollector} refused by the collector; ${result.failures} failures`,
+      `${result.rejectedByCollector} refused by the collector; ${result.failures} failures` +
+      (plan.recs !== undefined ? `; ${result.widgets.length} widgets asked, ${result.recsFailures} without an answer` : ''),
   );
   summary();
   for (const e of result.errors) io.err(`simulate: failure: ${e}`);
-  return result.failures === 0 ? 0 : 1;
+  return result.failures === 0 && result.recsFailures === 0 ? 0 : 1;
 }
 
 function parse(args: string[]) {
@@ -170,6 +200,11 @@ function parse(args: string[]) {
       concurrency: { type: 'string' },
       truth: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      'catalogue-seed': { type: 'string' },
+      recs: { type: 'boolean' },
+      'recs-model': { type: 'string' },
+      'recs-limit': { type: 'string' },
+      experiment: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -198,6 +233,17 @@ function toOptions(values: ReturnType<typeof parse>['values']): SimulationOption
     endTime = Date.parse(values['end-time']);
     if (Number.isNaN(endTime)) throw new UsageError(`--end-time ${values['end-time']} is not a date-time`);
   }
+  let recs: RecsOptions | undefined;
+  if (values.recs === true || values.experiment !== undefined || values['recs-model'] !== undefined || values['recs-limit'] !== undefined) {
+    if (values.recs !== true && values.experiment === undefined) throw new UsageError('--recs-model and --recs-limit go with --recs');
+    const model = values['recs-model'];
+    if (model !== undefined && !(RECS_MODEL_NAMES as readonly string[]).includes(model)) throw new UsageError(`--recs-model must be one of ${RECS_MODEL_NAMES.join(', ')}`);
+    recs = {
+      ...(model !== undefined && { model: model as RecsModelName }),
+      ...(values.experiment !== undefined && { experiment: values.experiment }),
+      ...(values['recs-limit'] !== undefined && { limit: num('recs-limit', values['recs-limit'], true)! }),
+    };
+  }
   try {
     const o: SimulationOptions = {
       merchants,
@@ -208,6 +254,8 @@ function toOptions(values: ReturnType<typeof parse>['values']): SimulationOption
       endTime,
       botShare: num('bot-share', values['bot-share'], false),
       batchSize: num('batch-size', values['batch-size'], true),
+      catalogueSeed: num('catalogue-seed', values['catalogue-seed'], true),
+      recs,
     };
     num('rate', values.rate, false);
     const concurrency = num('concurrency', values.concurrency, true);

@@ -8,11 +8,12 @@
  */
 import { currencyExponent } from '../contract/currencies.ts';
 import { minorUnits } from '../contract/money.ts';
-import { Rng, Zipf } from './rng.ts';
+import { WIDGET_SPAN_MS, type ResolvedRecs, type WidgetShop, type WidgetSlot } from './react.ts';
+import { hash32, Rng, Zipf } from './rng.ts';
 
 export type VisitorClass = 'human' | 'crawler' | 'stealth_bot';
 
-export type GenKind = 'event' | 'duplicate' | 'order_resend' | 'invalid';
+export type GenKind = 'event' | 'duplicate' | 'order_resend' | 'invalid' | 'widget';
 
 export interface GenEvent {
   merchantId: string;
@@ -27,6 +28,8 @@ export interface GenEvent {
   kind: GenKind;
   /** For `invalid`: the code it is refused with, and which stage refuses it. */
   invalid?: { code: string; stage: 'collector' | 'pipeline' };
+  /** For `widget`: the recommendation widget to ask the API for when sending (its `message` is empty). */
+  widget?: WidgetSlot;
 }
 
 export interface ModelParams {
@@ -47,6 +50,13 @@ export interface ModelParams {
   lateRate: number;
   clientSessionShare: number;
   zipfS: number;
+  /**
+   * Seed of the catalogue, its popularity ranking and its bundles; default: drawn from `seed` (the
+   * plans of earlier versions). Two plans with the same catalogue seed sell the same shop.
+   */
+  catalogueSeed?: number;
+  /** Shoppers react to recommendations (react.ts): a widget slot after each human product view. Default off. */
+  recs?: ResolvedRecs;
 }
 
 export interface Product {
@@ -84,6 +94,8 @@ export interface MerchantModel {
   bundles: string[][];
   catalogue: Product[];
   stats: MerchantModelStats;
+  /** With `recs`: the widget slots (kind `widget`, in `events` too), in generation order. */
+  widgets: GenEvent[];
 }
 
 const CATEGORIES = ['Shoes', 'Bags', 'Jackets', 'Hats', 'Shirts', 'Trousers', 'Accessories', 'Sportswear'];
@@ -168,9 +180,11 @@ class Stream {
   sessionId: string | null = null;
   userId: string | null = null;
   readonly out: GenEvent[] = [];
+  /** With `recs`: the widgets of this visitor's product pages. */
+  readonly widgets: GenEvent[] = [];
   private readonly g: Generator;
-  private readonly anonymousId: string;
-  private readonly cls: VisitorClass;
+  readonly anonymousId: string;
+  readonly cls: VisitorClass;
   private readonly userAgent: string;
   private readonly locale: string;
 
@@ -241,6 +255,10 @@ class Generator {
   private orderSeq = 1000;
   /** Drawn from the seed, so that another seed's orders never share an order_id with these. */
   private readonly orderPrefix: string;
+  /** With `recs`: the shop as widgets see it, and the PRNG of the widget slots (not `rng`: the rest of the traffic stays the same). */
+  private readonly shop: WidgetShop | null = null;
+  private readonly widgetRng: Rng | null = null;
+  private widgetSeq = 0;
 
   constructor(p: ModelParams) {
     this.p = p;
@@ -250,24 +268,26 @@ class Generator {
     if (exponent === undefined) throw new Error(`simulator: ${p.currency} is not an ISO 4217 currency`);
     this.exponent = exponent;
     this.orderPrefix = this.rng.hex(6);
+    // The shop: its catalogue, popularity ranking and bundles (from their own seed when given).
+    const c = p.catalogueSeed === undefined ? this.rng : new Rng(hash32(`${p.catalogueSeed >>> 0}\u0000catalogue\u0000${p.merchantId}`));
     const n = Math.max(5, p.products);
     for (let i = 0; i < n; i++) {
-      const dollars = this.rng.chance(0.7) ? this.rng.int(4, 39) : this.rng.chance(0.85) ? this.rng.int(40, 199) : this.rng.int(200, 599);
-      const base = dollars * 100 + this.rng.pick([99, 90, 0, 50, 95]);
-      const category = this.rng.pick(CATEGORIES);
+      const dollars = c.chance(0.7) ? c.int(4, 39) : c.chance(0.85) ? c.int(40, 199) : c.int(200, 599);
+      const base = dollars * 100 + c.pick([99, 90, 0, 50, 95]);
+      const category = c.pick(CATEGORIES);
       const id = `p-${String(i + 1).padStart(4, '0')}`;
       const product: Product = {
         product_id: id,
         sku: `${category.slice(0, 3).toUpperCase()}-${String(10000 + i)}`,
-        name: `${this.rng.pick(ADJECTIVES)} ${SINGULAR[category] ?? category} ${i + 1}`,
-        brand: this.rng.pick(BRANDS),
+        name: `${c.pick(ADJECTIVES)} ${SINGULAR[category] ?? category} ${i + 1}`,
+        brand: c.pick(BRANDS),
         category,
         priceMinor: exponent >= 2 ? base * 10 ** (exponent - 2) : base,
       };
       this.catalogue.push(product);
       this.productById.set(id, product);
     }
-    this.byRank = this.rng.shuffle([...this.catalogue]);
+    this.byRank = c.shuffle([...this.catalogue]);
     this.zipf = new Zipf(n, p.zipfS);
     for (const product of this.byRank) {
       const list = this.byCategory.get(product.category) ?? [];
@@ -275,15 +295,19 @@ class Generator {
       this.byCategory.set(product.category, list);
     }
     // Bundles: a partition of the catalogue into groups of 3 to 5 products bought together.
-    const order = this.rng.shuffle(this.catalogue.map((x) => x.product_id));
+    const order = c.shuffle(this.catalogue.map((x) => x.product_id));
     for (let i = 0; i < order.length; ) {
-      const size = this.rng.int(3, 5);
+      const size = c.int(3, 5);
       const bundle = order.slice(i, i + size);
       i += size;
       if (bundle.length < 3 && this.bundles.length > 0) this.bundles[this.bundles.length - 1]!.push(...bundle);
       else this.bundles.push(bundle);
     }
     for (const b of this.bundles) for (const id of b) this.bundleOf.set(id, b);
+    if (p.recs !== undefined) {
+      this.shop = { merchantId: p.merchantId, currency: p.currency, exponent, products: this.productById, bundleOf: this.bundleOf, orderPrefix: this.orderPrefix };
+      this.widgetRng = new Rng(hash32(`${p.seed}\u0000widgets`));
+    }
   }
 
   messageId(): string {
@@ -314,7 +338,36 @@ class Generator {
   }
 
   productPage(s: Stream, p: Product, dwellMs: number, landing?: { referrer: string; query: string }): boolean {
-    return s.page(p.name, `/p/${p.product_id}`, `${p.name} · ${p.brand}`, { event: 'Product Viewed', properties: { ...this.productFields(p), currency: this.p.currency, value: this.money(p.priceMinor) } }, dwellMs, landing);
+    const before = s.out.length;
+    const ok = s.page(p.name, `/p/${p.product_id}`, `${p.name} · ${p.brand}`, { event: 'Product Viewed', properties: { ...this.productFields(p), currency: this.p.currency, value: this.money(p.priceMinor) } }, dwellMs, landing);
+    if (this.shop !== null && s.cls === 'human') this.widget(s, before, p);
+    return ok;
+  }
+
+  /**
+   * The recommendation widget of a human's product page: a slot after its Product Viewed, when the
+   * reaction's span ends inside the window. Draws only from `widgetRng`.
+   */
+  private widget(s: Stream, from: number, p: Product): void {
+    const view = s.out.slice(from).find((e) => e.message['event'] === 'Product Viewed');
+    if (view === undefined || view.time + WIDGET_SPAN_MS > this.p.end) return;
+    const r = this.widgetRng!;
+    const time = view.time + r.int(300, 1500);
+    const seed = Math.floor(r.next() * 0x100000000);
+    const userId = typeof view.message['userId'] === 'string' ? view.message['userId'] : null;
+    const slot: WidgetSlot = {
+      merchantId: this.p.merchantId,
+      anonymousId: s.anonymousId,
+      productId: p.product_id,
+      time,
+      n: this.widgetSeq++,
+      seed,
+      userId,
+      context: view.message['context'] as Record<string, unknown>,
+      shop: this.shop!,
+      recs: this.p.recs!,
+    };
+    s.widgets.push({ merchantId: this.p.merchantId, anonymousId: s.anonymousId, cls: 'human', message: {}, time, sendAt: time, kind: 'widget', widget: slot });
   }
 
   listingPage(s: Stream, category: string, dwellMs: number, landing?: { referrer: string; query: string }): boolean {
@@ -434,7 +487,7 @@ class Generator {
     return true;
   }
 
-  human(i: number, orders: GenEvent[]): { events: GenEvent[]; human: Human; sessions: number } {
+  human(i: number, orders: GenEvent[]): { events: GenEvent[]; widgets: GenEvent[]; human: Human; sessions: number } {
     const r = this.rng;
     const h: Human = {
       anonymousId: r.uuid(),
@@ -459,7 +512,7 @@ class Generator {
       this.humanSession(h, s, orders);
       if (s.out.length > before) sessions++;
     }
-    return { events: s.out, human: h, sessions };
+    return { events: s.out, widgets: s.widgets, human: h, sessions };
   }
 
   /** A crawler visit: many pages, quickly, across the catalogue; isbot knows its User-Agent. */
@@ -538,11 +591,13 @@ export function generateMerchant(p: ModelParams): MerchantModel {
   const humanUserAgents = new Map<string, string>();
   const originals: GenEvent[] = [];
   const orders: GenEvent[] = [];
+  const widgets: GenEvent[] = [];
   const stats: MerchantModelStats = { humanSessions: 0, orders: 0, humanViews: 0, botViews: 0, humanEvents: 0, crawlerEvents: 0, stealthEvents: 0, duplicates: 0, orderResends: 0, invalid: 0 };
 
   for (let i = 0; i < p.humans; i++) {
-    const { events, human, sessions } = g.human(i, orders);
+    const { events, widgets: w, human, sessions } = g.human(i, orders);
     if (events.length === 0) continue;
+    widgets.push(...w);
     visitors[human.anonymousId] = 'human';
     humanUserAgents.set(human.anonymousId, human.userAgent);
     stats.humanSessions += sessions;
@@ -604,5 +659,7 @@ export function generateMerchant(p: ModelParams): MerchantModel {
       stats.orderResends++;
     }
   }
-  return { events: all, visitors, humanUserAgents, bundles: g.bundles, catalogue: g.catalogue, stats };
+  // Widgets are sent at their time, never re-sent, delayed or broken: they are not in the draws above.
+  all.push(...widgets);
+  return { events: all, visitors, humanUserAgents, bundles: g.bundles, catalogue: g.catalogue, stats, widgets };
 }

@@ -5,8 +5,9 @@
  */
 import { currencyExponent } from '../contract/currencies.ts';
 import { generateMerchant, type GenEvent, type MerchantModelStats, type VisitorClass } from './model.ts';
+import { resolveRecs, type PlannedWidget, type RecsOptions, type ResolvedRecs, type WidgetOutcome } from './react.ts';
 import { hash32 } from './rng.ts';
-import { computeTruth, type HourCounts, type MerchantCounts, type RejectStage, type TruthEvent } from './truth.ts';
+import { computeTruth, type HourCounts, type MerchantCounts, type RejectStage, type TruthCounts, type TruthEvent } from './truth.ts';
 
 export type { VisitorClass } from './model.ts';
 
@@ -43,15 +44,67 @@ export interface SimulationOptions {
   sessionTimeoutMs?: number;
   /** Zipf exponent of product popularity. Default 1.1. */
   zipfS?: number;
+  /**
+   * Seed of each merchant's catalogue, popularity ranking and bundles. Default: drawn from `seed`.
+   * Plans with different seeds and the same catalogue seed send different shoppers to the same shops
+   * (a history, then an experiment).
+   */
+  catalogueSeed?: number;
+  /**
+   * Shoppers react to the recommendations they are shown (react.ts, docs/simulator.md): each human
+   * product view shows a widget; runSimulation asks the recommendations API for it and sends the
+   * exposure, the click and the purchase that follow. `true` takes every default. Default off: the
+   * plan and its truth are then those of earlier versions, byte for byte.
+   */
+  recs?: RecsOptions | boolean;
 }
 
 export type SimAction =
-  /** POST /v1/batch with HTTP Basic auth (the write key). */
-  | { kind: 'batch'; lane: number; writeKey: string; body: { batch: Array<Record<string, unknown>> } }
+  /**
+   * POST /v1/batch with HTTP Basic auth (the write key). With `recs`, `widgets` are asked for just
+   * before the batch is sent, and their messages are inserted at their place (react.ts).
+   */
+  | { kind: 'batch'; lane: number; writeKey: string; body: { batch: Array<Record<string, unknown>> }; widgets?: PlannedWidget[] }
   /** GET /v1/beacon/challenge, then POST /v1/beacon/validate, with that User-Agent header. */
   | { kind: 'beacon'; lane: number; writeKey: string; anonymousId: string; userAgent: string };
 
-export type ResolvedParams = Required<Omit<SimulationOptions, 'merchants'>> & { merchants: Array<{ id: string; currency: string }> };
+export type ResolvedParams = Required<Omit<SimulationOptions, 'merchants' | 'catalogueSeed' | 'recs'>> & {
+  merchants: Array<{ id: string; currency: string }>;
+  /** Only when given. */
+  catalogueSeed?: number;
+  /** Only when on. */
+  recs?: ResolvedRecs;
+};
+
+/** A widget's figures in the truth (what was sent; see RecsTruth). */
+export interface RecsCounts {
+  /** Widgets planned (human product views), and those the API answered. */
+  widgets: number;
+  answered: number;
+  /** Exposures sent (answers with at least one product to show), and those that showed a complement. */
+  exposures: number;
+  withComplement: number;
+  clicks: number;
+  /** Clicks on a product of the viewed product's bundle. */
+  complementClicks: number;
+  /** Orders of the clicked product with the product viewed, and their total in minor units. */
+  orders: number;
+  revenueMinor: number;
+}
+
+/**
+ * The reactions to recommendations in a truth. Before the run (`settled: false`) nothing that
+ * depends on the API's answers is in the truth's counts: they cover the other messages only. Once
+ * settled with the run's outcomes (settleTruth), every count of the truth includes the widgets'
+ * messages, as they were sent.
+ */
+export interface RecsTruth {
+  settled: boolean;
+  /** Totals; `byVariant` splits them by the variant the API assigned ("none" without an experiment or an answer). */
+  merchants: Record<string, RecsCounts & { byVariant: Record<string, RecsCounts> }>;
+  /** API calls that failed for good (nothing was shown). */
+  failed: number;
+}
 
 export interface GroundTruth {
   v: 1;
@@ -94,6 +147,24 @@ export interface GroundTruth {
   };
   /** What the model generated per merchant, before delivery (diagnostics). */
   generated: Record<string, MerchantModelStats>;
+  /** With `recs` only. */
+  recs?: RecsTruth;
+}
+
+/** What settleTruth needs to add the widgets' messages to the truth. */
+export interface RecsPlan {
+  options: ResolvedRecs;
+  /** Every message in send order, with the widgets' plan ids where their messages go. */
+  sequence: Array<TruthEvent | number>;
+  validated: Array<{ merchantId: string; anonymousId: string }>;
+  widgets: PlannedWidget[];
+}
+
+export interface SimulationPlan {
+  actions: SimAction[];
+  truth: GroundTruth;
+  /** With `recs` only. */
+  recs?: RecsPlan;
 }
 
 const HOUR = 3_600_000;
@@ -125,6 +196,12 @@ export function resolveOptions(o: SimulationOptions): ResolvedParams {
     sessionTimeoutMs: o.sessionTimeoutMs ?? 30 * 60_000,
     zipfS: o.zipfS ?? 1.1,
   };
+  // Only when given, so that the params (and the truth) of other plans stay as they were.
+  if (o.catalogueSeed !== undefined) {
+    if (!Number.isInteger(o.catalogueSeed)) throw new Error('simulate: catalogueSeed must be an integer');
+    p.catalogueSeed = o.catalogueSeed;
+  }
+  if (o.recs !== undefined && o.recs !== false) p.recs = resolveRecs(o.recs);
   if (!(p.hours > 0)) throw new Error('simulate: hours must be positive');
   if (!(p.botShare >= 0 && p.botShare < 1)) throw new Error('simulate: botShare must be in [0, 1)');
   if (!(Number.isInteger(p.batchSize) && p.batchSize >= 1 && p.batchSize <= 2500)) throw new Error('simulate: batchSize must be an integer in 1..2500');
@@ -143,10 +220,14 @@ interface OpenBatch {
   lane: number;
   writeKey: string;
   events: GenEvent[];
+  /** Messages in `events` (widgets left out: they do not move the batches' bounds). */
+  messages: number;
+  /** When its first message came (the last batches are sent in that order; widgets move nothing). */
+  first: number;
 }
 
 /** Plans a simulation: the actions to send, in order, and the truth of what the pipeline must write. */
-export function planSimulation(o: SimulationOptions): { actions: SimAction[]; truth: GroundTruth } {
+export function planSimulation(o: SimulationOptions): SimulationPlan {
   const p = resolveOptions(o);
   const end = p.endTime;
   const start = end - Math.round(p.hours * HOUR);
@@ -175,6 +256,8 @@ export function planSimulation(o: SimulationOptions): { actions: SimAction[]; tr
       lateRate: p.lateRate,
       clientSessionShare: p.clientSessionShare,
       zipfS: p.zipfS,
+      ...(p.catalogueSeed !== undefined && { catalogueSeed: p.catalogueSeed }),
+      ...(p.recs !== undefined && { recs: p.recs }),
     });
     all.push(...model.events);
     visitors[m.id] = model.visitors;
@@ -187,14 +270,31 @@ export function planSimulation(o: SimulationOptions): { actions: SimAction[]; tr
 
   const actions: SimAction[] = [];
   const sent: TruthEvent[] = [];
+  const sequence: Array<TruthEvent | number> = [];
+  const planned: PlannedWidget[] = [];
   const validated: Array<{ merchantId: string; anonymousId: string }> = [];
   const beaconed = new Set<string>();
   const open = new Map<string, OpenBatch>();
   const flush = (key: string, b: OpenBatch) => {
     open.delete(key);
-    actions.push({ kind: 'batch', lane: b.lane, writeKey: b.writeKey, body: { batch: b.events.map((e) => e.message) } });
-    for (const e of b.events) sent.push({ merchantId: e.merchantId, message: e.message, ...(e.invalid !== undefined && { invalid: e.invalid }) });
+    const batch: Array<Record<string, unknown>> = [];
+    const widgets: PlannedWidget[] = [];
+    for (const e of b.events) {
+      if (e.widget !== undefined) {
+        const w: PlannedWidget = { id: planned.length, at: batch.length, slot: e.widget };
+        planned.push(w);
+        widgets.push(w);
+        sequence.push(w.id);
+        continue;
+      }
+      batch.push(e.message);
+      const t: TruthEvent = { merchantId: e.merchantId, message: e.message, ...(e.invalid !== undefined && { invalid: e.invalid }) };
+      sent.push(t);
+      sequence.push(t);
+    }
+    actions.push({ kind: 'batch', lane: b.lane, writeKey: b.writeKey, body: { batch }, ...(widgets.length > 0 && { widgets }) });
   };
+  let seq = 0;
   for (const e of all) {
     const lane = laneOf(e.merchantId, e.anonymousId, p.lanes);
     const writeKey = writeKeys.get(e.merchantId)!;
@@ -208,17 +308,50 @@ export function planSimulation(o: SimulationOptions): { actions: SimAction[]; tr
     const key = `${e.merchantId}\u0000${lane}`;
     let b = open.get(key);
     if (b === undefined) {
-      b = { lane, writeKey, events: [] };
+      b = { lane, writeKey, events: [], messages: 0, first: Infinity };
       open.set(key, b);
     }
     b.events.push(e);
-    if (b.events.length >= p.batchSize) flush(key, b);
+    if (e.widget === undefined && b.messages++ === 0) b.first = seq;
+    seq++;
+    if (b.messages >= p.batchSize) flush(key, b);
   }
-  for (const [key, b] of [...open]) flush(key, b);
+  for (const [key, b] of [...open].sort((x, y) => x[1].first - y[1].first)) flush(key, b);
 
   const counts = computeTruth({ merchants: p.merchants, events: sent, validated, sessionTimeoutMs: p.sessionTimeoutMs });
+  let duplicates = 0;
+  let orderResends = 0;
+  let invalid = 0;
+  for (const s of Object.values(generated)) {
+    duplicates += s.duplicates;
+    orderResends += s.orderResends;
+    invalid += s.invalid;
+  }
   const totalsVisitors: Record<VisitorClass, number> = { human: 0, crawler: 0, stealth_bot: 0 };
   for (const byId of Object.values(visitors)) for (const c of Object.values(byId)) totalsVisitors[c]++;
+  const truth: GroundTruth = {
+    v: 1,
+    params: p,
+    window: { start, end, startIso: new Date(start).toISOString(), endIso: new Date(end).toISOString() },
+    ...countsPart(counts),
+    duplicates,
+    orderResends,
+    visitors,
+    bundles,
+    totals: totalsOf(counts, { messages: sent.length, batches: actions.filter((a) => a.kind === 'batch').length, beacons: validated.length, visitors: totalsVisitors, invalid }),
+    generated,
+  };
+  if (p.recs === undefined) return { actions, truth };
+  truth.recs = recsTruth(p, planned, [], false);
+  return { actions, truth, recs: { options: p.recs, sequence, validated, widgets: planned } };
+}
+
+function countsPart(counts: TruthCounts): Pick<GroundTruth, 'filtered' | 'bots' | 'merchants' | 'rejected' | 'rejectedByStage'> {
+  return { filtered: counts.filtered, bots: counts.bots, merchants: counts.merchants, rejected: counts.rejected, rejectedByStage: counts.rejectedByStage };
+}
+
+/** The truth's totals (in the order of the truth file), from the counts and what the plan knows. */
+function totalsOf(counts: TruthCounts, planned: Pick<GroundTruth['totals'], 'messages' | 'batches' | 'beacons' | 'visitors' | 'invalid'>): GroundTruth['totals'] {
   let humanEvents = 0;
   let botEvents = 0;
   let sessions = 0;
@@ -236,41 +369,83 @@ export function planSimulation(o: SimulationOptions): { actions: SimAction[]; tr
   };
   const humanViews = viewsOf(counts.filtered);
   const botViews = viewsOf(counts.bots);
-  let duplicates = 0;
-  let orderResends = 0;
-  let invalid = 0;
-  for (const s of Object.values(generated)) {
-    duplicates += s.duplicates;
-    orderResends += s.orderResends;
-    invalid += s.invalid;
-  }
-  const truth: GroundTruth = {
-    v: 1,
-    params: p,
-    window: { start, end, startIso: new Date(start).toISOString(), endIso: new Date(end).toISOString() },
-    filtered: counts.filtered,
-    bots: counts.bots,
-    merchants: counts.merchants,
-    rejected: counts.rejected,
-    rejectedByStage: counts.rejectedByStage,
-    duplicates,
-    orderResends,
-    visitors,
-    bundles,
-    totals: {
-      messages: sent.length,
-      batches: actions.filter((a) => a.kind === 'batch').length,
-      beacons: validated.length,
-      visitors: totalsVisitors,
-      humanEvents,
-      botEvents,
-      invalid,
-      sessions,
-      orders,
-      conversion: sessions === 0 ? 0 : orders / sessions,
-      botViewShare: humanViews + botViews === 0 ? 0 : botViews / (humanViews + botViews),
-    },
-    generated,
+  return {
+    messages: planned.messages,
+    batches: planned.batches,
+    beacons: planned.beacons,
+    visitors: planned.visitors,
+    humanEvents,
+    botEvents,
+    invalid: planned.invalid,
+    sessions,
+    orders,
+    conversion: sessions === 0 ? 0 : orders / sessions,
+    botViewShare: humanViews + botViews === 0 ? 0 : botViews / (humanViews + botViews),
   };
-  return { actions, truth };
+}
+
+const NO_VARIANT = 'none';
+
+function emptyRecsCounts(): RecsCounts {
+  return { widgets: 0, answered: 0, exposures: 0, withComplement: 0, clicks: 0, complementClicks: 0, orders: 0, revenueMinor: 0 };
+}
+
+function recsTruth(p: ResolvedParams, planned: readonly PlannedWidget[], outcomes: readonly WidgetOutcome[], settled: boolean): RecsTruth {
+  const merchants: RecsTruth['merchants'] = {};
+  for (const m of p.merchants) merchants[m.id] = { ...emptyRecsCounts(), byVariant: {} };
+  for (const w of planned) merchants[w.slot.merchantId]!.widgets++;
+  let failed = 0;
+  for (const o of outcomes) {
+    const m = merchants[o.merchantId]!;
+    const v = (m.byVariant[o.variant ?? NO_VARIANT] ??= emptyRecsCounts());
+    v.widgets++;
+    if (o.error !== undefined) {
+      failed++;
+      continue;
+    }
+    for (const c of [m, v]) {
+      c.answered++;
+      if (o.shown.length > 0) c.exposures++;
+      if (o.complements > 0) c.withComplement++;
+      if (o.clicked !== null) c.clicks++;
+      if (o.clickedComplement) c.complementClicks++;
+      if (o.order !== null) {
+        c.orders++;
+        c.revenueMinor += o.order.totalMinor;
+      }
+    }
+  }
+  return { settled, merchants, failed };
+}
+
+/**
+ * The truth of a plan with `recs` once it has run: the widgets' messages, as they were sent (the
+ * run's `widgets` outcomes), go where they were sent, and every count is computed again with the
+ * pipeline's rules. A widget without an outcome (not sent) sent nothing. Pure.
+ */
+export function settleTruth(plan: SimulationPlan, outcomes: readonly WidgetOutcome[]): GroundTruth {
+  if (plan.recs === undefined) return plan.truth;
+  const byId = new Map<number, WidgetOutcome>();
+  for (const o of outcomes) {
+    if (byId.has(o.id)) throw new Error(`simulate: widget ${o.id} has two outcomes`);
+    byId.set(o.id, o);
+  }
+  const p = plan.truth.params;
+  const events: TruthEvent[] = [];
+  for (const x of plan.recs.sequence) {
+    if (typeof x !== 'number') {
+      events.push(x);
+      continue;
+    }
+    const o = byId.get(x);
+    if (o !== undefined) for (const message of o.messages) events.push({ merchantId: o.merchantId, message });
+  }
+  const counts = computeTruth({ merchants: p.merchants, events, validated: plan.recs.validated, sessionTimeoutMs: p.sessionTimeoutMs });
+  const t = plan.truth;
+  return {
+    ...t,
+    ...countsPart(counts),
+    totals: totalsOf(counts, { ...t.totals, messages: events.length }),
+    recs: recsTruth(p, plan.recs.widgets, [...byId.values()].sort((a, b) => a.id - b.id), true),
+  };
 }

@@ -6,8 +6,13 @@
  * overtake each other. A batch is retried with the same body (the same messageIds) on 429 and 503
  * (after Retry-After), on other 5xx answers and on network errors; it counts as a failure only
  * when every attempt failed, or when the collector refused the request for good (4xx).
+ *
+ * A batch with widgets (the `recs` option) first asks the recommendations API for each of them, in
+ * order, with the same retries, and sends the shoppers' reactions (react.ts) in their place. A widget
+ * whose answer never came shows nothing (its outcome has an `error`); the batch is sent all the same.
  */
 import type { SimAction } from './plan.ts';
+import { expandBatch, parseRecsAnswer, react, recsRequestPath, type PlannedWidget, type WidgetOutcome } from './react.ts';
 
 export interface RunOptions {
   /** The collector, e.g. http://127.0.0.1:8080. */
@@ -45,6 +50,10 @@ export interface RunResult {
   /** The first few failure reasons. */
   errors: string[];
   durationMs: number;
+  /** With `recs`: what happened with each widget, in the order asked (settleTruth takes them). */
+  widgets: WidgetOutcome[];
+  /** Widgets whose recommendations could not be had, or were not asked for after too many failures (nothing was shown for them). */
+  recsFailures: number;
 }
 
 class Failed extends Error {}
@@ -82,7 +91,9 @@ export async function runSimulation(actions: readonly SimAction[], o: RunOptions
   let failedInARow = 0;
   let abandoned = false;
   const started = Date.now();
-  const result: RunResult = { requests: 0, events: 0, beacons: 0, failures: 0, retries: 0, rejectedByCollector: 0, errors: [], durationMs: 0 };
+  const result: RunResult = { requests: 0, events: 0, beacons: 0, failures: 0, retries: 0, rejectedByCollector: 0, errors: [], durationMs: 0, widgets: [], recsFailures: 0 };
+  let recsFailedInARow = 0;
+  let recsAbandoned = false;
   let total = 0;
   for (const a of actions) if (a.kind === 'batch') total += a.body.batch.length;
 
@@ -128,12 +139,56 @@ export async function runSimulation(actions: readonly SimAction[], o: RunOptions
     throw new Failed(`${what}: no success after ${maxAttempts} attempts (last: ${lastError})`);
   };
 
+  /** Asks the recommendations API for a widget (the merchant's public write key) and reacts to the answer. */
+  const widget = async (w: PlannedWidget, authorization: string): Promise<WidgetOutcome> => {
+    if (recsAbandoned) {
+      result.recsFailures++;
+      return react(w, null, 'not asked: too many recommendation requests failed in a row');
+    }
+    const userAgent = w.slot.context['userAgent'];
+    try {
+      const res = await send(
+        'recommendations',
+        () => ({ url: `${base}${recsRequestPath(w.slot)}`, init: { headers: { authorization, ...(typeof userAgent === 'string' && { 'user-agent': userAgent }) } } }),
+        (status) => status === 200,
+      );
+      const outcome = react(w, parseRecsAnswer(res.text));
+      recsFailedInARow = 0;
+      return outcome;
+    } catch (err) {
+      if (o.signal?.aborted) throw err;
+      const message = (err as Error).message;
+      result.recsFailures++;
+      if (result.errors.length < 20) result.errors.push(message);
+      if (++recsFailedInARow >= giveUpAfter && !recsAbandoned) {
+        recsAbandoned = true;
+        result.errors.push(`gave up asking for recommendations after ${recsFailedInARow} failures in a row; the rest of the widgets show nothing`);
+      }
+      return react(w, null, message);
+    }
+  };
+
   const batch = async (a: Extract<SimAction, { kind: 'batch' }>) => {
-    const body = JSON.stringify(a.body); // the same bytes on every attempt: the same messageIds
     const authorization = `Basic ${Buffer.from(`${a.writeKey}:`).toString('base64')}`;
-    await pace(a.body.batch.length);
+    let messages = a.body.batch;
+    const outcomes = new Map<number, WidgetOutcome>();
+    if (a.widgets !== undefined && a.widgets.length > 0) {
+      for (const w of a.widgets) {
+        const outcome = await widget(w, authorization);
+        outcomes.set(w.id, outcome);
+        total += outcome.messages.length;
+      }
+      messages = expandBatch(a.body.batch, a.widgets, (id) => outcomes.get(id));
+      if (messages.length === 0) {
+        // Only widgets, and none showed anything: nothing to send.
+        result.widgets.push(...outcomes.values());
+        return;
+      }
+    }
+    const body = JSON.stringify({ batch: messages }); // the same bytes on every attempt: the same messageIds
+    await pace(messages.length);
     const res = await send(
-      `batch of ${a.body.batch.length}`,
+      `batch of ${messages.length}`,
       () => ({ url: `${base}/v1/batch`, init: { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body } }),
       (status) => status === 200,
     );
@@ -143,7 +198,9 @@ export async function runSimulation(actions: readonly SimAction[], o: RunOptions
     } catch {
       // A 200 without a JSON body: nothing to count.
     }
-    result.events += a.body.batch.length;
+    // The widgets' outcomes count once their messages are accepted: they are what was sent.
+    result.widgets.push(...outcomes.values());
+    result.events += messages.length;
     o.onProgress?.(result.events, total);
   };
 

@@ -1,51 +1,63 @@
 /**
- * A simulated A/B experiment through the whole platform (embedded): shoppers who react to the
- * recommendations they are shown, following a hidden co-purchase structure (kits of complementary
- * products). The treatment shows "frequently bought together" from the live model, the control
- * popular products. Every shopper asks the recommendations API (which assigns the variant), is
- * shown the widget (Product List Viewed with the attribution token), may click a product that
- * completes its kit and buy it with the product it came for. The report must find the true effect:
- * a positive, significant lift on CTR and on revenue per visitor. Twenty A/A experiments over the
- * same shoppers (each splits them by its own hash) must flag at most 3 on the primary metric.
+ * A simulated A/B experiment through the whole platform (embedded), driven by the traffic simulator
+ * (src/simulate, its `recs` option): shoppers who react to the recommendations they are shown,
+ * following the simulator's hidden co-purchase structure (its bundles).
+ *
+ * First a history: shoppers of the same shops (the same catalogue seed) before the experiment
+ * starts, from which the model learns. Then the experiment's shoppers: every product page asks the
+ * recommendations API for "frequently bought together" with the visitor's id and the experiment
+ * (which assigns the variant: the treatment shows the live model, the control popular products),
+ * sends the widget's exposure, and may click a product that completes its bundle and buy it with
+ * the product viewed. The report must find the true effect (a positive, significant lift on CTR and
+ * on revenue per visitor) and count exactly what the simulator's settled truth says was sent.
+ * Twenty A/A experiments over the same shoppers (each splits them by its own hash) must flag at most
+ * 3 on the primary metric.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startPlatform } from '../../src/platform.ts';
-import { seededRandom, type ExperimentReport } from '../../src/experiments/index.ts';
+import { assignVariant, type Experiment, type ExperimentReport } from '../../src/experiments/index.ts';
+import { planSimulation, runSimulation, settleTruth } from '../../src/simulate/index.ts';
 import { tempDir } from '../helpers.ts';
 
-const SERVER_KEY = 'sk_experiment_test_server_01';
 const WRITE_KEY = 'wk_experiment_test_shop';
 const READ_TOKEN = 'rt_experiment_test_shop';
-const KITS = 40;
-const KIT_SIZE = 5;
-const SHOPPERS = 4_000;
-const PRICE = 20;
+const SHOP = { id: 'shop', writeKey: WRITE_KEY, currency: 'EUR' };
+const HOUR = 3_600_000;
+/** The shop: the same catalogue, popularity and bundles in the history and in the experiment. */
+const CATALOGUE_SEED = 20261126;
+const PRODUCTS = 100;
+/** Human visitors of the history (before the experiment) and of the experiment. */
+const HISTORY_VISITORS = 600;
+const VISITORS = 1500;
+const BOT_SHARE = 0.1;
+/** Lanes, and as many workers: each sends its visitors in order, asking the API before each batch. */
+const LANES = 8;
 const AA = 20;
 
-const product = (kit: number, j: number) => `kit${kit}-p${j}`;
-const kitOf = (id: string) => Number(/^kit(\d+)-/.exec(id)?.[1] ?? -1);
-
 describe('a simulated experiment through the platform', () => {
-  it('finds the true effect of the recommendations (CTR and revenue), and 20 A/A experiments stay quiet', { timeout: 300_000 }, async (tc) => {
+  it('finds the true effect of the recommendations (CTR and revenue), counts what was sent, and 20 A/A experiments stay quiet', { timeout: 300_000 }, async (tc) => {
+    const started = Date.now();
     const t = tempDir();
     const now = Date.now();
+    const startsAt = now - HOUR;
+    const ab: Experiment = { id: 'recs-ab', variants: [{ name: 'control', share: 0.5 }, { name: 'treatment', share: 0.5 }] };
     const platform = await startPlatform({
       dataDir: join(t.dir, 'data'),
       port: 0,
       logger: pino({ level: 'warn' }),
       roles: ['collector', 'pipeline', 'recs'],
       config: {
-        merchants: [{ id: 'shop', writeKey: WRITE_KEY, serverWriteKeys: [SERVER_KEY], readToken: READ_TOKEN, currency: 'EUR', rateLimit: { eventsPerSecond: 1e6, burst: 1e6 } }],
+        merchants: [{ id: SHOP.id, writeKey: WRITE_KEY, readToken: READ_TOKEN, currency: SHOP.currency, rateLimit: { eventsPerSecond: 1e6, burst: 1e6 } }],
         topics: { partitions: 2 },
         recs: {
           experiments: [
             {
-              id: 'recs-ab',
-              merchant: 'shop',
-              startsAt: new Date(now - 3_600_000).toISOString(),
+              id: ab.id,
+              merchant: SHOP.id,
+              startsAt: new Date(startsAt).toISOString(),
               variants: [
                 { name: 'control', share: 0.5, recommendations: 'popular' },
                 { name: 'treatment', share: 0.5, recommendations: 'model' },
@@ -53,8 +65,8 @@ describe('a simulated experiment through the platform', () => {
             },
             ...Array.from({ length: AA }, (_, i) => ({
               id: `aa-${i}`,
-              merchant: 'shop',
-              startsAt: new Date(now - 3_600_000).toISOString(),
+              merchant: SHOP.id,
+              startsAt: new Date(startsAt).toISOString(),
               variants: [
                 { name: 'a', share: 0.5 },
                 { name: 'b', share: 0.5 },
@@ -65,103 +77,70 @@ describe('a simulated experiment through the platform', () => {
       },
     });
     try {
-      let seq = 0;
-      const post = async (events: Array<Record<string, unknown>>) => {
-        const res = await fetch(`${platform.url}/v1/batch`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${SERVER_KEY}:`).toString('base64')}` },
-          body: JSON.stringify({ batch: events }),
-        });
-        assert.equal(res.status, 200, await res.text());
-      };
-      const event = (visitor: string, at: number, e: Record<string, unknown>) => ({ ...e, anonymousId: visitor, messageId: `x-${seq++}`, timestamp: new Date(at).toISOString() });
-      const order = (visitor: string, at: number, ids: string[]) =>
-        event(visitor, at, { type: 'track', event: 'Order Completed', properties: { order_id: `o-${seq}`, currency: 'EUR', total: PRICE * ids.length, products: ids.map((id) => ({ product_id: id, price: PRICE, quantity: 1 })) } });
+      // The history: two hours of the shop's traffic before the experiment starts (no widgets).
+      const history = planSimulation({ seed: 1, catalogueSeed: CATALOGUE_SEED, merchants: [SHOP], visitorsPerMerchant: HISTORY_VISITORS, products: PRODUCTS, botShare: BOT_SHARE, lanes: LANES, hours: 2, endTime: startsAt - 60_000 });
+      const h = await runSimulation(history.actions, { baseUrl: platform.url, concurrency: LANES });
+      assert.equal(h.failures, 0, h.errors.join('; '));
+      const tHistory = Date.now();
 
-      // History (before the experiment starts): 600 orders of 2–3 products of one kit each.
-      const r = seededRandom(20261126);
-      const history: Array<Record<string, unknown>> = [];
-      for (let i = 0; i < 600; i++) {
-        const kit = Math.floor(r() * KITS);
-        const ids = [...new Set(Array.from({ length: 2 + Math.floor(r() * 2) }, () => product(kit, Math.floor(r() * KIT_SIZE))))];
-        history.push(order(`h${i}`, now - 2 * 3_600_000 + i * 1000, ids));
-      }
-      for (let i = 0; i < history.length; i += 200) await post(history.slice(i, i + 200));
-      const recs = async (query: string) => {
-        const res = await fetch(`${platform.url}/v1/merchants/shop/recommendations?${query}`, { headers: { authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}` } });
-        assert.equal(res.status, 200, await res.clone().text());
-        return (await res.json()) as { items: Array<{ product_id: string }>; attribution_token: string; experiment?: { id: string; variant: string } };
-      };
-      const deadline = Date.now() + 60_000;
-      while ((await recs(`model=frequently-bought-together&product_id=${product(KITS - 1, 0)}&limit=4&fallback=false`)).items.length < 4) {
-        assert.ok(Date.now() < deadline, 'the model learns the kits from the history');
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      // The experiment: an hour of other shoppers of the same shop, who are shown recommendations.
+      const plan = planSimulation({ seed: 2, catalogueSeed: CATALOGUE_SEED, merchants: [SHOP], visitorsPerMerchant: VISITORS, products: PRODUCTS, botShare: BOT_SHARE, lanes: LANES, hours: 1, endTime: now, recs: { experiment: ab.id } });
+      assert.deepEqual(plan.truth.bundles, history.truth.bundles, 'the same shop');
+      assert.equal(plan.truth.window.start, startsAt);
+      const run = await runSimulation(plan.actions, { baseUrl: platform.url, concurrency: LANES });
+      assert.equal(run.failures, 0, run.errors.join('; '));
+      assert.equal(run.recsFailures, 0, run.errors.join('; '));
+      assert.equal(run.widgets.length, plan.recs!.widgets.length, 'every widget asked the API');
+      const tRun = Date.now();
+      const truth = settleTruth(plan, run.widgets);
+      const recs = truth.recs!.merchants[SHOP.id]!;
+      const humans = Object.entries(truth.visitors[SHOP.id]!)
+        .filter(([, c]) => c === 'human')
+        .map(([id]) => id);
+      for (const w of run.widgets) assert.equal(w.variant, assignVariant(ab, w.anonymousId), 'the API assigns by the visitor hash');
+      const expected = { control: 0, treatment: 0 } as Record<string, number>;
+      for (const id of humans) expected[assignVariant(ab, id)]!++;
 
-      // The shoppers.
-      const variants = new Map<string, number>();
-      let pending: Array<Record<string, unknown>> = [];
-      for (let v = 0; v < SHOPPERS; v++) {
-        const visitor = `shopper-${v}`;
-        const kit = Math.floor(r() * KITS);
-        const seen = product(kit, Math.floor(r() * KIT_SIZE));
-        let at = now - 30 * 60_000 + v * 100;
-        const events = [event(visitor, at, { type: 'track', event: 'Product Viewed', properties: { product_id: seen, price: PRICE, currency: 'EUR' } })];
-        const answer = await recs(`model=frequently-bought-together&product_id=${seen}&visitor_id=${visitor}&experiment=recs-ab&limit=4`);
-        variants.set(answer.experiment!.variant, (variants.get(answer.experiment!.variant) ?? 0) + 1);
-        const shown = answer.items.map((i) => i.product_id);
-        events.push(
-          event(visitor, (at += 1000), {
-            type: 'track',
-            event: 'Product List Viewed',
-            properties: { list_id: 'recs-pdp', currency: 'EUR', products: shown.map((id, position) => ({ product_id: id, price: PRICE, position })), attribution_token: answer.attribution_token },
-          }),
-        );
-        // The hidden structure: a shopper clicks what completes its kit (40%), else rarely (2%).
-        const complement = shown.find((id) => kitOf(id) === kit);
-        let clicked: string | undefined;
-        if (complement !== undefined ? r() < 0.4 : r() < 0.02) {
-          clicked = complement ?? shown[0];
-          if (clicked !== undefined) {
-            events.push(event(visitor, (at += 1000), { type: 'track', event: 'Product Clicked', properties: { product_id: clicked, price: PRICE, currency: 'EUR', list_id: 'recs-pdp', attribution_token: answer.attribution_token } }));
-          }
-        }
-        if (r() < 0.3) {
-          const basket = [seen];
-          if (clicked !== undefined && kitOf(clicked) === kit && r() < 0.9) basket.push(clicked);
-          events.push(order(visitor, (at += 1000), basket));
-        }
-        pending.push(...events);
-        if (pending.length >= 400) {
-          await post(pending);
-          pending = [];
-        }
-      }
-      await post(pending);
-
-      // The report, once every shopper is counted.
+      // The report, once every shopper and everything they did is counted.
       const report = async (id: string) => {
-        const res = await fetch(`${platform.url}/v1/merchants/shop/experiments/${id}/report`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
+        const res = await fetch(`${platform.url}/v1/merchants/${SHOP.id}/experiments/${id}/report`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
         assert.equal(res.status, 200, await res.clone().text());
         return (await res.json()) as ExperimentReport;
       };
-      const reportDeadline = Date.now() + 60_000;
-      let ab = await report('recs-ab');
-      while (ab.variants.reduce((a, x) => a + x.visitors, 0) < SHOPPERS) {
-        assert.ok(Date.now() < reportDeadline, `the report counts every shopper: ${ab.variants.map((x) => `${x.name} ${x.visitors}`).join(', ')}`);
+      const sum = (r: ExperimentReport, f: (v: ExperimentReport['variants'][number]) => number) => r.variants.reduce((a, v) => a + f(v), 0);
+      const counted = (r: ExperimentReport) => ({
+        visitors: sum(r, (v) => v.visitors),
+        exposures: sum(r, (v) => v.totals.exposures),
+        clicks: sum(r, (v) => v.totals.clicks),
+        orders: sum(r, (v) => v.totals.orders),
+        revenue: sum(r, (v) => v.totals.revenue),
+      });
+      const sent = { visitors: humans.length, exposures: recs.exposures, clicks: recs.clicks, orders: truth.merchants[SHOP.id]!.orders, revenue: truth.merchants[SHOP.id]!.revenueMinor };
+      const deadline = Date.now() + 60_000;
+      let r = await report(ab.id);
+      while (JSON.stringify(counted(r)) !== JSON.stringify(sent) && Date.now() < deadline) {
         await new Promise((res) => setTimeout(res, 250));
-        ab = await report('recs-ab');
+        r = await report(ab.id);
       }
-      const treatment = ab.variants.find((x) => x.name === 'treatment')!;
-      const control = ab.variants.find((x) => x.name === 'control')!;
-      assert.equal(treatment.visitors + control.visitors, SHOPPERS, 'the history (before startsAt) is not in the experiment');
-      assert.deepEqual(
-        [treatment.visitors, control.visitors],
-        [variants.get('treatment'), variants.get('control')],
-        'the report counts the variants the API assigned',
-      );
+      const tReport = Date.now();
+      tc.diagnostic(`timing: history ${((tHistory - started) / 1000).toFixed(1)} s (${h.events} events), experiment ${((tRun - tHistory) / 1000).toFixed(1)} s (${run.events} events, ${run.widgets.length} widgets), report ${((tReport - tRun) / 1000).toFixed(1)} s`);
+      assert.deepEqual(counted(r), sent, "the report counts exactly the simulator's truth: visitors, exposures, clicks, orders, revenue");
+      const treatment = r.variants.find((x) => x.name === 'treatment')!;
+      const control = r.variants.find((x) => x.name === 'control')!;
+      assert.deepEqual({ control: control.visitors, treatment: treatment.visitors }, expected, 'the report counts the variants the API assigns');
+      for (const v of [control, treatment]) {
+        const byVariant = recs.byVariant[v.name]!;
+        assert.deepEqual([v.totals.exposures, v.totals.clicks], [byVariant.exposures, byVariant.clicks], `${v.name}: exposures and clicks as sent`);
+      }
+
       const ctr = treatment.vs_control!['ctr']!;
       const rpv = treatment.vs_control!['revenue_per_visitor']!;
+      const tr = recs.byVariant['treatment']!;
+      const co = recs.byVariant['control']!;
+      tc.diagnostic(
+        `widgets: ${recs.widgets} (treatment ${tr.exposures} exposures, ${tr.withComplement} with a complement, ${tr.clicks} clicks, ${tr.orders} orders from a click; ` +
+          `control ${co.exposures}, ${co.withComplement}, ${co.clicks}, ${co.orders}); ${truth.merchants[SHOP.id]!.orders} orders in all`,
+      );
       tc.diagnostic(
         `recs-ab: treatment ${treatment.visitors} visitors, control ${control.visitors}; CTR ${(ctr.value! * 100).toFixed(2)}% vs ${(ctr.control! * 100).toFixed(2)}% ` +
           `(lift ${(ctr.lift! * 100).toFixed(1)}%, 95% CI [${ctr.ci95!.map((x) => (x * 100).toFixed(1)).join(', ')}]%, p ${ctr.p_value!.toExponential(2)}); ` +
@@ -177,10 +156,10 @@ describe('a simulated experiment through the platform', () => {
       let flagged = 0;
       for (let i = 0; i < AA; i++) {
         const aa = await report(`aa-${i}`);
-        assert.equal(aa.variants.reduce((a, x) => a + x.visitors, 0), SHOPPERS);
+        assert.equal(sum(aa, (v) => v.visitors), humans.length);
         if (aa.variants.find((x) => x.name === 'b')!.vs_control!['ctr']!.significant) flagged++;
       }
-      tc.diagnostic(`A/A: ${flagged} of ${AA} experiments flagged a significant CTR difference (95% level: 1 expected)`);
+      tc.diagnostic(`A/A: ${flagged} of ${AA} experiments flagged a significant CTR difference (95% level: 1 expected); ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.ok(flagged <= 3, `${flagged} of ${AA} A/A experiments flagged`);
     } finally {
       await platform.close();

@@ -4,70 +4,18 @@
  * write them (record timestamp = receivedAt, validations when the beacon runs), and what comes out
  * of events.filtered, events.bots and events.rejected must be exactly the truth.
  */
-import { hashUserAgent } from '../../src/contract/index.ts';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Serdes } from '@shopstream/streams';
-import { TopologyTestDriver } from '@shopstream/streams/testing';
-import { checkEnvelope, rawRecordHeaders, type IngestContext } from '../../src/contract/index.ts';
-import { pipelineTopology, type PipelineEvent, type PipelineRejection } from '../../src/pipeline/topology.ts';
-import { topicNames } from '../../src/topics.ts';
 import { planSimulation } from '../../src/simulate/plan.ts';
-import { hourOf, type HourCounts } from '../../src/simulate/truth.ts';
-import { END, MERCHANTS, merchantOfKey } from './fixture.ts';
-
-const T = topicNames();
+import { END, MERCHANTS } from './fixture.ts';
+import { hourCounts as countHours, throughPipeline } from './pipeline.ts';
 
 function runThroughPipeline(seed: number, visitors = 60) {
   const { actions, truth } = planSimulation({ seed, merchants: MERCHANTS, visitorsPerMerchant: visitors, products: 60, hours: 2, endTime: END });
-  const byKey = merchantOfKey();
-  let clock = END + 5_000; // the collector's clock: the run starts just after the window
-  const driver = new TopologyTestDriver(pipelineTopology(T), { wallClockMs: clock });
-  const raw = driver.createInputTopic(T.raw, Serdes.string(), Serdes.bytes());
-  const validations = driver.createInputTopic(T.validations, Serdes.string(), Serdes.json<Record<string, unknown>>());
-  const filtered = driver.createOutputTopic(T.filtered, Serdes.string(), Serdes.json<PipelineEvent>());
-  const bots = driver.createOutputTopic(T.bots, Serdes.string(), Serdes.json<PipelineEvent>());
-  const rejected = driver.createOutputTopic(T.rejected, Serdes.string(), Serdes.json<PipelineRejection>());
-  const collectorRejected: Record<string, number> = {};
-  let token = 0;
-  for (const a of actions) {
-    const merchant = byKey.get(a.writeKey)!;
-    if (a.kind === 'beacon') {
-      validations.pipeInput(a.anonymousId, { v: 1, merchantId: merchant.id, anonymousId: a.anonymousId, validatedAt: clock, validUntil: clock + 30 * 86_400_000, tokenId: `t${token++}`, uaHash: hashUserAgent(a.userAgent) }, clock);
-      clock += 3;
-      continue;
-    }
-    const ctx: IngestContext = { merchantId: merchant.id, defaultCurrency: merchant.currency, receivedAt: clock, requestIp: '203.0.113.7', requestUserAgent: 'node' };
-    const headers = rawRecordHeaders(ctx, undefined);
-    for (const m of a.body.batch) {
-      const env = checkEnvelope(m, ctx);
-      if (!env.ok) {
-        collectorRejected[env.reason.code] = (collectorRejected[env.reason.code] ?? 0) + 1;
-        continue;
-      }
-      raw.pipeInput(env.envelope.visitorId, Buffer.from(JSON.stringify(m)), clock, headers);
-    }
-    clock += 7;
-  }
-  // Input stops: the wall clock passes the grace period, and held events are decided.
-  driver.advanceWallClockTime(60_000);
-  driver.advanceWallClockTime(60_000);
-  const out = { filtered: filtered.readRecordsToList().map((r) => r.value!), bots: bots.readRecordsToList().map((r) => r.value!), rejected: rejected.readRecordsToList().map((r) => r.value!) };
-  driver.close();
-  return { truth, collectorRejected, ...out };
+  return { truth, ...throughPipeline(actions, MERCHANTS, END) };
 }
 
-function hourCounts(events: readonly PipelineEvent[]): HourCounts {
-  const c: HourCounts = {};
-  for (const m of MERCHANTS) c[m.id] = {};
-  for (const { event } of events) {
-    const byEvent = (c[event.merchantId] ??= {});
-    const byHour = (byEvent[event.event] ??= {});
-    const h = hourOf(event.timestamp);
-    byHour[h] = (byHour[h] ?? 0) + 1;
-  }
-  return c;
-}
+const hourCounts = (events: Parameters<typeof countHours>[0]) => countHours(events, MERCHANTS);
 
 describe('the truth matches the real pipeline topology', () => {
   for (const seed of [7, 8]) {

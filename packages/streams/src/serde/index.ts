@@ -90,6 +90,24 @@ export interface Windowed<K> {
   end: number;
 }
 
+/** A safe integer as a big-endian two's complement 64-bit integer, without BigInt (same bytes as writeBigInt64BE). */
+function writeInt64BE(b: Buffer, n: number, offset: number): void {
+  if (!Number.isSafeInteger(n)) {
+    b.writeBigInt64BE(BigInt(n), offset); // throws as before for non-integers
+    return;
+  }
+  const high = Math.floor(n / 4294967296);
+  b.writeInt32BE(high, offset);
+  b.writeUInt32BE(n - high * 4294967296, offset + 4);
+}
+
+function readInt64BE(b: Buffer, offset: number): number {
+  const high = b.readInt32BE(offset);
+  // Beyond 2^53 a double cannot hold the value exactly: Number(BigInt) rounds it as before.
+  if (high >= 2097152 || high < -2097152) return Number(b.readBigInt64BE(offset));
+  return high * 4294967296 + b.readUInt32BE(offset + 4);
+}
+
 /** Windowed keys on the wire: inner key bytes, then start and end as 8-byte big-endian integers. */
 export function windowedSerde<K>(inner: Serde<K>): Serde<Windowed<K>> {
   return {
@@ -98,8 +116,8 @@ export function windowedSerde<K>(inner: Serde<K>): Serde<Windowed<K>> {
       const k = inner.serialize(w.key, topic) ?? Buffer.alloc(0);
       const b = Buffer.allocUnsafe(k.length + 16);
       k.copy(b, 0);
-      b.writeBigInt64BE(BigInt(w.start), k.length);
-      b.writeBigInt64BE(BigInt(w.end), k.length + 8);
+      writeInt64BE(b, w.start, k.length);
+      writeInt64BE(b, w.end, k.length + 8);
       return b;
     },
     deserialize: (b, topic) => {
@@ -108,8 +126,8 @@ export function windowedSerde<K>(inner: Serde<K>): Serde<Windowed<K>> {
       const n = b.length - 16;
       return {
         key: inner.deserialize(b.subarray(0, n), topic) as K,
-        start: Number(b.readBigInt64BE(n)),
-        end: Number(b.readBigInt64BE(n + 8)),
+        start: readInt64BE(b, n),
+        end: readInt64BE(b, n + 8),
       };
     },
   };

@@ -131,6 +131,21 @@ test('kafka: record batches round-trip through our encoder and decoder; aborted 
   assert.deepEqual(none, []);
   // A truncated batch (the fetch size cut it) is left for the next fetch.
   assert.equal(decodeRecords('t', 0, batch.subarray(0, batch.length - 1), null, 0, []), 0);
+  // Decoded from a reused buffer (a response joined from several socket chunks): the records own
+  // copies of their bytes, equal to the views, and survive the buffer being overwritten.
+  const shared = Buffer.from(batch);
+  const copied: ConsumedRecord[] = [];
+  assert.equal(decodeRecords('t', 0, shared, null, 0, copied, true), 43);
+  shared.fill(0);
+  assert.deepEqual(
+    copied.map((r) => [r.offset, r.key?.toString() ?? null, r.value?.equals(Buffer.alloc(300, 1)) ?? null, r.headers.map(([k, v]) => `${k}=${v.toString()}`)]),
+    [
+      [40, 'k1', false, ['h=x', 'h=']],
+      [41, null, null, []],
+      [42, '', true, []],
+    ],
+  );
+  assert.equal(copied[0]!.value!.toString(), 'v1');
 });
 
 test('kafka: an unreachable broker is SHOP_ERR_LOG_UNAVAILABLE', async () => {

@@ -9,7 +9,7 @@ import { ErrorCodes, StreamsError } from '../../errors.ts';
 import type { ConsumedRecord, TopicPartition } from '../types.ts';
 import { tpKey } from '../types.ts';
 import { hasApiError, toStreamsError } from './errors.ts';
-import { decodeRecords, fastFetchApi, type FetchedResponse, type FetchTopic } from './fastfetch.ts';
+import { decodeRecords, fastFetchApi, releaseResponse, type FetchedResponse, type FetchTopic } from './fastfetch.ts';
 import { decodeBatches } from './records.ts';
 import { Signal, type ResolvedOptions } from './util.ts';
 
@@ -395,8 +395,9 @@ export class Fetcher {
       if (r === undefined) continue;
       const s = r.state;
       s.end = p.lastStableOffset >= 0 ? p.lastStableOffset : p.highWatermark;
-      this.accept(s, r.offset, (out) => decodeRecords(s.topic, s.partition, p.records, p.aborted, r.offset, out));
+      this.accept(s, r.offset, (out) => decodeRecords(s.topic, s.partition, p.records, p.aborted, r.offset, out, p.shared));
     }
+    releaseResponse(response); // every record was decoded (copied out of a reused buffer)
     if (outOfRange.length > 0) this.resetOutOfRange(outOfRange);
     if (this.refreshMetadata) this.scheduleRetry();
   }

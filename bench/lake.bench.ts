@@ -13,7 +13,7 @@
  *    fresh folder (fsync on, as in production) with a fresh group. Timed from start() until it has
  *    read the whole topic and close() has cut the last segments; the group's committed offsets are
  *    then checked to be at the end of the topic and the files to hold every record exactly once.
- * 3. The reference: DuckDB (in memory, 2 threads as the sink's) runs
+ * 3. The reference: DuckDB (in memory, 2 threads; the sink's writer runs 2 one-thread COPYs at a time) runs
  *    `COPY (SELECT … FROM read_json_auto('events.ndjson')) TO 'x.parquet' (FORMAT PARQUET, COMPRESSION zstd)`
  *    over an NDJSON file holding, per event, the same columns the sink writes (offset, partition,
  *    merchant, ids, event time, the message as a string, the headers as a JSON string, …): same
@@ -24,7 +24,7 @@
  * Medians of BENCH_RUNS runs; MB/s are MB of raw JSON (record values) per second for every row.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -191,7 +191,8 @@ for (let run = 0; run < RUNS; run++) {
   raw.push(await runDuck(duck, rawFile, RAW_LINES));
   process.stderr.write(
     `  run ${run + 1}/${RUNS}: sink ${sink.at(-1)!.rate.toFixed(0)}/s (${sink.at(-1)!.files} files, ${sink.at(-1)!.cuts} cuts), ` +
-      `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s\n`,
+      `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s; ` +
+      `ratio ${(sink.at(-1)!.rate / (N / same.at(-1)!.s)).toFixed(2)}; load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores\n`,
   );
 }
 duck.closeSync();

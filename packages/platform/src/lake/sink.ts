@@ -19,30 +19,26 @@
  * published before the crash are overwritten by identical ones. Rotation rules (flush size,
  * event-time span) depend only on the records since the last cut, so they cut at the same offsets
  * on replay as well.
+ *
+ * Speed (docs/lake.md, "How files are written"): records are decoded in worker threads while the
+ * log is read (workers.ts), staged as flat lines that DuckDB turns into Parquet in bulk (stage.ts,
+ * parquet.ts), and cuts run beside the reading: they are queued and run one at a time in the order
+ * they were made, so each cut's three steps still come after the previous cut's (a partition's
+ * next cut waits for its previous one). After an error or a revocation, the cuts already made end
+ * (or stop before their next file) before the committed offsets are read again, and records polled
+ * before are dropped.
  */
+import { availableParallelism } from 'node:os';
 import type { ConsumedRecord, GroupMember, Log, TopicPartition, TopicPartitionOffset } from '@shopstream/streams';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { normalizeEvent } from '../contract/normalize.ts';
-import { RawHeaders, readRawRecord } from '../contract/raw.ts';
-import { ParquetWriter, type LakeRow } from './parquet.ts';
-import type { LakeStorage } from './storage.ts';
+import { decoderSpec, jsonDecoder, rawDecoder, type DecoderSpec, type LakeDecoder } from './decode.ts';
+import { ParquetWriter } from './parquet.ts';
+import { BATCH_BYTES, LineBuffer, PART_BYTES, SlabPool, stageRecords, type StagedBatch } from './stage.ts';
+import type { LakeStorage, StagedObject } from './storage.ts';
+import { DecodePool } from './workers.ts';
 
-/** What the sink needs from a record besides its bytes. */
-export interface DecodedLakeRecord {
-  merchant: string | null;
-  /** When the platform received the record, epoch ms. */
-  receivedAt: number;
-  /** Event time, epoch ms, or null when unknown (the record then goes under its received time). */
-  eventTime: number | null;
-  messageId: string | null;
-  event: string | null;
-  type: string | null;
-  visitorId: string | null;
-  rejectCode: string | null;
-}
-
-export type LakeDecoder = (record: ConsumedRecord) => DecodedLakeRecord;
+export { hivePartition, jsonDecoder, rawDecoder, rawDecoderWith, type DecodedLakeRecord, type LakeDecoder } from './decode.ts';
 
 export interface LakeTopic {
   name: string;
@@ -70,6 +66,12 @@ export interface LakeSinkOptions {
   pollMs?: number;
   /** Max records per poll. */
   maxRecords?: number;
+  /**
+   * Worker threads that decode records (JSON parse, `normalizeEvent`) beside the thread that reads
+   * the log. 0 decodes on the sink's thread (always so for a topic with a custom decoder function).
+   * Default: the number of cores minus one, at most 4 (so 0 on one core, 1 on two).
+   */
+  decodeThreads?: number;
   /** A stable id of this sink instance (static membership on Kafka: a restarted instance takes its partitions back at once). */
   instanceId?: string;
   logger?: Logger;
@@ -81,12 +83,13 @@ export interface LakeSinkOptions {
 
 interface OpenFile {
   name: string;
-  rows: LakeRow[];
+  firstOffset: number;
+  /** The file's lines (stage.ts), in offset order. */
+  lines: LineBuffer;
 }
 
 interface PartitionState {
   tp: TopicPartition;
-  decode: LakeDecoder;
   /** Start of the current segment: the committed offset. */
   start: number;
   /** Offset after the last record added. */
@@ -99,95 +102,40 @@ interface PartitionState {
   openedAt: number;
   /** A cut recorded before a crash, to repeat at this offset. */
   pendingCut: number | undefined;
+  /** The partition's last queued cut. */
+  lastCut: Promise<void>;
+  /** Set when the partition is given up (revoked, reset, aborted): its queued cuts do nothing, a running one stops before its next file. */
+  dropped: boolean;
+}
+
+/** A segment being cut: from `start` to `end` (the offset after its last record). */
+interface CutJob {
+  st: PartitionState;
+  start: number;
+  end: number;
+  files: OpenFile[];
+}
+
+/** Records polled and being decoded. */
+interface InFlight {
+  epoch: number;
+  records: ConsumedRecord[];
+  batch: Promise<StagedBatch>;
+  ready: boolean;
 }
 
 const CUT_PREFIX = 'lake-cut:';
 const HOUR = 3_600_000;
-const UNKNOWN_MERCHANT = '_unknown';
-const MAX_DATE_MS = 8.64e15;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Polled batches being decoded at once (at ~1,000 records each). */
+const MAX_IN_FLIGHT = 4;
+/** Files of a cut written ahead of the one being published (the writer writes two at a time). */
+const WRITE_AHEAD = 3;
 
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-
-/**
- * Reads an events.raw record: its canonical event gives the event time; one that does not
- * normalize keeps only what the headers say. `limits` are the platform's (collector.maxPastMs …),
- * so that the lake and the pipeline agree on what normalizes.
- */
-export function rawDecoderWith(limits: { maxFutureMs?: number; maxPastMs?: number }): LakeDecoder {
-  return (record) => decodeRaw(record, limits);
-}
-
-export const rawDecoder: LakeDecoder = (record) => decodeRaw(record, {});
-
-function decodeRaw(record: ConsumedRecord, limits: { maxFutureMs?: number; maxPastMs?: number }): DecodedLakeRecord {
-  const decoded = readRawRecord(record, limits);
-  const receivedAt = Number.isFinite(decoded.ctx.receivedAt) ? decoded.ctx.receivedAt : record.timestamp;
-  const merchant = decoded.ctx.merchantId === '' ? null : decoded.ctx.merchantId;
-  let result;
-  try {
-    result = normalizeEvent(decoded.message, { ...decoded.ctx, receivedAt }, decoded.typeHint);
-  } catch {
-    result = { ok: false as const, reason: { code: 'SHOP_ERR_INTERNAL' } };
-  }
-  if (!result.ok) {
-    return { merchant, receivedAt, eventTime: null, messageId: null, event: null, type: null, visitorId: null, rejectCode: String(result.reason.code) };
-  }
-  const e = result.event;
-  return { merchant: e.merchantId, receivedAt, eventTime: e.timestamp, messageId: e.messageId, event: e.event, type: e.type, visitorId: e.visitorId, rejectCode: null };
-}
-
-/** Reads a JSON record holding a canonical event (`{ event: {...} }`, as events.filtered) or being one. */
-export const jsonDecoder: LakeDecoder = (record) => {
-  let merchant: string | null = null;
-  let receivedAt = record.timestamp;
-  for (const [name, value] of record.headers) {
-    if (name === RawHeaders.merchant) merchant = value.toString('utf8');
-    else if (name === RawHeaders.receivedAt && Number.isFinite(Number(value.toString('utf8')))) receivedAt = Number(value.toString('utf8'));
-  }
-  let e: Record<string, unknown> | undefined;
-  try {
-    const v = record.value === null ? undefined : (JSON.parse(record.value.toString('utf8')) as unknown);
-    if (v !== null && typeof v === 'object') {
-      const inner = (v as Record<string, unknown>)['event'];
-      e = inner !== null && typeof inner === 'object' ? (inner as Record<string, unknown>) : (v as Record<string, unknown>);
-    }
-  } catch {
-    e = undefined;
-  }
-  const s = (k: string) => (e !== undefined && typeof e[k] === 'string' ? (e[k] as string) : null);
-  const n = (k: string) => (e !== undefined && typeof e[k] === 'number' && Number.isFinite(e[k]) ? (e[k] as number) : null);
-  return {
-    merchant: s('merchantId') ?? merchant,
-    receivedAt: n('receivedAt') ?? receivedAt,
-    eventTime: n('timestamp'),
-    messageId: s('messageId'),
-    event: s('event'),
-    type: s('type'),
-    visitorId: s('visitorId'),
-    rejectCode: e === undefined ? 'SHOP_ERR_NOT_JSON' : null,
-  };
-};
-
-function validTime(t: number | null): t is number {
-  return t !== null && Number.isFinite(t) && Math.abs(t) <= MAX_DATE_MS;
-}
-
-/** `merchant=<id>/dt=YYYY-MM-DD/hour=HH` of a partition time (UTC). */
-export function hivePartition(merchant: string | null, time: number): string {
-  const iso = new Date(time).toISOString();
-  return `merchant=${encodeURIComponent(merchant === null || merchant === '' ? UNKNOWN_MERCHANT : merchant)}/dt=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}`;
-}
 
 /** `<topic>+<partition>+<start offset, 19 digits>.parquet` */
 export function lakeFileName(topic: string, partition: number, startOffset: number): string {
   return `${topic}+${partition}+${String(startOffset).padStart(19, '0')}.parquet`;
-}
-
-function headersJson(record: ConsumedRecord): string {
-  const o: Record<string, string> = {};
-  for (const [name, value] of record.headers) o[name] = value.toString('utf8');
-  return JSON.stringify(o);
 }
 
 export class LakeSink {
@@ -196,9 +144,19 @@ export class LakeSink {
   private readonly states = new Map<string, PartitionState>();
   private member: GroupMember | undefined;
   private writer: ParquetWriter | undefined;
+  private pool: DecodePool | undefined;
+  /** Recycled buffers of polled batches (to and from the decoding threads) and of open files' lines. */
+  private readonly slabs = new SlabPool(BATCH_BYTES, 12);
+  private readonly parts = new SlabPool(PART_BYTES, 64);
   private running = false;
   private loop: Promise<void> | undefined;
   private needsReset = false;
+  /** Bumped when the assignment or the positions change: batches polled before are dropped. */
+  private epoch = 0;
+  private inFlight: InFlight[] = [];
+  /** Cuts run one at a time, in the order they are made, beside the reading and decoding. */
+  private cuts: Promise<void> = Promise.resolve();
+  private cutFailure: unknown;
   private readonly counters = { records: 0, files: 0, cuts: 0 };
   private readonly metrics: { files: Counter<'topic'>; lastCommit: Gauge };
 
@@ -225,6 +183,15 @@ export class LakeSink {
       if (removed.length > 0) this.o.logger?.info({ removed: removed.length }, 'lake: removed stale temporary files');
     }
     this.writer = await ParquetWriter.open();
+    // One core stays for reading the log and cutting (and DuckDB): decoding more widely than that only adds contention.
+    const threads = this.o.decodeThreads ?? Math.min(4, availableParallelism() - 1);
+    const specs: [string, DecoderSpec][] = [];
+    for (const [topic, decoder] of this.topics) {
+      const spec = decoderSpec(decoder);
+      if (spec !== undefined) specs.push([topic, spec]);
+    }
+    // Worker threads only when every topic has a built-in decoder (a function cannot be sent to one).
+    if (threads > 0 && specs.length === this.topics.size) this.pool = new DecodePool(threads, specs, this.slabs);
     this.member = await this.o.log.joinGroup({
       groupId: this.o.groupId,
       topics: [...this.topics.keys()],
@@ -253,8 +220,9 @@ export class LakeSink {
 
   /** Starts the owned partitions again from the committed offsets (and their recorded cuts). */
   private async assign(tps: readonly TopicPartition[]): Promise<void> {
+    this.epoch++;
     const mine = tps.filter((tp) => this.topics.has(tp.topic));
-    for (const tp of tps) this.states.delete(keyOf(tp.topic, tp.partition));
+    for (const tp of tps) this.drop(keyOf(tp.topic, tp.partition));
     if (mine.length === 0) return;
     const committed = await this.o.log.admin.committedOffsets(this.o.groupId, mine);
     const byKey = new Map(committed.map((c) => [keyOf(c.topic, c.partition), c]));
@@ -267,7 +235,6 @@ export class LakeSink {
       const cut = c?.metadata?.startsWith(CUT_PREFIX) ? Number(c.metadata.slice(CUT_PREFIX.length)) : undefined;
       this.states.set(keyOf(tp.topic, tp.partition), {
         tp: { topic: tp.topic, partition: tp.partition },
-        decode: this.topics.get(tp.topic)!,
         start,
         next: start,
         files: new Map(),
@@ -275,14 +242,44 @@ export class LakeSink {
         baseTime: 0,
         openedAt: 0,
         pendingCut: cut !== undefined && Number.isSafeInteger(cut) && cut > start ? cut : undefined,
+        lastCut: Promise.resolve(),
+        dropped: false,
       });
       this.member?.seek(tp, start);
     }
   }
 
+  private drop(key: string): void {
+    const st = this.states.get(key);
+    if (st !== undefined) st.dropped = true;
+    this.states.delete(key);
+  }
+
+  private dropAll(): void {
+    for (const st of this.states.values()) st.dropped = true;
+    this.states.clear();
+    this.epoch++;
+    for (const f of this.inFlight) f.batch.catch(() => undefined);
+    this.inFlight = [];
+  }
+
   /** Open segments are dropped, not written: the next owner reads them again from the committed offset. */
   private revoke(tps: readonly TopicPartition[]): void {
-    for (const tp of tps) this.states.delete(keyOf(tp.topic, tp.partition));
+    this.epoch++;
+    for (const tp of tps) this.drop(keyOf(tp.topic, tp.partition));
+  }
+
+  /** Decodes and stages polled records: in a worker thread, or here. */
+  private decode(records: ConsumedRecord[]): Promise<StagedBatch> {
+    if (this.pool !== undefined) return this.pool.decode(records);
+    try {
+      const out = this.slabs.take();
+      const b = stageRecords(records, (topic) => this.topics.get(topic) ?? jsonDecoder, out);
+      if (b.bytes.buffer !== out) this.slabs.give(out);
+      return Promise.resolve(b);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   private async run(): Promise<void> {
@@ -294,10 +291,22 @@ export class LakeSink {
           this.needsReset = false;
           await this.assign(member.assignment());
         }
-        const { records } = await member.poll(this.o.pollMs);
-        for (const r of records) {
-          if (!this.running) break;
-          await this.add(r);
+        if (this.cutFailure !== undefined) throw this.cutFailure;
+        // Read on while earlier polls are decoded; wait in poll only when nothing is being decoded.
+        const { records } = await member.poll(this.inFlight.length > 0 ? 0 : this.o.pollMs);
+        if (records.length > 0) {
+          const f: InFlight = { epoch: this.epoch, records, batch: this.decode(records), ready: false };
+          f.batch.then(
+            () => (f.ready = true),
+            () => (f.ready = true),
+          );
+          this.inFlight.push(f);
+        }
+        // Add decoded batches in poll order: the ready ones, and the oldest when too many are out or nothing new came.
+        while (this.running && this.inFlight.length > 0 && (this.inFlight.length > MAX_IN_FLIGHT || records.length === 0 || this.inFlight[0]!.ready)) {
+          const f = this.inFlight.shift()!;
+          const batch = await f.batch;
+          if (f.epoch === this.epoch) await this.addBatch(f.records, batch);
         }
         await this.rotateBySchedule();
         backoff = 0;
@@ -305,58 +314,97 @@ export class LakeSink {
         if (!this.running) break;
         backoff = Math.min(5_000, Math.max(100, backoff * 2));
         this.o.logger?.warn({ err, retryInMs: backoff }, 'lake: failed; going on from the committed offsets');
-        this.states.clear();
+        this.dropAll();
+        // Every cut made so far ends (or stops) before the committed offsets are read again.
+        await this.cuts;
+        this.cutFailure = undefined;
         this.needsReset = true;
         await new Promise((r) => setTimeout(r, backoff));
       }
     }
   }
 
-  private async add(r: ConsumedRecord): Promise<void> {
-    const st = this.states.get(keyOf(r.topic, r.partition));
-    if (st === undefined || r.offset < st.next) return; // not ours, or read again after a seek
-    if (st.count > 0 && st.pendingCut !== undefined && r.offset >= st.pendingCut) await this.cut(st);
-    const d = st.decode(r);
-    const time = validTime(d.eventTime) ? d.eventTime : validTime(d.receivedAt) ? d.receivedAt : r.timestamp;
-    if (st.count > 0 && time - st.baseTime >= this.o.rotateIntervalMs) await this.cut(st);
-    const hive = `${this.o.root}/${r.topic}/${hivePartition(d.merchant, time)}`;
-    let file = st.files.get(hive);
-    if (file === undefined) {
-      file = { name: `${hive}/${lakeFileName(r.topic, r.partition, r.offset)}`, rows: [] };
-      st.files.set(hive, file);
+  private async addBatch(records: readonly ConsumedRecord[], b: StagedBatch): Promise<void> {
+    try {
+      await this.addStaged(records, b);
+    } finally {
+      // The lines are copied into the files' buffers: the batch's buffer can be used again.
+      this.slabs.give(b.bytes.buffer as ArrayBuffer);
     }
-    let payload: string | null = null;
-    let payloadBytes: Uint8Array | null = null;
-    if (r.value !== null) {
-      try {
-        payload = utf8.decode(r.value);
-      } catch {
-        payloadBytes = r.value;
+  }
+
+  /**
+   * Adds each record's line to its file. Lines of one hive partition are contiguous in the batch
+   * (stage.ts), so they are copied a run at a time: a run ends at a record of another file or at a cut.
+   */
+  private async addStaged(records: readonly ConsumedRecord[], b: StagedBatch): Promise<void> {
+    let runFile: OpenFile | undefined;
+    let runStart = 0;
+    let runEnd = 0;
+    const flush = () => {
+      if (runFile !== undefined && runEnd > runStart) runFile.lines.append(b.bytes, runStart, runEnd);
+      runFile = undefined;
+    };
+    try {
+      await this.addRecords(records, b, (file, s, e) => {
+        if (file === runFile && s === runEnd) runEnd = e;
+        else {
+          flush();
+          runFile = file;
+          runStart = s;
+          runEnd = e;
+        }
+      }, flush);
+    } finally {
+      flush();
+    }
+  }
+
+  private async addRecords(records: readonly ConsumedRecord[], b: StagedBatch, addLine: (file: OpenFile, start: number, end: number) => void, flush: () => void): Promise<void> {
+    const paths: string[] = [];
+    const pathTopics: string[] = [];
+    for (let i = 0; i < records.length; i++) {
+      if (!this.running) break;
+      const r = records[i]!;
+      const st = this.states.get(keyOf(r.topic, r.partition));
+      if (st === undefined || r.offset < st.next) continue; // not ours, or read again after a seek
+      if (st.count > 0 && st.pendingCut !== undefined && r.offset >= st.pendingCut) {
+        flush();
+        await this.cut(st);
+      }
+      const time = b.time[i]!;
+      if (st.count > 0 && time - st.baseTime >= this.o.rotateIntervalMs) {
+        flush();
+        await this.cut(st);
+      }
+      const h = b.hive[i]!;
+      let hive = paths[h];
+      if (hive === undefined || pathTopics[h] !== r.topic) {
+        hive = `${this.o.root}/${r.topic}/${b.hives[h]!}`;
+        paths[h] = hive;
+        pathTopics[h] = r.topic;
+      }
+      let file = st.files.get(hive);
+      if (file === undefined) {
+        file = { name: `${hive}/${lakeFileName(r.topic, r.partition, r.offset)}`, firstOffset: r.offset, lines: new LineBuffer(this.parts) };
+        st.files.set(hive, file);
+      }
+      const s = b.start[i]!;
+      const e = b.end[i]!;
+      addLine(file, s, e);
+      if (e - s > file.lines.maxLine) file.lines.maxLine = e - s;
+      if (st.count === 0) {
+        st.baseTime = time;
+        st.openedAt = Date.now();
+      }
+      st.count++;
+      st.next = r.offset + 1;
+      this.counters.records++;
+      if (st.count >= this.o.flushSize || (st.pendingCut !== undefined && st.next >= st.pendingCut)) {
+        flush();
+        await this.cut(st);
       }
     }
-    file.rows.push({
-      offset: r.offset,
-      partition: r.partition,
-      receivedAt: Math.trunc(validTime(d.receivedAt) ? d.receivedAt : r.timestamp),
-      merchant: d.merchant,
-      messageId: d.messageId,
-      event: d.event,
-      type: d.type,
-      visitorId: d.visitorId,
-      eventTime: validTime(d.eventTime) ? Math.trunc(d.eventTime) : null,
-      payload,
-      payloadBytes,
-      headers: headersJson(r),
-      rejectCode: d.rejectCode,
-    });
-    if (st.count === 0) {
-      st.baseTime = time;
-      st.openedAt = Date.now();
-    }
-    st.count++;
-    st.next = r.offset + 1;
-    this.counters.records++;
-    if (st.count >= this.o.flushSize || (st.pendingCut !== undefined && st.next >= st.pendingCut)) await this.cut(st);
   }
 
   /** Cuts quiet segments by wall-clock age (never one with a recorded cut still ahead: that one is repeated exactly). */
@@ -368,37 +416,107 @@ export class LakeSink {
     }
   }
 
-  /** Closes every open file of the segment: record the cut, publish the files, commit the offset after them. */
+  /**
+   * Closes every open file of the segment: the cut is queued (cuts run one at a time, in order) and
+   * a new segment starts. Waits first for the partition's previous cut, so that at most one segment
+   * per partition waits to be written (and fails here if that cut failed).
+   */
   private async cut(st: PartitionState): Promise<void> {
-    const member = this.member!;
-    const end = st.next;
-    const tp = st.tp;
-    await member.commitOffsets([{ ...tp, offset: st.start, metadata: `${CUT_PREFIX}${end}` }]);
-    for (const file of st.files.values()) {
-      const staged = await this.o.storage.stage(file.name);
-      try {
-        await this.writer!.write(staged.localPath, file.rows, {
-          shopstream_topic: tp.topic,
-          shopstream_partition: String(tp.partition),
-          shopstream_start_offset: String(file.rows[0]!.offset),
-        });
-        await this.o.beforePublish?.(file.name);
-        await staged.publish();
-      } catch (err) {
-        await staged.discard().catch(() => undefined);
-        throw err;
-      }
-      this.counters.files++;
-      this.metrics.files.inc({ topic: tp.topic });
-    }
-    await member.commitOffsets([{ ...tp, offset: end }]);
-    this.counters.cuts++;
-    this.metrics.lastCommit.set(Date.now() / 1000);
-    this.o.logger?.debug({ topic: tp.topic, partition: tp.partition, from: st.start, to: end, files: st.files.size }, 'lake: cut');
-    st.start = end;
+    await st.lastCut;
+    const job: CutJob = { st, start: st.start, end: st.next, files: [...st.files.values()] };
+    st.start = job.end;
     st.files = new Map();
     st.count = 0;
     st.pendingCut = undefined;
+    const done = this.cuts.then(() => this.writeCut(job));
+    st.lastCut = done;
+    this.cuts = done.catch((err: unknown) => {
+      this.cutFailure ??= err;
+    });
+  }
+
+  /** Record the cut, publish the files, commit the offset after them. */
+  private async writeCut(job: CutJob): Promise<void> {
+    try {
+      await this.writeCutFiles(job);
+    } finally {
+      // The bytes are written (or the cut is given up): their buffers can be used again.
+      for (const file of job.files) file.lines.release();
+    }
+  }
+
+  private async writeCutFiles(job: CutJob): Promise<void> {
+    // After a failed cut nothing more is written: the sink goes on from the committed offsets.
+    if (job.st.dropped || this.cutFailure !== undefined) return;
+    const member = this.member!;
+    const tp = job.st.tp;
+    await member.commitOffsets([{ ...tp, offset: job.start, metadata: `${CUT_PREFIX}${job.end}` }]);
+    // Files are written side by side (the writer's lanes) and published as they come, in order.
+    const written: Promise<StagedObject>[] = [];
+    let started = 0;
+    const startNext = () => {
+      if (started >= job.files.length) return;
+      const file = job.files[started++]!;
+      const p = this.writeFile(file, tp);
+      p.catch(() => undefined);
+      written.push(p);
+    };
+    for (let k = 0; k < WRITE_AHEAD; k++) startNext();
+    const publishing: Promise<void>[] = [];
+    let consumed = 0;
+    try {
+      for (const file of job.files) {
+        const staged = await written[consumed++]!;
+        startNext();
+        try {
+          // Given up meanwhile: whoever reads the partition next repeats the recorded cut.
+          if (job.st.dropped) throw new Error('lake: partition given up during its cut');
+          await this.o.beforePublish?.(file.name);
+        } catch (err) {
+          await staged.discard().catch(() => undefined);
+          throw err;
+        }
+        const p = staged.publish().then(
+          () => {
+            this.counters.files++;
+            this.metrics.files.inc({ topic: tp.topic });
+          },
+          async (err: unknown) => {
+            await staged.discard().catch(() => undefined);
+            throw err;
+          },
+        );
+        p.catch(() => undefined);
+        publishing.push(p);
+      }
+      for (const p of publishing) await p;
+    } catch (err) {
+      // Let everything started end, and drop what was written but not published.
+      await Promise.allSettled(publishing);
+      for (const p of written.slice(consumed)) await p.then((s) => s.discard()).catch(() => undefined);
+      throw err;
+    }
+    if (job.st.dropped) return;
+    await member.commitOffsets([{ ...tp, offset: job.end }]);
+    this.counters.cuts++;
+    this.metrics.lastCommit.set(Date.now() / 1000);
+    this.o.logger?.debug({ topic: tp.topic, partition: tp.partition, from: job.start, to: job.end, files: job.files.length }, 'lake: cut');
+  }
+
+  /** Stages a file and writes it (not visible yet). */
+  private async writeFile(file: OpenFile, tp: TopicPartition): Promise<StagedObject> {
+    const staged = await this.o.storage.stage(file.name);
+    try {
+      await this.writer!.write(staged.localPath, { chunks: file.lines.chunks(), maxLine: file.lines.maxLine, partition: tp.partition }, {
+        shopstream_topic: tp.topic,
+        shopstream_partition: String(tp.partition),
+        shopstream_start_offset: String(file.firstOffset),
+      });
+    } catch (err) {
+      await staged.discard().catch(() => undefined);
+      throw err;
+    }
+    return staged;
   }
 
   /** Cuts every open segment (except one that must end at a recorded cut not reached yet), commits, and leaves the group. */
@@ -406,22 +524,30 @@ export class LakeSink {
     this.running = false;
     await this.loop;
     try {
-      if (!this.needsReset) {
+      if (!this.needsReset && this.cutFailure === undefined) {
         for (const st of this.states.values()) if (st.count > 0 && st.pendingCut === undefined) await this.cut(st);
       }
+      await this.cuts;
+      if (this.cutFailure !== undefined) throw this.cutFailure;
     } catch (err) {
       this.o.logger?.warn({ err }, 'lake: last cut failed; the next start goes on from the committed offsets');
     }
-    await this.member?.close();
-    await this.writer?.close();
+    await this.shutdown();
   }
 
-  /** Stops at once without writing or committing anything (for tests: a crash, except that the member leaves the group). */
+  /** Stops at once without writing or committing anything more (for tests: a crash, except that the member leaves the group). */
   async abort(): Promise<void> {
     this.running = false;
-    this.states.clear();
+    this.dropAll();
     await this.loop;
+    await this.cuts;
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.dropAll();
     await this.member?.close();
     await this.writer?.close();
+    await this.pool?.close();
   }
 }

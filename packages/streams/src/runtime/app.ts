@@ -47,6 +47,13 @@ export interface StreamsConfig {
   /** Max records a task processes between two polls. */
   maxRecordsPerIteration?: number;
   /**
+   * How long the tasks process records before the loop yields to the event loop (other work of the
+   * process: HTTP requests, other applications) and polls again. Node has one thread where Kafka
+   * Streams has a stream thread apart from the application's: a large backlog would otherwise hold
+   * the thread for as long as `maxRecordsPerIteration` records take. Default 5 ms.
+   */
+  maxIterationMs?: number;
+  /**
    * Kafka Streams' max.task.idle.ms: how a task with several inputs waits for an empty one before
    * choosing by timestamp. Default 0: it waits only for records the log is known to hold (no
    * out-of-order processing after a restart or under lag). -1: never waits. > 0: also waits that
@@ -93,9 +100,12 @@ class Mutex {
   }
 }
 
+/** Records a task processes at a time before the loop checks the iteration's time (see maxIterationMs). */
+const ITERATION_SLICE = 64;
+
 export class StreamsApp {
   readonly topology: Topology;
-  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
+  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
     StreamsConfig;
   readonly metrics: StreamsMetrics;
   private readonly log: Log;
@@ -127,6 +137,7 @@ export class StreamsApp {
       commitIntervalMs: 100,
       pollMs: 100,
       maxRecordsPerIteration: 10_000,
+      maxIterationMs: 5,
       maxTaskIdleMs: 0,
       maxUncommittedBytesPerStore: 64 * 1024 * 1024,
       lagIntervalMs: 5000,
@@ -486,6 +497,8 @@ export class StreamsApp {
     }
   }
 
+  private iterations = 0;
+
   private async runLoop(): Promise<void> {
     const member = this.member!;
     const caughtUp = (tp: TopicPartition) => member.caughtUp(tp);
@@ -497,16 +510,36 @@ export class StreamsApp {
           await this.syncTasks();
           buffered = 0;
           const now = Date.now();
-          for (const task of this.tasks.values()) {
-            task.process(this.config.maxRecordsPerIteration, caughtUp, this.config.maxTaskIdleMs, now);
-            // A task waiting for an input has nothing to do before the next fetch arrives.
-            if (!task.blocked) buffered += task.buffered();
+          // The tasks take turns in slices of records until they are out of records, the
+          // iteration's record limit is reached, or its time is up.
+          const started = performance.now();
+          const tasks = [...this.tasks.values()];
+          // Each iteration starts with the next task, so a short time budget starves none.
+          const first = tasks.length === 0 ? 0 : this.iterations++ % tasks.length;
+          let done = 0;
+          let more = true;
+          while (more) {
+            more = false;
+            for (let i = 0; i < tasks.length; i++) {
+              const task = tasks[(first + i) % tasks.length]!;
+              const n = task.process(Math.min(ITERATION_SLICE, this.config.maxRecordsPerIteration - done), caughtUp, this.config.maxTaskIdleMs, now);
+              done += n;
+              if (n === ITERATION_SLICE && !task.blocked) more = true;
+              if (done >= this.config.maxRecordsPerIteration || (n > 0 && performance.now() - started >= this.config.maxIterationMs)) {
+                more = false;
+                break;
+              }
+            }
           }
+          // A task waiting for an input has nothing to do before the next fetch arrives.
+          for (const task of tasks) if (!task.blocked) buffered += task.buffered();
           for (const task of this.tasks.values()) task.punctuate('wall-clock', now);
           if (this.commitRequested || now - this.lastCommit >= this.config.commitIntervalMs) await this.commit();
           if (now - this.lastLag >= this.config.lagIntervalMs) await this.measureLag();
         });
         if (this.appState !== 'running') break;
+        // With records left, poll(0) may answer at once: let the process's other work run first.
+        if (buffered > 0) await new Promise((resolve) => setImmediate(resolve));
         const { records } = await member.poll(buffered > 0 ? 0 : this.config.pollMs);
         this.route(records);
       }

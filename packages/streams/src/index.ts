@@ -7,7 +7,7 @@ export { Topology, resolveTopic } from './topology.ts';
 export type { StoreSpec, TimestampExtractor, Subtopology } from './topology.ts';
 export * from './dsl/windows.ts';
 export * from './dsl/kstream.ts';
-export type { KeyValueStore, WindowStore, StateStore, BufferedStore } from './state/stores.ts';
+export type { KeyValueStore, WindowStore, StateStore } from './state/stores.ts';
 export { StreamsApp } from './runtime/app.ts';
 export type { StreamsConfig, AppState, Logger } from './runtime/app.ts';
 export { StreamsMetrics } from './runtime/metrics.ts';

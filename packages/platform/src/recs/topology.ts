@@ -13,7 +13,7 @@
  * Exactly-once like every topology of the engine: the entries, the carts and sessions, and the
  * outputs commit with the input offsets, so a crash neither loses nor repeats an update.
  */
-import { Serdes, Stores, StreamsBuilder, type BufferedStore, type KeyValueStore, type Processor, type ProcessorContext, type Record as StreamRecord, type Topology } from '@shopstream/streams';
+import { Serdes, Stores, StreamsBuilder, type KeyValueStore, type Processor, type ProcessorContext, type Record as StreamRecord, type Topology } from '@shopstream/streams';
 import type { CanonicalEvent } from '../contract/index.ts';
 import type { PipelineEvent } from '../pipeline/topology.ts';
 import type { TopicNames } from '../topics.ts';
@@ -97,8 +97,8 @@ export function recsDefaults(o: RecsTopologyOptions = {}): Resolved {
 
 /** Calls `send` at each commit with the last value of every key the store wrote since the last one (before the commit's transaction, so the records are part of it). */
 function forwardOnCommit<V>(store: KeyValueStore<string, V>, send: (key: string, value: V) => void): void {
-  (store as unknown as BufferedStore<V>).setFlushListener((key, value) => {
-    if (value !== null) send(key.toString('utf8'), value);
+  store.onCommit((key, value) => {
+    if (value !== null) send(key, value);
   });
 }
 

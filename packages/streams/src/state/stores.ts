@@ -283,6 +283,14 @@ export interface KeyValueStore<K, V> extends StateStore {
   range(from: K | undefined, to: K | undefined): Iterable<[K, V]>;
   all(): Iterable<[K, V]>;
   approximateNumEntries(): number;
+  /**
+   * Kafka Streams' record cache for the Processor API (its `withCachingEnabled` store forwarding on
+   * flush): at each commit, before the commit's transaction, `listener` gets the last value of every
+   * key written since the previous commit (null for a delete), so a key written 1,000 times in a
+   * commit interval is seen once. Records the listener forwards belong to that commit. One listener
+   * per store; call it from the processor's `init`.
+   */
+  onCommit(listener: (key: K, value: V | null, timestamp: number) => void): void;
 }
 
 function serializeKey<K>(serde: Serde<K>, key: K, store: string): Buffer {
@@ -302,6 +310,7 @@ function succ(b: Buffer): Buffer {
 
 /** What every key-value store derives from `getWithTimestamp` and `put`. */
 abstract class KeyValueBase<K, V> extends BufferedStore<V> implements KeyValueStore<K, V> {
+  protected abstract readonly keySerde: Serde<K>;
   abstract getWithTimestamp(key: K): { value: V; timestamp: number } | undefined;
   abstract put(key: K, value: V | null, timestamp?: number): void;
   abstract range(from: K | undefined, to: K | undefined): Iterable<[K, V]>;
@@ -322,11 +331,15 @@ abstract class KeyValueBase<K, V> extends BufferedStore<V> implements KeyValueSt
     if (prev !== undefined) this.put(key, null);
     return prev;
   }
+
+  onCommit(listener: (key: K, value: V | null, timestamp: number) => void): void {
+    this.setFlushListener((key, value, timestamp) => listener(this.keySerde.deserialize(key) as K, value, timestamp));
+  }
 }
 
 /** A key-value store without retention. */
 export class PlainKeyValueStore<K, V> extends KeyValueBase<K, V> {
-  private readonly keySerde: Serde<K>;
+  protected readonly keySerde: Serde<K>;
 
   private keyBytes(key: K): Buffer {
     return this.keyBytesWith(this.keySerde, key);
@@ -399,7 +412,7 @@ function segBound(seg: number): Buffer {
  * segments newest first. Used for de-duplication.
  */
 export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
-  private readonly keySerde: Serde<K>;
+  protected readonly keySerde: Serde<K>;
 
   private keyBytes(key: K): Buffer {
     return this.keyBytesWith(this.keySerde, key);

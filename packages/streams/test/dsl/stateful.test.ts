@@ -242,3 +242,55 @@ test('process() with a TTL store and punctuators on stream time and wall-clock t
   assert.deepEqual(out.readKeyValuesToList(), [{ key: 'tick', value: '1000' }]);
   assert.deepEqual(punctuated, ['stream@10', 'stream@200', 'stream@210', 'wall@1000']);
 });
+
+test('Processor API: a store with onCommit forwards the last value of each key written since the previous commit, once per commit', () => {
+  const b = new StreamsBuilder();
+  b.addStateStore(Stores.keyValueStore({ name: 'totals', keySerde: Serdes.string(), valueSerde: Serdes.json<number>() }));
+  b.addStateStore(Stores.keyValueStore({ name: 'recent', keySerde: Serdes.string(), valueSerde: Serdes.json<number>(), ttlMs: 60_000 }));
+  class Totals implements Processor<string, number, string, number> {
+    private totals!: KeyValueStore<string, number>;
+    private recent!: KeyValueStore<string, number>;
+    init(ctx: ProcessorContext<string, number>): void {
+      this.totals = ctx.getStateStore('totals');
+      this.recent = ctx.getStateStore('recent');
+      this.totals.onCommit((key, value, timestamp) => {
+        if (value !== null) ctx.forward({ key, value, timestamp, headers: [] });
+      });
+      // A TTL store hands the listener the key as written, too; a delete comes as null.
+      this.recent.onCommit((key, value, timestamp) => ctx.forward({ key: `recent:${key}`, value: value ?? -1, timestamp, headers: [] }));
+    }
+    process(r: Record<string, number>): void {
+      this.totals.put(r.key, (this.totals.get(r.key) ?? 0) + r.value);
+      if (r.value < 0) this.recent.delete(r.key);
+      else this.recent.put(r.key, r.value);
+    }
+  }
+  b.stream<string, number>('in', { keySerde: S, valueSerde: J })
+    .process<string, number>(() => new Totals(), { stores: ['totals', 'recent'] })
+    .to('out', { keySerde: S, valueSerde: J });
+  const d = new TopologyTestDriver(b.build(), { commitEveryInput: false, commitIntervalMs: 1000 });
+  const input = d.createInputTopic('in', S, J);
+  const out = d.createOutputTopic('out', S, J);
+  input.pipeInput('a', 1, 1);
+  input.pipeInput('a', 2, 2);
+  input.pipeInput('b', 3, 3);
+  input.pipeInput('a', 4, 4);
+  assert.equal(out.getQueueSize(), 0, 'nothing before the commit');
+  d.advanceWallClockTime(1000);
+  const sorted = (xs: Array<{ key: unknown; value: unknown }>) => xs.sort((x, y) => String(x.key).localeCompare(String(y.key)));
+  assert.deepEqual(sorted(out.readKeyValuesToList()), [
+    { key: 'a', value: 7 },
+    { key: 'b', value: 3 },
+    { key: 'recent:a', value: 4 },
+    { key: 'recent:b', value: 3 },
+  ]);
+  input.pipeInput('b', -3, 5);
+  d.advanceWallClockTime(1000);
+  assert.deepEqual(sorted(out.readKeyValuesToList()), [
+    { key: 'b', value: 0 },
+    { key: 'recent:b', value: -1 },
+  ]);
+  d.advanceWallClockTime(1000);
+  assert.equal(out.getQueueSize(), 0, 'nothing written, nothing forwarded');
+  d.close();
+});

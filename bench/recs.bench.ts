@@ -16,7 +16,8 @@
  *   (what the pipeline alone takes). Target: p99 < 1 s.
  * - Latency: GET /recommendations at a fixed 1,000 requests/s (autocannon in another process, 16
  *   connections) for known products, while the background traffic goes on, then again once it has
- *   stopped. Reference in the same run: GET /healthz at the same rate on the same server. Target:
+ *   stopped. References in the same run: GET /healthz at the same rate on the same server, and first,
+ *   alone on the machine, a bare Fastify server answering a constant (the harness's floor). Target:
  *   p99 < 10 ms. In the embedded deployment the bench also prints its own process's event-loop
  *   delay (the stream processing's commits and GC pauses are what requests wait behind).
  *
@@ -171,15 +172,7 @@ async function run(kind: 'embedded' | 'kafka'): Promise<void> {
 
     // Serving latency at 1,000 requests/s.
     const paths = Array.from({ length: 500 }, (_, i) => `/v1/merchants/shop/recommendations?model=${i % 2 === 0 ? 'frequently-bought-together' : 'others-you-may-like'}&product_id=${product(i * 7)}&limit=10`);
-    const at = async (list: readonly string[]) => {
-      const child = spawn(process.execPath, [join(import.meta.dirname, 'http-load.ts'), serving, '1000', String(SECONDS), `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`, ...list], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout!.on('data', (d) => (out += String(d)));
-      await new Promise((r) => child.once('exit', r));
-      const r = JSON.parse(out) as { p50: number; p99: number; rps: number; non2xx: number; errors: number };
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${r.non2xx} non-2xx, ${r.errors} errors`);
-      return r;
-    };
+    const at = (list: readonly string[]) => fixedRate(serving, list);
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     const health = await at(['/healthz']);
@@ -188,7 +181,7 @@ async function run(kind: 'embedded' | 'kafka'): Promise<void> {
     console.log(
       `[${kind}] recs API at ${Math.round(recs.rps).toLocaleString('en')} requests/s (fixed 1,000/s from another process, ${SECONDS} s, 16 connections, with the ${RATE} events/s going on), ${deployment}: p50 ${recs.p50} ms, p99 ${recs.p99} ms ` +
         `(/healthz on the same server: p50 ${health.p50} ms, p99 ${health.p99} ms); target p99 < 10 ms; models hold ${p.recs!.table.size.entries.toLocaleString('en')} entries; ` +
-        `this process's event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`,
+        `the event-loop delay of the bench's process (collector, pipeline, recs topology${kind === 'embedded' ? ', API' : ''}) p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`,
     );
     loading = false;
     await load;
@@ -220,4 +213,38 @@ async function run(kind: 'embedded' | 'kafka'): Promise<void> {
   }
 }
 
+/** p50/p99 of a fixed 1,000 requests/s of GET `list` paths against `url` (autocannon in its own process). */
+async function fixedRate(url: string, list: readonly string[]): Promise<{ p50: number; p99: number; rps: number }> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'http-load.ts'), url, '1000', String(SECONDS), `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`, ...list], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  await new Promise((r) => child.once('exit', r));
+  const r = JSON.parse(out) as { p50: number; p99: number; rps: number; non2xx: number; errors: number };
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${r.non2xx} non-2xx, ${r.errors} errors`);
+  return r;
+}
+
+/** The harness's floor: the same load against a bare Fastify server that answers a constant, alone on the machine. */
+async function floor(): Promise<void> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'bare-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += String(d);
+        const m = /READY (\d+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', () => reject(new Error(`bare server exited: ${out}`)));
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await fixedRate(url, ['/healthz']); // warm-up (JIT of both sides)
+    const r = await fixedRate(url, ['/healthz']);
+    console.log(`[floor] bare Fastify answering a constant, alone, at ${Math.round(r.rps).toLocaleString('en')} requests/s: p50 ${r.p50} ms, p99 ${r.p99} ms (what this harness and machine give with no application behind the route)`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+await floor();
 for (const kind of ['embedded', 'kafka'] as const) if (LOGS.includes(kind)) await run(kind);

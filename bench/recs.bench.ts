@@ -56,7 +56,8 @@ const product = (i: number) => `sku-${i % CATALOGUE}`;
 async function startApiProcess(config: ShopstreamConfig, dir: string): Promise<{ child: ChildProcess; url: string }> {
   const configFile = join(dir, 'api.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [join(ROOT, 'packages/platform/bin/shopstream.ts'), 'api', '--config', configFile, '--port', '0', '--data-dir', join(dir, 'api')], {
+  const nodeArgs = process.env['BENCH_API_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'packages/platform/bin/shopstream.ts'), 'api', '--config', configFile, '--port', '0', '--data-dir', join(dir, 'api')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });

@@ -176,6 +176,43 @@ test('kafka: a position out of range is moved and reported, never silently', asy
   }
 });
 
+test('kafka: an idle partition never holds back a busy one (the long fetch wait applies only when nothing is buffered)', async () => {
+  // A broker answers a connection's requests one at a time. Before the fix, a fetch for the idle
+  // partition alone, sent while the busy one's records were still buffered, waited the full
+  // fetchMaxWaitMs on the broker, and the busy partition's next fetch queued behind it.
+  const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'hol-test', fetchMaxWaitMs: 30_000 });
+  const [busy, idle] = [`hol-busy-${randomUUID().slice(0, 8)}`, `hol-idle-${randomUUID().slice(0, 8)}`];
+  const reader = log.createReader({ maxRecords: 1 });
+  try {
+    await log.admin.createTopics([
+      { name: busy, partitions: 1 },
+      { name: idle, partitions: 1 },
+    ]);
+    const p = log.createProducer();
+    await p.send([0, 1].map((i) => ({ topic: busy, partition: 0, key: null, value: Buffer.from(String(i)) })));
+    reader.assign([
+      { topic: busy, partition: 0, offset: 0 },
+      { topic: idle, partition: 0, offset: 0 },
+    ]);
+    const got: string[] = [];
+    const until = async (n: number, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (got.length < n && Date.now() < deadline) for (const r of await reader.poll(100)) got.push(r.value!.toString());
+    };
+    await until(2, 10_000);
+    assert.deepEqual(got, ['0', '1']);
+    // The busy partition's next record must come at once, not after the idle partition's 30 s wait.
+    await p.send([{ topic: busy, partition: 0, key: null, value: Buffer.from('2') }]);
+    await p.close();
+    await until(3, 10_000);
+    assert.deepEqual(got, ['0', '1', '2'], 'the busy partition was held back by the idle one');
+  } finally {
+    await reader.close();
+    await log.admin.deleteTopics([busy, idle]);
+    await log.close();
+  }
+});
+
 interface Worker {
   name: string;
   child: ChildProcess;

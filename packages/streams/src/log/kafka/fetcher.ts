@@ -47,6 +47,13 @@ type FetchResponse = fetchV17.FetchResponse;
 /** Consecutive failed fetch rounds before poll reports the broker as unavailable. */
 const MAX_FETCH_FAILURES = 3;
 const ERROR_BACKOFF_MS = 200;
+/**
+ * The broker's wait for a fetch sent while other partitions still hold buffered records. A broker
+ * reads a connection's requests one at a time, and this fetcher has one fetch in flight per broker:
+ * a long wait for idle partitions (say, a table's topic) would hold back the next fetch of the busy
+ * ones by up to fetchMaxWaitMs once their buffers are drained.
+ */
+const SHORT_WAIT_MS = 5;
 
 export class Fetcher {
   private parts = new Map<string, PartState>();
@@ -275,9 +282,12 @@ export class Fetcher {
         if (!entry) topicsOfNode.set(s.topic, (entry = { topicId: t.id, partitions: [] }));
         entry.partitions.push({ state: s, version: s.version, offset: s.fetchOffset });
       }
+      // Partitions left out because their records are still buffered will want a fetch soon.
+      const holding = this.order.some((s) => !s.paused && s.fetchOffset !== undefined && s.bufIdx < s.buffer.length);
+      const maxWaitMs = holding ? Math.min(SHORT_WAIT_MS, this.options.fetchMaxWaitMs) : this.options.fetchMaxWaitMs;
       for (const [node, topicsOfNode] of byNode) {
         const broker = brokers.get(node);
-        if (broker) this.fetchFrom(node, broker, topicsOfNode);
+        if (broker) this.fetchFrom(node, broker, topicsOfNode, maxWaitMs);
         else this.refreshMetadata = true;
       }
       if (byNode.size === 0 && this.refreshMetadata) this.scheduleRetry();
@@ -293,7 +303,7 @@ export class Fetcher {
     this.retryTimer.unref();
   }
 
-  private fetchFrom(node: number, broker: { host: string; port: number }, topicsOfNode: Map<string, { topicId: string; partitions: RequestedPartition[] }>): void {
+  private fetchFrom(node: number, broker: { host: string; port: number }, topicsOfNode: Map<string, { topicId: string; partitions: RequestedPartition[] }>, maxWaitMs: number): void {
     const requested = new Map<string, RequestedPartition>();
     const topicIdToName = new Map<string, string>();
     const topics: FetchTopic[] = [];
@@ -325,7 +335,7 @@ export class Fetcher {
     };
     fastFetchApi(this.consumer).then((api) => {
       if (!api) {
-        this.clientFetch(node, topics, requested, topicIdToName, settle, failed);
+        this.clientFetch(node, topics, requested, topicIdToName, settle, failed, maxWaitMs);
         return;
       }
       this.pool.get(broker, (error, connection) => {
@@ -333,7 +343,7 @@ export class Fetcher {
           failed(error);
           return;
         }
-        api(connection, this.options.fetchMaxWaitMs, 1, this.options.fetchMaxBytes, FetchIsolationLevels.READ_COMMITTED, 0, -1, topics, [], '', (err, response) => {
+        api(connection, maxWaitMs, 1, this.options.fetchMaxBytes, FetchIsolationLevels.READ_COMMITTED, 0, -1, topics, [], '', (err, response) => {
           if (err || !response) {
             failed(err);
             return;
@@ -360,12 +370,13 @@ export class Fetcher {
     topicIdToName: Map<string, string>,
     settle: () => boolean,
     failed: (error: unknown) => void,
+    maxWaitMs: number,
   ): void {
     this.consumer.fetch(
       {
         node,
         topics,
-        maxWaitTime: this.options.fetchMaxWaitMs,
+        maxWaitTime: maxWaitMs,
         minBytes: 1,
         maxBytes: this.options.fetchMaxBytes,
         isolationLevel: FetchIsolationLevels.READ_COMMITTED,

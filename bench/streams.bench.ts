@@ -8,7 +8,8 @@
  * For each log it measures, in the same run:
  *   - raw read: a plain reader of the same log client reading the input topic (the reference);
  *   - stateless: filter + mapValues, exactly-once;
- *   - stateful: de-duplicate (TTL store) + tumbling-window aggregate, exactly-once.
+ *   - stateful: de-duplicate (TTL store) + tumbling-window aggregate, exactly-once;
+ *   - the exactly-once floor: the log's part of a stateful run with no engine (see eosFloor).
  * A topology run is timed from start() until its committed offsets reach the end of the input.
  * Each figure is the median of BENCH_RUNS runs; the ratio is to the median raw read.
  */
@@ -64,6 +65,45 @@ async function runTopology(log: Log, build: (i: string, o: string) => Topology, 
   return N / s;
 }
 
+/**
+ * The log's part of an exactly-once stateful run, with no engine at all: a transactional group
+ * member reads the input and, for each record, writes one 40-byte record (what the dedupe store's
+ * changelog gets per new id), committing every 100 ms with the offsets in the transaction. No
+ * parsing, no state. What an engine on this client and broker can reach at most.
+ */
+async function eosFloor(log: Log, input: string): Promise<number> {
+  const output = `bench-out-${randomUUID().slice(0, 8)}`;
+  await log.admin.createTopics([{ name: output, partitions: PARTITIONS }]);
+  const groupId = `bench-floor-${randomUUID().slice(0, 8)}`;
+  const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
+  const total = await endTotal(log, tps);
+  const small = Buffer.alloc(40, 1);
+  const t0 = performance.now();
+  const member = await log.joinGroup({ groupId, topics: [input], transactional: true, clientId: 'bench-floor', maxRecords: 5000 });
+  const next = new Map<number, number>();
+  let txn = member.beginTransaction();
+  let last = performance.now();
+  let read = 0;
+  while (read < total) {
+    const { records } = await member.poll(100);
+    for (const r of records) {
+      txn.send({ topic: output, partition: r.partition, key: r.key, value: small });
+      next.set(r.partition, r.offset + 1);
+    }
+    read += records.length;
+    if (performance.now() - last >= 100 || read >= total) {
+      await txn.commit([...next].map(([partition, offset]) => ({ topic: input, partition, offset })));
+      txn = member.beginTransaction();
+      last = performance.now();
+    }
+  }
+  const s = (performance.now() - t0) / 1000;
+  await txn.abort();
+  await member.close();
+  await log.admin.deleteTopics([output]);
+  return N / s;
+}
+
 /** The stateful topology in two stream threads of one instance (Kafka only). */
 async function runThreads(log: Log, input: string): Promise<number> {
   const output = `bench-out-${randomUUID().slice(0, 8)}`;
@@ -103,13 +143,15 @@ async function benchLog(name: string, log: Log): Promise<string[]> {
   const sl: number[] = [];
   const sf: number[] = [];
   const sf2: number[] = [];
+  const floor: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     raw.push(await rawRead(log, input, PARTITIONS, N, 1000));
+    floor.push(await eosFloor(log, input));
     sl.push(await runTopology(log, stateless, input));
     sf.push(await runTopology(log, stateful, input));
     if (log.kind === 'kafka') sf2.push(await runThreads(log, input));
     process.stderr.write(
-      `  ${name} run ${run + 1}/${RUNS}: raw ${raw.at(-1)!.toFixed(0)}/s, stateless ${sl.at(-1)!.toFixed(0)}/s, stateful ${sf.at(-1)!.toFixed(0)}/s` +
+      `  ${name} run ${run + 1}/${RUNS}: raw ${raw.at(-1)!.toFixed(0)}/s, eos floor ${floor.at(-1)!.toFixed(0)}/s, stateless ${sl.at(-1)!.toFixed(0)}/s, stateful ${sf.at(-1)!.toFixed(0)}/s` +
         (sf2.length > 0 ? `, stateful 2 threads ${sf2.at(-1)!.toFixed(0)}/s` : '') +
         '\n',
     );
@@ -120,6 +162,7 @@ async function benchLog(name: string, log: Log): Promise<string[]> {
   return [
     `| ${name} | produce (reference writer) | ${fmt(produceRate)} | ${(produceRate / r).toFixed(2)} |`,
     `| ${name} | raw read (reference) | ${fmt(r)} | 1.00 |`,
+    `| ${name} | exactly-once floor: read + a 40-byte record per input, transactional, no engine | ${fmt(median(floor))} | ${(median(floor) / r).toFixed(2)} |`,
     `| ${name} | stateless: filter + mapValues, exactly-once | ${fmt(median(sl))} | ${(median(sl) / r).toFixed(2)} |`,
     `| ${name} | stateful: dedupe + tumbling aggregate, exactly-once | ${fmt(median(sf))} | ${(median(sf) / r).toFixed(2)} |`,
     ...(sf2.length > 0 ? [`| ${name} | stateful, exactly-once, one instance with 2 stream threads | ${fmt(median(sf2))} | ${(median(sf2) / r).toFixed(2)} |`] : []),

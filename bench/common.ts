@@ -66,3 +66,27 @@ export function segmentMessage(i: number, visitor: string, at: number, ua = BENC
     context: { userAgent: ua, ip: '203.0.113.7', page: { url: `https://shop.example/p/${i % 300}?utm_source=google&utm_medium=cpc`, referrer: 'https://www.google.com/' }, library: { name: 'analytics.js', version: '5' } },
   };
 }
+
+/**
+ * Runs `fn`; with BENCH_PROFILE=<dir> set, under the CPU profiler, writing `<dir>/<name>-<n>.cpuprofile`
+ * (only the measured part, not the bench's setup).
+ */
+let profiles = 0;
+export async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const dir = process.env['BENCH_PROFILE'];
+  if (dir === undefined || dir === '') return fn();
+  const { Session } = await import('node:inspector/promises');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${name}-${++profiles}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  }
+}

@@ -26,7 +26,7 @@ import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
-import { BENCH_UA, endTotal, median, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
+import { BENCH_UA, endTotal, median, profiled, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
@@ -81,8 +81,10 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const tps = [topics.raw, topics.validations].flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition })));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
-  await app.start();
-  await untilCommitted(log, applicationId, tps, total, app);
+  await profiled(`pipeline-${log.kind}`, async () => {
+    await app.start();
+    await untilCommitted(log, applicationId, tps, total, app);
+  });
   const s = (performance.now() - t0) / 1000;
   await app.close();
   rmSync(stateDir, { recursive: true, force: true });

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { StreamsApp, StreamThreads } from '../packages/streams/src/index.ts';
 import type { Log, ProducerRecord, Topology } from '../packages/streams/src/index.ts';
 import { stateful, stateless } from './topologies.ts';
-import { endTotal, median, rawRead, untilCommitted } from './common.ts';
+import { endTotal, median, profiled, rawRead, untilCommitted } from './common.ts';
 import type { Event } from './topologies.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
@@ -56,8 +56,10 @@ async function runTopology(log: Log, build: (i: string, o: string) => Topology, 
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: input, partition }));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
-  await app.start();
-  await untilCommitted(log, applicationId, tps, total, app);
+  await profiled(`${log.kind}-${build.name}`, async () => {
+    await app.start();
+    await untilCommitted(log, applicationId, tps, total, app);
+  });
   const s = (performance.now() - t0) / 1000;
   await app.close();
   await log.admin.deleteTopics([output]);

@@ -54,7 +54,8 @@ const bodies = Array.from({ length: 40 }, (_, b) => JSON.stringify({ batch: Arra
 const avgBytes = Math.round(bodies.reduce((a, b) => a + b.length, 0) / bodies.length);
 
 async function startServer(mode: string): Promise<{ port: number; child: ChildProcess; stop: () => Promise<string> }> {
-  const child = spawn(process.execPath, ['bench/ingest-server.ts', mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = process.env['BENCH_SERVER_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, 'bench/ingest-server.ts', mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += String(d)));
   const port = await new Promise<number>((resolve, reject) => {

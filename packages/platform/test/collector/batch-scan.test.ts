@@ -18,6 +18,26 @@ describe('batchElementRanges', () => {
     assert.deepEqual(slices(body)!.map((x) => JSON.parse(x)), parsed);
   });
 
+  it('finds the same elements JSON.stringify wrote, for strings full of quotes and backslash runs (seeded)', () => {
+    let seed = 20261126;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const alphabet = ['"', '\\', '\\\\', 'a', ']', '}', ',', ':', '{', '[', 'é', '\n', ' '];
+    const str = () => Array.from({ length: Math.floor(rnd() * 12) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+    const value = (depth: number): unknown => {
+      const k = Math.floor(rnd() * (depth > 3 ? 3 : 5));
+      if (k === 0) return str();
+      if (k === 1) return Math.floor(rnd() * 1000) - 500;
+      if (k === 2) return rnd() < 0.5 ? null : true;
+      if (k === 3) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [str(), value(depth + 1)]));
+    };
+    for (let round = 0; round < 300; round++) {
+      const batch = Array.from({ length: 1 + Math.floor(rnd() * 5) }, () => value(0));
+      const body = JSON.stringify({ sentAt: str(), batch, context: { batch: str() } });
+      assert.deepEqual(slices(body), batch.map((e) => JSON.stringify(e)), body);
+    }
+  });
+
   it('takes the last batch key, as JSON.parse does', () => {
     assert.deepEqual(slices('{"batch":[1],"batch":[2,3]}'), ['2', '3']);
   });

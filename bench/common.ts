@@ -79,14 +79,19 @@ export async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T
   const { mkdirSync, writeFileSync } = await import('node:fs');
   const session = new Session();
   session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
+  // BENCH_PROFILE_KIND=heap: V8's sampling heap profiler (where the bytes are allocated) instead of the CPU profiler.
+  const heap = process.env['BENCH_PROFILE_KIND'] === 'heap';
+  if (heap) await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  else {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   try {
     return await fn();
   } finally {
-    const { profile } = await session.post('Profiler.stop');
+    const profile = heap ? (await session.post('HeapProfiler.stopSampling')).profile : (await session.post('Profiler.stop')).profile;
     mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}/${name}-${++profiles}.cpuprofile`, JSON.stringify(profile));
+    writeFileSync(`${dir}/${name}-${++profiles}.${heap ? 'heapprofile' : 'cpuprofile'}`, JSON.stringify(profile));
     session.disconnect();
   }
 }

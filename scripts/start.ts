@@ -101,12 +101,13 @@ const traffic = setInterval(() => {
     .catch((err: unknown) => logger.warn({ err }, 'demo traffic request failed'));
 }, 100);
 
-console.log(`\nShopstream is running embedded (data in ${dataDir}): collector, pipeline, cubes and analytics API, lake, Meta forwarder${demoTraffic ? `, with demo traffic (${rate} events/s)` : ''}.`);
+console.log(`\nShopstream is running embedded (data in ${dataDir}): collector, pipeline, cubes and analytics API, lake, Meta forwarder, recommendations${demoTraffic ? `, with demo traffic (${rate} events/s)` : ''}.`);
 console.log(`  Open          ${platform.url}/   (the dashboard, signed in as the demo merchant)`);
 console.log(`  Merchant      ${DEMO.id} (${DEMO.timezone}, ${DEMO.currency})   write key ${DEMO.writeKey}   read token ${DEMO.readToken}`);
 console.log(`  Collector     ${platform.url}/v1/batch   (Segment-compatible; HTTP Basic with the write key)`);
 console.log(`  Analytics     curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/metrics?granularity=minute&metrics=events,orders,revenue'`);
 console.log(`  Status        curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/status'   (pipeline health, from the metrics)`);
+console.log(`  Recs          curl -u ${DEMO.writeKey}: '${platform.url}/v1/merchants/${DEMO.id}/recommendations?model=frequently-bought-together&product_id=p-0001'   (docs/recommendations.md)`);
 console.log(`  Meta CAPI     the demo shop's events go to a local stand-in of Meta's Graph API at ${meta.url} (stats: ${meta.url}/_sim/stats); docs/meta-capi.md`);
 console.log(`  Metrics       ${platform.url}/metrics`);
 console.log('Ctrl-C to stop; the next start goes on from where this one stopped.\n');

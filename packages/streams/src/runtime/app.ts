@@ -103,6 +103,16 @@ class Mutex {
 /** Records a task processes at a time before the loop checks the iteration's time (see maxIterationMs). */
 const ITERATION_SLICE = 64;
 
+/** A commit whose transaction is committing while the loop goes on processing (see startCommit). */
+interface InflightCommit {
+  tasks: Task[];
+  /** Changelog end offsets before the commit: the checkpoints the stores get once it is through. */
+  ends: Map<string, number>;
+  done: boolean;
+  error: unknown;
+  promise: Promise<void>;
+}
+
 export class StreamsApp {
   readonly topology: Topology;
   readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
@@ -116,6 +126,10 @@ export class StreamsApp {
   private producer: LogProducer | undefined;
   private txn: Transaction | undefined;
   private pendingSends: ProducerRecord[] = [];
+  /** The commit in flight, if any: at most one. */
+  private inflight: InflightCommit | undefined;
+  /** Records sent while a commit is in flight (exactly-once): they open the next transaction once it is through. */
+  private heldSends: ProducerRecord[] = [];
   private readonly tasks = new Map<string, Task>();
   private readonly taskByPartition = new Map<string, Task>();
   /** Next offset expected per input partition: records below it (re-delivered after a seek) are skipped. */
@@ -318,6 +332,10 @@ export class StreamsApp {
     return {
       send: (record) => {
         if (this.eos) {
+          if (this.inflight !== undefined) {
+            this.heldSends.push(record);
+            return;
+          }
           if (this.txn === undefined) this.txn = this.member!.beginTransaction();
           this.txn.send(record);
         } else {
@@ -346,6 +364,7 @@ export class StreamsApp {
     }
     const removed = [...this.tasks.keys()].filter((id) => !wanted.has(id));
     if (removed.length > 0) {
+      await this.finishCommit(true);
       // Normally onRevoke committed them already; if not, try now (a fenced commit is handled).
       if (removed.some((id) => this.tasks.get(id)!.needsCommit())) await this.commit();
       for (const id of removed) this.closeTask(id, true);
@@ -507,6 +526,7 @@ export class StreamsApp {
       while (this.appState === 'running') {
         await this.lock.run(async () => {
           if (this.appState !== 'running') return;
+          await this.finishCommit(false);
           await this.syncTasks();
           buffered = 0;
           const now = Date.now();
@@ -534,7 +554,9 @@ export class StreamsApp {
           // A task waiting for an input has nothing to do before the next fetch arrives.
           for (const task of tasks) if (!task.blocked) buffered += task.buffered();
           for (const task of this.tasks.values()) task.punctuate('wall-clock', now);
-          if (this.commitRequested || now - this.lastCommit >= this.config.commitIntervalMs) await this.commit();
+          // The next commit starts once the one in flight is through; meanwhile processing goes on.
+          const busy = this.inflight !== undefined && !this.inflight.done;
+          if (!busy && (this.commitRequested || now - this.lastCommit >= this.config.commitIntervalMs)) await this.startCommit();
           if (now - this.lastLag >= this.config.lagIntervalMs) await this.measureLag();
         });
         if (this.appState !== 'running') break;
@@ -575,56 +597,122 @@ export class StreamsApp {
     }
   }
 
-  /** The exactly-once commit. Call under the lock. */
+  /** The exactly-once commit, through to the end (revocation, close). Call under the lock. */
   private async commit(): Promise<void> {
+    await this.startCommit();
+    await this.finishCommit(true);
+  }
+
+  /**
+   * Starts the exactly-once commit of everything processed so far: flushes the stores (changelog
+   * records and cached results go into the transaction), marks their contents as the commit's and
+   * sends the commit of the transaction with the input offsets. It does not wait: the loop goes on
+   * processing while the commit's round trips and fsyncs run, and records sent meanwhile are held
+   * for the next transaction. `finishCommit` applies the commit's store contents to the backends
+   * once it is through, or drops everything uncommitted if it failed. Call under the lock.
+   */
+  private async startCommit(): Promise<void> {
+    await this.finishCommit(true);
     this.commitRequested = false;
     this.lastCommit = Date.now();
     const tasks = [...this.tasks.values()].filter((t) => t.needsCommit());
     if (tasks.length === 0 && this.txn === undefined && this.pendingSends.length === 0) return;
     const started = process.hrtime.bigint();
     const application = this.config.applicationId;
+    let offsets: TopicPartitionOffset[];
+    let ends: Map<string, number>;
     try {
       for (const t of tasks) t.flush();
-      const offsets: TopicPartitionOffset[] = tasks.flatMap((t) => t.committableOffsets());
+      offsets = tasks.flatMap((t) => t.committableOffsets());
       // Changelog positions before this commit: a lower bound of what the stores will hold after it
       // (replaying a few records twice on restore is harmless: changelog records are idempotent puts).
       const changelogTps = tasks.flatMap((t) => [...t.changelogs.values()]);
-      const ends = changelogTps.length === 0 ? new Map<string, number>() : new Map((await this.log.admin.listOffsets(changelogTps, 'latest')).map((o) => [tpKey(o), o.offset]));
-      if (this.eos) {
-        const txn = this.txn ?? this.member!.beginTransaction();
-        this.txn = undefined;
-        await txn.commit(offsets);
-      } else {
-        const sends = this.pendingSends;
-        this.pendingSends = [];
+      ends = changelogTps.length === 0 ? new Map<string, number>() : new Map((await this.log.admin.listOffsets(changelogTps, 'latest')).map((o) => [tpKey(o), o.offset]));
+    } catch (err) {
+      await this.commitFailed(err);
+      return;
+    }
+    for (const t of tasks) t.freeze();
+    let commit: Promise<void>;
+    if (this.eos) {
+      const txn = this.txn ?? this.member!.beginTransaction();
+      this.txn = undefined;
+      commit = txn.commit(offsets);
+    } else {
+      const sends = this.pendingSends;
+      this.pendingSends = [];
+      commit = (async () => {
         if (sends.length > 0) await this.producer!.send(sends);
         if (offsets.length > 0) await this.member!.commitOffsets(offsets);
-      }
-      for (const t of tasks) {
-        const checkpoints = new Map<string, number>();
-        for (const [store, tp] of t.changelogs) {
-          const end = ends.get(tpKey(tp));
-          if (end !== undefined) checkpoints.set(store, end);
-        }
-        t.applyCommitted(checkpoints);
-      }
-      this.metrics.commits.inc({ application, outcome: 'committed' });
-      this.metrics.commitLatency.observe({ application }, Number(process.hrtime.bigint() - started) / 1e9);
-    } catch (err) {
-      this.metrics.commits.inc({ application, outcome: 'aborted' });
-      const txn = this.txn;
-      this.txn = undefined;
-      this.pendingSends = [];
-      if (txn !== undefined) await txn.abort().catch(() => undefined);
-      if (isStreamsError(err) && err.retriable) {
-        // Fenced or aborted: drop every task's uncommitted work; tasks are rebuilt from the
-        // committed offsets and state at the next iteration.
-        this.logger.warn({ code: err.code, message: err.message }, 'commit failed; rebuilding tasks from the last commit');
-        for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
-        return;
-      }
-      throw err;
+      })();
     }
+    const inflight: InflightCommit = { tasks, ends, done: false, error: undefined, promise: Promise.resolve() };
+    inflight.promise = commit.then(
+      () => {
+        inflight.done = true;
+        this.metrics.commits.inc({ application, outcome: 'committed' });
+        this.metrics.commitLatency.observe({ application }, Number(process.hrtime.bigint() - started) / 1e9);
+      },
+      (err: unknown) => {
+        inflight.done = true;
+        inflight.error = err ?? new Error('commit failed');
+      },
+    );
+    this.inflight = inflight;
+  }
+
+  /**
+   * Completes the commit in flight if it is through (with `wait`, once it is): applies the stores'
+   * committed contents with their new checkpoints and opens the next transaction with the records
+   * held meanwhile. A failed commit drops all uncommitted work (commitFailed). Call under the lock.
+   */
+  private async finishCommit(wait: boolean): Promise<void> {
+    const inflight = this.inflight;
+    if (inflight === undefined) return;
+    if (!inflight.done) {
+      if (!wait) return;
+      await inflight.promise;
+    }
+    if (this.inflight !== inflight) return;
+    this.inflight = undefined;
+    if (inflight.error !== undefined) {
+      await this.commitFailed(inflight.error);
+      return;
+    }
+    for (const t of inflight.tasks) {
+      // A task closed since (lost in a rebalance) keeps its old checkpoint: a restore replays the rest.
+      if (this.tasks.get(t.id) !== t) continue;
+      const checkpoints = new Map<string, number>();
+      for (const [store, tp] of t.changelogs) {
+        const end = inflight.ends.get(tpKey(tp));
+        if (end !== undefined) checkpoints.set(store, end);
+      }
+      t.applyFrozen(checkpoints);
+    }
+    const held = this.heldSends;
+    this.heldSends = [];
+    if (held.length > 0) {
+      this.txn ??= this.member!.beginTransaction();
+      for (const r of held) this.txn.send(r);
+    }
+  }
+
+  /** A commit failed: nothing of it, nor anything processed since, is kept. */
+  private async commitFailed(err: unknown): Promise<void> {
+    this.metrics.commits.inc({ application: this.config.applicationId, outcome: 'aborted' });
+    const txn = this.txn;
+    this.txn = undefined;
+    this.pendingSends = [];
+    this.heldSends = [];
+    if (txn !== undefined) await txn.abort().catch(() => undefined);
+    if (isStreamsError(err) && err.retriable) {
+      // Fenced or aborted: drop every task's uncommitted work; tasks are rebuilt from the
+      // committed offsets and state at the next iteration.
+      this.logger.warn({ code: err.code, message: err.message }, 'commit failed; rebuilding tasks from the last commit');
+      for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
+      return;
+    }
+    throw err;
   }
 
   /** Measures the lag of every input partition (log end minus this instance's position) into the gauge. */
@@ -655,6 +743,8 @@ export class StreamsApp {
     this.fatal = e;
     this.appState = 'error';
     this.logger.error({ err: e, code: (e as StreamsError).code }, 'streams application failed');
+    this.inflight = undefined;
+    this.heldSends = [];
     try {
       if (this.txn !== undefined) await this.txn.abort();
     } catch {

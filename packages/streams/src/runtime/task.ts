@@ -450,10 +450,24 @@ export class Task {
     }
   }
 
-  /** Commit step 2, after the transaction committed. `checkpoints` gives each logged store's changelog position. */
-  applyCommitted(checkpoints: ReadonlyMap<string, number>): void {
-    for (const [name, s] of this.stores) s.applyCommitted(checkpoints.get(name));
+  /**
+   * Commit step 2, as the transaction starts committing: what the stores hold so far is the
+   * commit's, and what is processed from now on belongs to the next commit.
+   */
+  freeze(): void {
+    for (const s of this.stores.values()) s.freeze();
     this.dirty = false;
+  }
+
+  /** Commit step 3, after the transaction committed. `checkpoints` gives each logged store's changelog position. */
+  applyFrozen(checkpoints: ReadonlyMap<string, number>): void {
+    for (const [name, s] of this.stores) s.applyFrozen(checkpoints.get(name));
+  }
+
+  /** Steps 2 and 3 at once (a commit not overlapped with processing). */
+  applyCommitted(checkpoints: ReadonlyMap<string, number>): void {
+    this.freeze();
+    this.applyFrozen(checkpoints);
   }
 
   /** The transaction failed: drop uncommitted state and buffered input (the runtime seeks back). */

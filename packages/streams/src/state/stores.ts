@@ -7,6 +7,10 @@
  *    commit leaves the backend at the last committed state, and a crash after it is repaired by
  *    replaying the changelog from the backend's checkpoint. This is the only exactly-once
  *    mechanism for state, and it is the same on both logs.
+ *  - while a commit is in flight, processing goes on (`freeze`): the buffer's entries are marked as
+ *    the commit's, and an entry written again keeps the committing value aside, so that reads see
+ *    the newest value with one lookup. `applyFrozen` writes the commit's values to the backend once
+ *    the transaction has committed; a failed one discards everything uncommitted.
  *
  * Every stored value is `[8-byte timestamp][value bytes]`. Stores with retention (TTL key-value
  * stores, window stores) prefix keys with an 8-byte segment id derived from the record time;
@@ -42,6 +46,11 @@ interface Entry<V> {
   timestamp: number;
   /** The stored bytes, encoded once at flush and reused when applied to the backend. */
   encoded?: Buffer | null | undefined;
+  /** The commit generation that last wrote the entry. */
+  gen: number;
+  /** The entry belonged to the commit in flight and was written again since: that commit's stored bytes. */
+  hasCommitting: boolean;
+  committing: Buffer | null;
 }
 
 const TS_BYTES = 8;
@@ -89,6 +98,12 @@ export abstract class BufferedStore<V> implements StateStore {
   protected ctx!: StoreContext;
   protected changelog: ChangelogSink | undefined;
   protected buffer = new Map<string, Entry<V>>();
+  /** The generation that writes go to now. */
+  private gen = 0;
+  /** The generation of the commit in flight, if any. */
+  private frozenGen: number | undefined;
+  /** Entries written in the current generation (what the next commit has to write). */
+  private current = 0;
   private bufferBytes = 0;
   private readonly maxBufferBytes: number;
   /** Called at flush for each buffered entry (used by caching aggregations to forward on flush). */
@@ -170,10 +185,18 @@ export abstract class BufferedStore<V> implements StateStore {
     const s = this.mapKey(bkey);
     const prev = this.buffer.get(s);
     if (prev === undefined) {
-      this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined });
+      this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined, gen: this.gen, hasCommitting: false, committing: null });
+      this.current++;
       this.bufferBytes += bkey.length * 2 + 64;
       if (this.bufferBytes > this.maxBufferBytes) this.ctx.requestCommit();
     } else {
+      if (prev.gen !== this.gen) {
+        // The commit in flight holds this entry: keep its value for the backend, take the new one.
+        prev.committing = prev.encoded !== undefined ? prev.encoded : encodeValue(this.valueSerde, prev.value, prev.timestamp, this.name);
+        prev.hasCommitting = true;
+        prev.gen = this.gen;
+        this.current++;
+      }
       prev.value = value;
       prev.timestamp = timestamp;
       prev.encoded = undefined;
@@ -221,46 +244,73 @@ export abstract class BufferedStore<V> implements StateStore {
 
   /** Step 1 of a commit: forward cached results (caching stores) and send the changelog records. */
   flush(): void {
-    if (this.buffer.size === 0) return;
+    if (this.current === 0) return;
     if (this.flushListener !== undefined) {
-      for (const e of this.buffer.values()) this.flushListener(this.userKeyOf(e.key), e.value, e.timestamp);
+      for (const e of this.buffer.values()) if (e.gen === this.gen) this.flushListener(this.userKeyOf(e.key), e.value, e.timestamp);
     }
     if (this.changelog !== undefined) {
       for (const e of this.buffer.values()) {
+        if (e.gen !== this.gen) continue;
         e.encoded = encodeValue(this.valueSerde, e.value, e.timestamp, this.name);
         this.changelog.send(e.key, e.encoded, e.timestamp);
       }
     }
   }
 
-  /** Step 2, after the transaction committed: apply the buffer to the backend with the new checkpoint. */
-  applyCommitted(checkpoint: number | undefined): void {
-    if (this.buffer.size > 0 || checkpoint !== undefined) {
-      const batch: [Buffer, Buffer | null][] = [];
-      for (const e of this.buffer.values()) {
+  /** Step 2, when the transaction starts committing: what was written so far is the commit's; writes from now on belong to the next. */
+  freeze(): void {
+    if (this.frozenGen !== undefined) throw new StreamsError(ErrorCodes.STATE_STORE, `store ${this.name}: a commit is already in flight`);
+    this.frozenGen = this.gen++;
+    this.current = 0;
+  }
+
+  /** Step 3, after the transaction committed: apply the commit's values to the backend with the new checkpoint. */
+  applyFrozen(checkpoint: number | undefined): void {
+    const gen = this.frozenGen;
+    const batch: [Buffer, Buffer | null][] = [];
+    for (const [s, e] of this.buffer) {
+      if (e.gen === gen) {
         batch.push([e.key, e.encoded !== undefined ? e.encoded : encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
+        this.buffer.delete(s);
+        this.bufferBytes -= e.key.length * 2 + 64;
+      } else if (e.hasCommitting) {
+        batch.push([e.key, e.committing]);
+        e.hasCommitting = false;
+        e.committing = null;
       }
-      this.backend.write(batch, checkpoint);
     }
-    this.clearBuffer();
+    if (batch.length > 0 || checkpoint !== undefined) this.backend.write(batch, checkpoint);
+    this.frozenGen = undefined;
+    this.afterApply();
     this.afterCommit();
   }
 
-  /** A failed or aborted transaction: forget the buffer; the backend still holds the last committed state. */
+  /** Steps 2 and 3 at once (a commit that is not overlapped with processing). */
+  applyCommitted(checkpoint: number | undefined): void {
+    this.freeze();
+    this.applyFrozen(checkpoint);
+  }
+
+  /** A failed or aborted transaction: forget everything uncommitted; the backend still holds the last committed state. */
   discard(): void {
     this.clearBuffer();
   }
 
   protected clearBuffer(): void {
     this.buffer = new Map();
+    this.frozenGen = undefined;
+    this.current = 0;
     this.bufferBytes = 0;
   }
+
+  /** Hook: the commit's entries have gone to the backend (and left the buffer). */
+  protected afterApply(): void {}
 
   /** Retention work after a commit. */
   protected afterCommit(): void {}
 
   hasPendingWrites(): boolean {
-    return this.buffer.size > 0;
+    return this.current > 0;
   }
 
   approximateNumEntries(): number {
@@ -656,6 +706,12 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
     this.byKey = new Map();
   }
 
+  /** The index still lists the entries the commit took out of the buffer: rebuild it when next needed. */
+  protected override afterApply(): void {
+    this.indexed = false;
+    this.byKey = new Map();
+  }
+
   put(key: K, value: V | null, windowStart: number, timestamp?: number): void {
     if (windowStart < this.minLiveStart()) return; // expired
     const bkey = this.keyBytes(key);
@@ -690,7 +746,8 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
       const buffered = this.bufferForKey(bkey);
       if (buffered !== undefined) {
         for (const s of buffered.values()) {
-          const e = this.bufferGet(s)!;
+          const e = this.bufferGet(s);
+          if (e === undefined) continue;
           const { start } = this.decodeComposite(e.key);
           if (start >= from && start <= timeTo) found.set(start, e.value);
         }

@@ -1,0 +1,128 @@
+/**
+ * The stores' commit protocol with a commit in flight: processing goes on while the transaction
+ * commits, so a store holds the commit's values and newer ones at once. Reads must see the newest,
+ * the backend must get exactly the commit's, and a failed commit must leave only the backend.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryBackend } from '../../src/state/backend.ts';
+import { PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../../src/state/stores.ts';
+import type { StoreContext } from '../../src/state/stores.ts';
+import { Serdes } from '../../src/serde/index.ts';
+
+function context(time = { now: 1_000 }): StoreContext {
+  return { streamTime: () => time.now, recordTime: () => time.now, requestCommit: () => {} };
+}
+
+/** The values a backend holds, decoded: key → JSON value (the 8-byte timestamp prefix dropped). */
+function backendContents(b: MemoryBackend): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of b.range()) out[k.toString()] = JSON.parse(v.subarray(8).toString());
+  return out;
+}
+
+function kvStore(): { store: PlainKeyValueStore<string, number>; backend: MemoryBackend; changelog: Array<[string, unknown]> } {
+  const backend = new MemoryBackend();
+  const store = new PlainKeyValueStore<string, number>('s', backend, Serdes.string(), Serdes.json<number>(), 1 << 20);
+  const changelog: Array<[string, unknown]> = [];
+  store.init(context(), { send: (k, v) => changelog.push([k.toString(), v === null ? null : JSON.parse(v.subarray(8).toString())]) });
+  return { store, backend, changelog };
+}
+
+describe('stores with a commit in flight', () => {
+  it('read the newest values, give the backend exactly the commit’s, and changelog each generation once', () => {
+    const { store, backend, changelog } = kvStore();
+    store.put('a', 1);
+    store.put('b', 2);
+    store.put('gone', 9);
+    store.flush();
+    assert.deepEqual(changelog, [['a', 1], ['b', 2], ['gone', 9]]);
+    store.freeze();
+    // Processing goes on while the commit is in flight.
+    store.put('a', 10);
+    store.put('c', 3);
+    store.delete('gone');
+    assert.equal(store.get('a'), 10);
+    assert.equal(store.get('b'), 2);
+    assert.equal(store.get('c'), 3);
+    assert.equal(store.get('gone'), undefined);
+    assert.deepEqual(backendContents(backend), {}, 'nothing reaches the backend before the commit is through');
+    assert.deepEqual([...store.all()], [['a', 10], ['b', 2], ['c', 3]]);
+    assert.equal(store.hasPendingWrites(), true);
+
+    store.applyFrozen(5);
+    assert.deepEqual(backendContents(backend), { a: 1, b: 2, gone: 9 }, 'the backend holds the commit’s values, not the newer ones');
+    assert.equal(backend.checkpoint(), 5);
+    assert.equal(store.get('a'), 10, 'the newer value is still read');
+    assert.equal(store.get('gone'), undefined);
+    assert.deepEqual([...store.all()], [['a', 10], ['b', 2], ['c', 3]]);
+
+    // The next commit writes what changed since the first one started, and only that.
+    changelog.length = 0;
+    store.flush();
+    assert.deepEqual(changelog.sort(), [['a', 10], ['c', 3], ['gone', null]]);
+    store.freeze();
+    store.applyFrozen(8);
+    assert.deepEqual(backendContents(backend), { a: 10, b: 2, c: 3 });
+    assert.equal(store.hasPendingWrites(), false);
+  });
+
+  it('a failed commit drops the commit’s values and everything written since', () => {
+    const { store, backend } = kvStore();
+    store.put('a', 1);
+    store.flush();
+    store.freeze();
+    store.applyFrozen(1);
+    store.put('a', 2);
+    store.flush();
+    store.freeze();
+    store.put('a', 3);
+    store.put('b', 4);
+    store.discard();
+    assert.equal(store.get('a'), 1);
+    assert.equal(store.get('b'), undefined);
+    assert.deepEqual(backendContents(backend), { a: 1 });
+    assert.equal(store.hasPendingWrites(), false);
+    // The store commits normally afterwards.
+    store.put('b', 5);
+    store.flush();
+    store.freeze();
+    store.applyFrozen(2);
+    assert.deepEqual(backendContents(backend), { a: 1, b: 5 });
+  });
+
+  it('a window store answers ranges across the commit in flight, before and after it is applied', () => {
+    const backend = new MemoryBackend();
+    const time = { now: 60_000 };
+    const store = new SegmentedWindowStore<string, number>('w', backend, Serdes.string(), Serdes.json<number>(), 1 << 20, 3_600_000, 'key-first');
+    store.init(context(time), undefined);
+    store.put('k', 1, 0);
+    store.put('k', 2, 60_000);
+    assert.deepEqual(store.fetchRange('k', 0, 120_000), [{ start: 0, value: 1 }, { start: 60_000, value: 2 }]);
+    store.freeze();
+    store.put('k', 20, 60_000);
+    store.put('k', 3, 120_000);
+    assert.deepEqual(store.fetchRange('k', 0, 120_000), [{ start: 0, value: 1 }, { start: 60_000, value: 20 }, { start: 120_000, value: 3 }]);
+    store.applyFrozen(undefined);
+    assert.deepEqual(store.fetchRange('k', 0, 120_000), [{ start: 0, value: 1 }, { start: 60_000, value: 20 }, { start: 120_000, value: 3 }]);
+    assert.deepEqual(
+      store.fetchAll(0, 120_000).map((w) => [w.start, w.value]),
+      [[0, 1], [60_000, 20], [120_000, 3]],
+    );
+  });
+
+  it('a TTL store lists the newest copy of each key across the commit in flight', () => {
+    const backend = new MemoryBackend();
+    const time = { now: 1_000 };
+    const store = new TtlKeyValueStore<string, number>('t', backend, Serdes.string(), Serdes.json<number>(), 1 << 20, 60_000);
+    store.init(context(time), undefined);
+    store.put('x', 1);
+    store.put('y', 2);
+    store.freeze();
+    store.put('x', 11);
+    assert.deepEqual([...store.all()].sort(), [['x', 11], ['y', 2]]);
+    store.applyFrozen(undefined);
+    assert.equal(store.get('x'), 11);
+    assert.deepEqual([...store.all()].sort(), [['x', 11], ['y', 2]]);
+  });
+});

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { ConsumedRecord, GroupMember, Log, LogProducer, ProducerRecord, TopicPartition, TopicPartitionOffset, Transaction } from '../log/types.ts';
 import { tpKey } from '../log/types.ts';
+import { pidAlive } from '../pid.ts';
 import type { StoreSpec, Subtopology, Topology } from '../topology.ts';
 import { resolveTopic } from '../topology.ts';
 import { Task } from './task.ts';
@@ -298,7 +299,7 @@ export class StreamsApp {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const pid = Number(readFileSync(lockFile, 'utf8'));
-        if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
+        if (Number.isInteger(pid) && pid !== process.pid && pidAlive(pid)) {
           throw new StreamsError(ErrorCodes.LOG_LOCKED, `state directory ${dir} is used by process ${pid}; give each instance its own stateDir`);
         }
         rmSync(lockFile, { force: true });
@@ -796,14 +797,5 @@ export class StreamsApp {
   /** Ids of the tasks this instance runs now. */
   activeTasks(): string[] {
     return [...this.tasks.keys()];
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -48,9 +48,8 @@ interface Entry<V> {
   encoded?: Buffer | null | undefined;
   /** The commit generation that last wrote the entry. */
   gen: number;
-  /** The entry belonged to the commit in flight and was written again since: that commit's stored bytes. */
-  hasCommitting: boolean;
-  committing: Buffer | null;
+  /** Set when the entry belonged to the commit in flight and was written again since: that commit's stored bytes. */
+  committing?: Buffer | null | undefined;
 }
 
 const TS_BYTES = 8;
@@ -185,7 +184,7 @@ export abstract class BufferedStore<V> implements StateStore {
     const s = this.mapKey(bkey);
     const prev = this.buffer.get(s);
     if (prev === undefined) {
-      this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined, gen: this.gen, hasCommitting: false, committing: null });
+      this.buffer.set(s, { key: bkey, value, timestamp, encoded: undefined, gen: this.gen, committing: undefined });
       this.current++;
       this.bufferBytes += bkey.length * 2 + 64;
       if (this.bufferBytes > this.maxBufferBytes) this.ctx.requestCommit();
@@ -193,7 +192,6 @@ export abstract class BufferedStore<V> implements StateStore {
       if (prev.gen !== this.gen) {
         // The commit in flight holds this entry: keep its value for the backend, take the new one.
         prev.committing = prev.encoded !== undefined ? prev.encoded : encodeValue(this.valueSerde, prev.value, prev.timestamp, this.name);
-        prev.hasCommitting = true;
         prev.gen = this.gen;
         this.current++;
       }
@@ -273,22 +271,15 @@ export abstract class BufferedStore<V> implements StateStore {
         batch.push([e.key, e.encoded !== undefined ? e.encoded : encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
         this.buffer.delete(s);
         this.bufferBytes -= e.key.length * 2 + 64;
-      } else if (e.hasCommitting) {
+      } else if (e.committing !== undefined) {
         batch.push([e.key, e.committing]);
-        e.hasCommitting = false;
-        e.committing = null;
+        e.committing = undefined;
       }
     }
     if (batch.length > 0 || checkpoint !== undefined) this.backend.write(batch, checkpoint);
     this.frozenGen = undefined;
     this.afterApply();
     this.afterCommit();
-  }
-
-  /** Steps 2 and 3 at once (a commit that is not overlapped with processing). */
-  applyCommitted(checkpoint: number | undefined): void {
-    this.freeze();
-    this.applyFrozen(checkpoint);
   }
 
   /** A failed or aborted transaction: forget everything uncommitted; the backend still holds the last committed state. */

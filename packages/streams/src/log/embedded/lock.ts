@@ -7,17 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StreamsError, ErrorCodes } from '../../errors.ts';
+import { pidAlive } from '../../pid.ts';
 
 export const LOCK_FILE = 'LOCK';
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function acquireLock(dir: string): string {
   const file = path.join(dir, LOCK_FILE);

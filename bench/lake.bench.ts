@@ -110,6 +110,8 @@ const bytesOf = (files: readonly string[]) => files.reduce((a, f) => a + statSyn
 
 interface SinkRun {
   rate: number;
+  /** Cores kept busy on average (process CPU time, all threads, over wall time). */
+  cores: number;
   parquetBytes: number;
   files: number;
   cuts: number;
@@ -122,11 +124,14 @@ async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<S
   const total = await endTotal(log, tps);
   const sink = new LakeSink({ log, storage: new LocalStorage(dir, { fsync: true }), groupId, topics: [topic] });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await sink.start();
   // The last segment of each partition is cut by close() (flush size and rotation cut the others).
   while (sink.positions().reduce((a, p) => a + p.offset, 0) < total) await new Promise((r) => setTimeout(r, 10));
   await sink.close();
   const s = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cores = (cpu.user + cpu.system) / 1e6 / s;
   const committed = (await log.admin.committedOffsets(groupId, tps)).reduce((a, c) => a + c.offset, 0);
   if (committed !== total) throw new Error(`sink committed ${committed}, expected ${total}`);
   const files = filesUnder(dir, '.parquet');
@@ -141,7 +146,7 @@ async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<S
   const stats = sink.stats();
   const parquetBytes = bytesOf(files);
   rmSync(dir, { recursive: true, force: true });
-  return { rate: N / s, parquetBytes, files: files.length, cuts: stats.cuts };
+  return { rate: N / s, cores, parquetBytes, files: files.length, cuts: stats.cuts };
 }
 
 /** Seconds of DuckDB's COPY of `ndjson` to a Parquet file, and that file's size. */
@@ -190,7 +195,7 @@ for (let run = 0; run < RUNS; run++) {
   sink.push(await runSink(log, topic, duck));
   raw.push(await runDuck(duck, rawFile, RAW_LINES));
   process.stderr.write(
-    `  run ${run + 1}/${RUNS}: sink ${sink.at(-1)!.rate.toFixed(0)}/s (${sink.at(-1)!.files} files, ${sink.at(-1)!.cuts} cuts), ` +
+    `  run ${run + 1}/${RUNS}: sink ${sink.at(-1)!.rate.toFixed(0)}/s (${sink.at(-1)!.files} files, ${sink.at(-1)!.cuts} cuts, ${sink.at(-1)!.cores.toFixed(2)} cores busy), ` +
       `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s; ` +
       `ratio ${(sink.at(-1)!.rate / (N / same.at(-1)!.s)).toFixed(2)}; load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores\n`,
   );

@@ -13,3 +13,4 @@ export type { StreamsConfig, AppState, Logger } from './runtime/app.ts';
 export { StreamsMetrics } from './runtime/metrics.ts';
 export { StreamThreads } from './runtime/threads.ts';
 export type { StreamThreadsOptions, ThreadConfig } from './runtime/threads.ts';
+export { pidAlive } from './pid-lock.ts';

@@ -20,6 +20,7 @@
  * Everything here speaks of "control" (arm 1, the reference) and "treatment" (arm 2). The lift is
  * treatment / control − 1.
  */
+import { Rng } from '../simulate/rng.ts';
 
 // ---- the normal distribution -------------------------------------------------------------------
 
@@ -380,15 +381,10 @@ export class PairMoments {
 
 // ---- seeded randomness and the bootstrap ---------------------------------------------------------
 
-/** A seeded generator of numbers in [0, 1) (mulberry32: 32-bit state, fast, good enough for resampling). */
+/** A seeded generator of numbers in [0, 1) (the simulator's mulberry32: 32-bit state, fast, good enough for resampling). */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** Per-unit values of one arm: the numerator and, for a ratio, the denominator (1 per unit when absent). */

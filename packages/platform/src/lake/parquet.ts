@@ -17,6 +17,7 @@ import { open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { pidAlive } from '@shopstream/streams';
 import { LAKE_TEXT_MACRO, lakeSelectSql, sqlString } from './stage.ts';
 
 /** Version of the lake file schema (columns in docs/lake.md); in each file's key-value metadata. */
@@ -32,15 +33,6 @@ export interface StagedLines {
 }
 
 const SCRATCH_PREFIX = 'shopstream-lake-lines-';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Deletes the scratch files in `dir` of writers whose process is gone (a crash), and any older
@@ -59,7 +51,7 @@ async function removeStaleScratch(dir: string, olderThanMs: number): Promise<voi
     if (!name.startsWith(SCRATCH_PREFIX)) continue;
     const pid = Number(name.slice(SCRATCH_PREFIX.length).split('-')[0]);
     const path = join(dir, name);
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
       await rm(path, { force: true });
       continue;
     }

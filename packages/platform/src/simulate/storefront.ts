@@ -5,6 +5,7 @@
  *
  * Deterministic for a given seed. Bots and the beacon are added by the pipeline's simulator work.
  */
+import { Rng } from './rng.ts';
 
 export interface SimulatorOptions {
   seed?: number;
@@ -49,7 +50,7 @@ const SOURCES = ['utm_source=google&utm_medium=cpc', 'utm_source=newsletter&utm_
 const CATEGORIES = ['Shoes', 'Bags', 'Jackets', 'Hats'];
 
 export class StorefrontSimulator {
-  private state: number;
+  private readonly rng: Rng;
   private readonly visitors: Visitor[];
   private readonly productCount: number;
   private readonly currency: string;
@@ -58,7 +59,7 @@ export class StorefrontSimulator {
   readonly truth: SimulatorTruth = { events: {}, orders: 0, revenueMinor: 0 };
 
   constructor(options: SimulatorOptions = {}) {
-    this.state = options.seed ?? 1;
+    this.rng = new Rng(options.seed ?? 1);
     this.productCount = options.products ?? 200;
     this.currency = options.currency ?? 'EUR';
     this.now = options.now ?? Date.now;
@@ -72,12 +73,9 @@ export class StorefrontSimulator {
     }));
   }
 
-  /** A pseudo-random number in [0, 1) (mulberry32). */
+  /** A pseudo-random number in [0, 1). */
   private rand(): number {
-    let t = (this.state += 0x6d2b79f5);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.rng.next();
   }
 
   private pick<T>(xs: readonly T[]): T {

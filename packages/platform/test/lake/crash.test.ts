@@ -19,6 +19,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
+import { seededRandom } from '../../src/experiments/stats.ts';
 import { localCopies } from '../../src/lake/files.ts';
 import type { S3Storage } from '../../src/lake/s3.ts';
 import { LocalStorage, type LakeStorage } from '../../src/lake/storage.ts';
@@ -40,18 +41,6 @@ const MERCHANTS = [
 const T0 = Date.UTC(2026, 10, 20, 8, 0, 0);
 
 export const LAKE_COLUMNS = ['offset', 'partition', 'received_at', 'merchant', 'message_id', 'event', 'type', 'visitor_id', 'event_time', 'payload', 'payload_bytes', 'headers', 'reject_code'];
-
-/** mulberry32: a small seeded PRNG, so a failing run's kill moments can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class SinkProcess {
   readonly child: ChildProcess;
@@ -155,7 +144,7 @@ async function checkLake(storage: LakeStorage, topic: string, ids: readonly stri
 async function crashCase(tc: TestContext, kind: LogKind, storageKind: 'local' | 's3', s3: () => TestS3): Promise<void> {
   const started = performance.now();
   const seed = Number(process.env['SHOPSTREAM_CRASH_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const t = tempDir('shopstream-lake-crash-');
   const topic = `${unique('crash')}.events.raw`;
   const run = unique('r');

@@ -12,12 +12,12 @@
  *      between 2 and 3 is repaired on restart by replaying the changelog from the checkpoint.
  * Processors never begin or commit; they may only ask for a commit.
  */
-import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { ConsumedRecord, GroupMember, Log, LogProducer, ProducerRecord, TopicPartition, TopicPartitionOffset, Transaction } from '../log/types.ts';
 import { tpKey } from '../log/types.ts';
-import { pidAlive } from '../pid.ts';
+import { acquirePidLock, releasePidLock } from '../pid-lock.ts';
 import type { StoreSpec, Subtopology, Topology } from '../topology.ts';
 import { resolveTopic } from '../topology.ts';
 import { Task } from './task.ts';
@@ -289,27 +289,13 @@ export class StreamsApp {
     const dir = join(this.config.stateDir ?? defaultStateDir(), this.config.applicationId);
     mkdirSync(dir, { recursive: true });
     const lockFile = join(dir, '.lock');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(lockFile, 'wx');
-        writeFileSync(fd, String(process.pid));
-        closeSync(fd);
-        this.stateDirLock = lockFile;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const pid = Number(readFileSync(lockFile, 'utf8'));
-        if (Number.isInteger(pid) && pid !== process.pid && pidAlive(pid)) {
-          throw new StreamsError(ErrorCodes.LOG_LOCKED, `state directory ${dir} is used by process ${pid}; give each instance its own stateDir`);
-        }
-        rmSync(lockFile, { force: true });
-      }
-    }
-    throw new StreamsError(ErrorCodes.LOG_LOCKED, `cannot lock state directory ${dir}`);
+    // Reentrant: an app of this process that was dropped without close() (an in-process crash) leaves its lock behind.
+    acquirePidLock(lockFile, { what: `state directory ${dir}`, hint: 'give each instance its own stateDir', reentrant: true });
+    this.stateDirLock = lockFile;
   }
 
   private releaseStateDir(): void {
-    if (this.stateDirLock !== undefined) rmSync(this.stateDirLock, { force: true });
+    if (this.stateDirLock !== undefined) releasePidLock(this.stateDirLock);
     this.stateDirLock = undefined;
   }
 

@@ -96,7 +96,7 @@ import { DEFAULT_MAX_RECORDS, GroupCoordinator } from './groups.ts';
 import type { CommitRequest, GroupHost } from './groups.ts';
 import { Journal, readCheckpoint, writeCheckpoint } from './journal.ts';
 import type { CheckpointData, EndTuple, GroupOffsetTuple, JournalEntry } from './journal.ts';
-import { acquireLock, releaseLock } from './lock.ts';
+import { acquirePidLock, releasePidLock } from '../../pid-lock.ts';
 import { fsyncDir, newCursor, PartitionLog, readFair } from './partition.ts';
 import type { AppendUndo, PartitionEnd, ReadCursor, ResolvedTopicConfig } from './partition.ts';
 
@@ -258,7 +258,8 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
     this.verifyChecksums = options.verifyChecksums ?? true;
     this.topicsDir = path.join(this.dir, 'topics');
     fs.mkdirSync(this.topicsDir, { recursive: true });
-    this.lockFile = acquireLock(this.dir);
+    this.lockFile = path.join(this.dir, 'LOCK');
+    acquirePidLock(this.lockFile, { what: `log directory ${this.dir}` });
     try {
       this.journal = new Journal(this.dir);
       try {
@@ -269,7 +270,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
         throw err;
       }
     } catch (err) {
-      releaseLock(this.lockFile);
+      releasePidLock(this.lockFile);
       throw err;
     }
     this.admin = this.makeAdmin();
@@ -904,7 +905,7 @@ class EmbeddedLogImpl implements EmbeddedLog, GroupHost {
       } finally {
         for (const t of this.topics.values()) for (const p of t.partitions) p.closeFiles();
         this.journal.close();
-        releaseLock(this.lockFile);
+        releasePidLock(this.lockFile);
         this.state = 'closed';
       }
     });

@@ -4,6 +4,7 @@
  *
  *   node bench/lake.bench.ts
  *   BENCH_EVENTS=200000 BENCH_RUNS=3 node bench/lake.bench.ts
+ *   BENCH_DECODE_THREADS=2 node bench/lake.bench.ts   the sink's decoding threads (default: cores - 1)
  *
  * 1. events.raw (embedded log, fsync off for the fill, 4 partitions) is filled as the collector fills
  *    it: each ~700 B Segment message as sent, keyed by visitor, request facts in `rawRecordHeaders`,
@@ -122,7 +123,7 @@ async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<S
   const groupId = `bench-lake-${randomUUID().slice(0, 8)}`;
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition }));
   const total = await endTotal(log, tps);
-  const sink = new LakeSink({ log, storage: new LocalStorage(dir, { fsync: true }), groupId, topics: [topic] });
+  const sink = new LakeSink({ log, storage: new LocalStorage(dir, { fsync: true }), groupId, topics: [topic], ...(process.env['BENCH_DECODE_THREADS'] ? { decodeThreads: Number(process.env['BENCH_DECODE_THREADS']) } : {}) });
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   await sink.start();

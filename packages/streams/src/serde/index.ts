@@ -9,6 +9,22 @@ export interface Serde<T> {
 
 import { isUtf8 } from 'node:buffer';
 
+/** Built-in serdes whose deserialize keeps nothing of its input (it parses or copies it). */
+const detaching = new WeakSet<Serde<unknown>>();
+function detached<T>(serde: Serde<T>): Serde<T> {
+  detaching.add(serde as Serde<unknown>);
+  return serde;
+}
+
+/**
+ * True when `serde.deserialize` keeps no reference to the bytes it is given, so that a store may
+ * hand it a view of a reused buffer (LMDB's) instead of a copy. Only the built-in string, json,
+ * long and double serdes say so; any other serde gets bytes of its own.
+ */
+export function deserializeDetaches(serde: Serde<unknown>): boolean {
+  return detaching.has(serde);
+}
+
 /** Strict UTF-8: invalid bytes throw (so a bad record is dead-lettered, not turned into U+FFFD). isUtf8 + toString is twice as fast as a fatal TextDecoder. */
 function decodeUtf8(b: Buffer): string {
   if (!isUtf8(b)) throw new TypeError('invalid UTF-8');
@@ -18,17 +34,17 @@ function decodeUtf8(b: Buffer): string {
 export const Serdes = {
   /** UTF-8 strings. Invalid UTF-8 throws, so a bad record goes to the dead-letter topic instead of becoming U+FFFD. */
   string(): Serde<string> {
-    return {
+    return detached({
       serialize: (s) => (s === null ? null : Buffer.from(s, 'utf8')),
       deserialize: (b) => (b === null ? null : decodeUtf8(b)),
-    };
+    });
   },
   /** JSON values; the type parameter is not checked at run time (validate in a processor). */
   json<T = unknown>(): Serde<T> {
-    return {
+    return detached({
       serialize: (v) => (v === null ? null : Buffer.from(JSON.stringify(v), 'utf8')),
       deserialize: (b) => (b === null ? null : (JSON.parse(decodeUtf8(b)) as T)),
-    };
+    });
   },
   /** Raw bytes, unchanged. */
   bytes(): Serde<Buffer> {
@@ -36,7 +52,7 @@ export const Serdes = {
   },
   /** 64-bit signed integers, big-endian, as Kafka's LongSerde (values must be safe integers). */
   long(): Serde<number> {
-    return {
+    return detached({
       // Two's complement in two 32-bit words (no BigInt on the hot path); exact for safe integers.
       serialize: (n) => {
         if (n === null) return null;
@@ -54,11 +70,11 @@ export const Serdes = {
         if (!Number.isSafeInteger(v)) throw new RangeError('long value beyond 2^53');
         return v;
       },
-    };
+    });
   },
   /** IEEE-754 doubles, big-endian, as Kafka's DoubleSerde. */
   double(): Serde<number> {
-    return {
+    return detached({
       serialize: (n) => {
         if (n === null) return null;
         const b = Buffer.allocUnsafe(8);
@@ -70,7 +86,7 @@ export const Serdes = {
         if (b.length !== 8) throw new Error(`double serde expects 8 bytes, got ${b.length}`);
         return b.readDoubleBE(0);
       },
-    };
+    });
   },
   /** Builds a serde from two functions. */
   from<T>(serialize: (v: T) => Buffer, deserialize: (b: Buffer) => T): Serde<T> {

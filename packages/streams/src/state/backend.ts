@@ -9,7 +9,11 @@ export type Batch = Iterable<readonly [key: Buffer, value: Buffer | null]>;
 
 export interface Backend {
   readonly persistent: boolean;
-  get(key: Buffer): Buffer | undefined;
+  /**
+   * The committed value of `key`. With `transient`, the bytes may be a view of a buffer that the
+   * backend's next read overwrites (no copy): for a caller that decodes them at once.
+   */
+  get(key: Buffer, transient?: boolean): Buffer | undefined;
   /** Ordered entries with from <= key < to (bounds optional). */
   range(from?: Buffer, to?: Buffer): Iterable<[Buffer, Buffer]>;
   /** Applies puts (and deletes for null) and the new checkpoint in one atomic step. */
@@ -140,8 +144,12 @@ export class LmdbBackend implements Backend {
     this.name = name;
   }
 
-  get(key: Buffer): Buffer | undefined {
-    return this.db.getBinary(key) ?? undefined;
+  get(key: Buffer, transient = false): Buffer | undefined {
+    if (!transient) return this.db.getBinary(key) ?? undefined;
+    const b = this.db.getBinaryFast(key);
+    // LMDB's reused buffer carries a `length` of its own over a larger array: a plain view has the
+    // right length for every Buffer function (isUtf8 reads the whole array).
+    return b === undefined ? undefined : Buffer.from(b.buffer, b.byteOffset, b.length);
   }
 
   *range(from?: Buffer, to?: Buffer): Iterable<[Buffer, Buffer]> {

@@ -17,7 +17,7 @@
  * expired segments are dropped locally as whole key ranges, and their changelogs use
  * `cleanup.policy=compact,delete` so the log forgets them too.
  */
-import type { Serde } from '../serde/index.ts';
+import { deserializeDetaches, type Serde } from '../serde/index.ts';
 import type { Backend } from './backend.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
@@ -94,6 +94,8 @@ export abstract class BufferedStore<V> implements StateStore {
   readonly name: string;
   protected readonly backend: Backend;
   protected readonly valueSerde: Serde<V>;
+  /** Reads may decode a view of LMDB's reused buffer: the value serde keeps nothing of its input. */
+  private readonly transientReads: boolean;
   protected ctx!: StoreContext;
   protected changelog: ChangelogSink | undefined;
   protected buffer = new Map<string, Entry<V>>();
@@ -112,6 +114,7 @@ export abstract class BufferedStore<V> implements StateStore {
     this.name = name;
     this.backend = backend;
     this.valueSerde = valueSerde;
+    this.transientReads = deserializeDetaches(valueSerde as Serde<unknown>);
     this.maxBufferBytes = maxBufferBytes;
   }
 
@@ -227,7 +230,7 @@ export abstract class BufferedStore<V> implements StateStore {
 
   /** Reads a committed value from the backend. */
   protected backendGet(bkey: Buffer): { value: V | null; timestamp: number } | undefined {
-    const raw = this.backend.get(bkey);
+    const raw = this.backend.get(bkey, this.transientReads);
     if (raw === undefined) return undefined;
     return { value: this.decode(raw), timestamp: decodeTimestamp(raw) };
   }

@@ -5,10 +5,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryBackend } from '../../src/state/backend.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LmdbEnvironment, MemoryBackend } from '../../src/state/backend.ts';
 import { PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../../src/state/stores.ts';
 import type { StoreContext } from '../../src/state/stores.ts';
-import { Serdes } from '../../src/serde/index.ts';
+import { Serdes, deserializeDetaches } from '../../src/serde/index.ts';
 
 function context(time = { now: 1_000 }): StoreContext {
   return { streamTime: () => time.now, recordTime: () => time.now, requestCommit: () => {} };
@@ -124,5 +127,49 @@ describe('stores with a commit in flight', () => {
     store.applyFrozen(undefined);
     assert.equal(store.get('x'), 11);
     assert.deepEqual([...store.all()].sort(), [['x', 11], ['y', 2]]);
+  });
+});
+
+describe('reads from LMDB', () => {
+  it('decode values from LMDB’s reused buffer with the built-in serdes, and give other serdes bytes of their own', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stores-lmdb-'));
+    const env = new LmdbEnvironment(dir);
+    try {
+      assert.equal(deserializeDetaches(Serdes.json() as never), true);
+      assert.equal(deserializeDetaches(Serdes.bytes() as never), false);
+      const kept: Buffer[] = [];
+      const keeping = Serdes.from<Buffer>((b) => b, (b) => (kept.push(b), b));
+      const json = new PlainKeyValueStore<string, { v: string }>('json', env.backend('json'), Serdes.string(), Serdes.json(), 1 << 20);
+      const bytes = new PlainKeyValueStore<string, Buffer>('bytes', env.backend('bytes'), Serdes.string(), Serdes.bytes(), 1 << 20);
+      const custom = new PlainKeyValueStore<string, Buffer>('custom', env.backend('custom'), Serdes.string(), keeping, 1 << 20);
+      for (const s of [json, bytes, custom]) s.init(context(), undefined);
+      // Values of different lengths: a view that kept LMDB's larger buffer would show its tail.
+      json.put('short', { v: 'a' });
+      json.put('long', { v: 'b'.repeat(5000) });
+      bytes.put('a', Buffer.from('first value'));
+      bytes.put('b', Buffer.from('second, longer value'));
+      custom.put('c', Buffer.from('custom one'));
+      custom.put('d', Buffer.from('custom two, longer'));
+      for (const s of [json, bytes, custom]) {
+        s.flush();
+        s.freeze();
+        s.applyFrozen(1);
+      }
+      assert.deepEqual(json.get('long'), { v: 'b'.repeat(5000) });
+      assert.deepEqual(json.get('short'), { v: 'a' });
+      const a = bytes.get('a')!;
+      const b = bytes.get('b')!;
+      json.get('long');
+      assert.equal(a.toString(), 'first value', 'a bytes value survives later reads');
+      assert.equal(b.toString(), 'second, longer value');
+      const c = custom.get('c')!;
+      custom.get('d');
+      json.get('long');
+      assert.equal(c.toString(), 'custom one', 'a value a custom serde kept survives later reads');
+      assert.equal(kept[0]!.toString(), 'custom one');
+    } finally {
+      env.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

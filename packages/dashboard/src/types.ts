@@ -1,26 +1,13 @@
 /** The answers of the analytics API (docs/api.md) and of the status endpoint (packages/platform/src/api/status.ts). */
 
+import type { Metric } from '../../platform/src/cubes/metrics.ts';
+import type { ProductRow } from '../../platform/src/cubes/store.ts';
+
 export type Granularity = 'minute' | 'hour' | 'day';
 
-export const METRICS = [
-  'events',
-  'page_viewed',
-  'product_viewed',
-  'product_added',
-  'checkout_started',
-  'orders',
-  'revenue',
-  'items',
-  'sessions',
-  'visitors',
-  'conversion_rate',
-  'aov',
-  'bot_events',
-  'bot_share',
-] as const;
-export type Metric = (typeof METRICS)[number];
-
-export type Dimension = 'device_type' | 'country' | 'traffic_source' | 'channel' | 'event_type' | 'currency';
+// The platform's own lists and row types (metrics.ts has no imports; the rest are types only).
+export { METRICS, type Metric } from '../../platform/src/cubes/metrics.ts';
+export type { Dimension, ProductRow } from '../../platform/src/cubes/store.ts';
 
 export type SeriesRow = { bucket: string; group: Record<string, string> } & Partial<Record<Metric, number | null>>;
 
@@ -50,14 +37,6 @@ export type FunnelResponse = { merchant: string; from: string; to: string } & (F
 
 export type ProductMetric = 'views' | 'adds' | 'purchases' | 'revenue';
 
-export interface ProductRow {
-  productId: string;
-  currency: string;
-  views: number;
-  adds: number;
-  purchases: number;
-  revenue: number;
-}
 
 export interface ProductsResponse {
   merchant: string;

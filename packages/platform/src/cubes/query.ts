@@ -5,6 +5,7 @@
  * segments are added together (a local day with a change has 23 or 25 hours).
  */
 import { HyperLogLog } from './hll.ts';
+import { METRICS, type Metric } from './metrics.ts';
 import { MINUTE_MS, QUARTER_MS, type Grain } from './model.ts';
 import type { CubeStore, Dimension, EventSliceRow, SliceQuery } from './store.ts';
 
@@ -14,23 +15,7 @@ export type Granularity = 'minute' | 'hour' | 'day' | 'all';
 /** The longest range read from minute slots by `all` (minute slots are kept 14 days; quarter hours are coarser). */
 export const ALL_MINUTE_RANGE_MS = 2 * 86_400_000;
 
-export const METRICS = [
-  'events',
-  'page_viewed',
-  'product_viewed',
-  'product_added',
-  'checkout_started',
-  'orders',
-  'revenue',
-  'items',
-  'sessions',
-  'visitors',
-  'conversion_rate',
-  'aov',
-  'bot_events',
-  'bot_share',
-] as const;
-export type Metric = (typeof METRICS)[number];
+export { METRICS, type Metric };
 
 /** Metrics that count events of one name: the event_type dimension, fixed. */
 const EVENT_OF: Partial<Record<Metric, string>> = {

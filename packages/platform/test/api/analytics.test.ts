@@ -5,23 +5,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { analyticsRoutes } from '../../src/api/analytics.ts';
 import { DuckDb } from '../../src/cubes/db.ts';
 import { CubeStore } from '../../src/cubes/store.ts';
-import { PlatformError } from '../../src/errors.ts';
-import type { Merchant } from '../../src/merchants/model.ts';
+import { apiServer, readMerchant } from './fixture.ts';
 
-const merchant = (id: string, token: string): Merchant => ({
-  id,
-  writeKeys: [`wk_${id}`],
-  revokedWriteKeys: [],
-  readTokens: [token],
-  timezone: 'Europe/Paris',
-  currency: 'EUR',
-  createdAt: 0,
-  updatedAt: 0,
-});
 
 describe('analytics API', () => {
   let app: FastifyInstance;
@@ -29,18 +18,7 @@ describe('analytics API', () => {
   before(async () => {
     store = new CubeStore(await DuckDb.open(':memory:'));
     await store.init();
-    const merchants = [merchant('shop-a', 'rt_a'), merchant('shop-b', 'rt_b')];
-    app = Fastify();
-    app.setErrorHandler((err, _req, reply) => {
-      const e = err instanceof PlatformError ? err : undefined;
-      return reply.code(e?.status ?? 500).send({ error: { code: e?.code ?? 'SHOP_ERR_INTERNAL', message: (err as Error).message } });
-    });
-    analyticsRoutes(app, {
-      store,
-      merchantById: (id) => merchants.find((m) => m.id === id),
-      merchantByReadToken: (t) => merchants.find((m) => m.readTokens.includes(t)),
-    });
-    await app.ready();
+    app = await apiServer([readMerchant('shop-a', 'rt_a'), readMerchant('shop-b', 'rt_b')], (a, lookups) => analyticsRoutes(a, { store, ...lookups }));
   });
   after(async () => {
     await app.close();

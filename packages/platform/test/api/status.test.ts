@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { StreamsMetrics } from '@shopstream/streams';
 import { STATUS_METRICS, readStatus, roleOfApplication, statusRoutes, type StatusResponse } from '../../src/api/status.ts';
@@ -14,34 +14,12 @@ import { rawRecordHeaders } from '../../src/contract/index.ts';
 import { LakeSink } from '../../src/lake/sink.ts';
 import { LocalStorage } from '../../src/lake/storage.ts';
 import { openTestLog, tempDir } from '../helpers.ts';
-import { PlatformError } from '../../src/errors.ts';
-import type { Merchant } from '../../src/merchants/model.ts';
+import { apiServer, readMerchant } from './fixture.ts';
 
-const merchant = (id: string, token: string): Merchant => ({
-  id,
-  writeKeys: [`wk_${id}`],
-  revokedWriteKeys: [],
-  readTokens: [token],
-  timezone: 'Europe/Paris',
-  currency: 'EUR',
-  createdAt: 0,
-  updatedAt: 0,
-});
-const MERCHANTS = [merchant('shop-a', 'rt_shop_a_token'), merchant('shop-b', 'rt_shop_b_token')];
+const MERCHANTS = [readMerchant('shop-a', 'rt_shop_a_token'), readMerchant('shop-b', 'rt_shop_b_token')];
 
-async function server(registry: Registry): Promise<FastifyInstance> {
-  const app = Fastify();
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err instanceof PlatformError ? err : undefined;
-    return reply.code(e?.status ?? 500).send({ error: { code: e?.code ?? 'SHOP_ERR_INTERNAL', message: (err as Error).message } });
-  });
-  statusRoutes(app, {
-    registry,
-    merchantById: (id) => MERCHANTS.find((m) => m.id === id),
-    merchantByReadToken: (t) => MERCHANTS.find((m) => m.readTokens.includes(t)),
-  });
-  await app.ready();
-  return app;
+function server(registry: Registry): Promise<FastifyInstance> {
+  return apiServer(MERCHANTS, (app, lookups) => statusRoutes(app, { registry, ...lookups }));
 }
 
 const get = (app: FastifyInstance, token?: string, id = 'shop-a') =>

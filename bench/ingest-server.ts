@@ -15,8 +15,14 @@ import { buildCollector } from '../packages/platform/src/collector/server.ts';
 import { decodeBody } from '../packages/platform/src/collector/body.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
 import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
+import { profiled } from './common.ts';
 
 const mode = process.argv[2];
+
+/** Serves until SIGTERM; with BENCH_PROFILE=<dir>, profiles just that time (not start-up or shutdown). */
+function untilTerm(name: string): Promise<void> {
+  return profiled(`ingest-${name}`, () => new Promise<void>((resolve) => process.once('SIGTERM', () => resolve())));
+}
 export const BENCH_WRITE_KEY = 'wk_bench_write_key';
 
 if (mode === 'ceiling') {
@@ -35,7 +41,9 @@ if (mode === 'ceiling') {
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   console.log(`READY ${(app.server.address() as { port: number }).port}`);
-  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+  await untilTerm('ceiling');
+  await app.close();
+  process.exit(0);
 } else if (mode === 'collector') {
   const dir = mkdtempSync(join(tmpdir(), 'shopstream-bench-ingest-'));
   const log = await openEmbeddedLog({ dir, fsync: process.env['BENCH_FSYNC'] !== '0', retentionCheckIntervalMs: 0 });
@@ -56,17 +64,14 @@ if (mode === 'ceiling') {
   const app = await buildCollector({ log, topics, merchants: table, beaconSecrets: [Buffer.alloc(32, 1)], logger: pino({ level: 'warn' }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   console.log(`READY ${(app.server.address() as { port: number }).port}`);
-  process.on('SIGTERM', () => {
-    void (async () => {
-      await app.close();
-      const ends = await log.admin.listOffsets([0, 1, 2, 3].map((partition) => ({ topic: topics.raw, partition })), 'latest');
-      console.log(`RECORDS ${ends.reduce((a, e) => a + e.offset, 0)}`);
-      await table.close();
-      await log.close();
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    })();
-  });
+  await untilTerm('collector');
+  await app.close();
+  const ends = await log.admin.listOffsets([0, 1, 2, 3].map((partition) => ({ topic: topics.raw, partition })), 'latest');
+  console.log(`RECORDS ${ends.reduce((a, e) => a + e.offset, 0)}`);
+  await table.close();
+  await log.close();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
 } else {
   console.error('usage: node bench/ingest-server.ts collector|ceiling');
   process.exit(2);

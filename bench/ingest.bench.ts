@@ -6,6 +6,7 @@
  * figures are medians.
  *
  *   node bench/ingest.bench.ts            (BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_CONNECTIONS=16)
+ *   BENCH_PROFILE=<dir>                   a CPU profile of each server under load (start-up and shutdown left out)
  *
  * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling.
  */

@@ -6,7 +6,7 @@
  * (the window is between unlink and create).
  */
 import fs from 'node:fs';
-import { StreamsError, ErrorCodes } from './errors.ts';
+import { StreamsError, ErrorCodes, type ErrorCode, type ErrorSpec } from './errors.ts';
 
 /** Whether a process with this pid exists (one owned by another user counts). */
 export function pidAlive(pid: number): boolean {
@@ -28,6 +28,8 @@ export interface PidLockOptions {
    * in-process crash). Default false: a second open in the same process is refused like any other.
    */
   reentrant?: boolean;
+  /** The error when the lock file cannot be created at all (permissions, a full disk). Default LOG_UNAVAILABLE. */
+  ioError?: ErrorSpec & { code: ErrorCode };
 }
 
 /** Takes the lock `file`; throws LOG_LOCKED when a live process holds it. */
@@ -44,7 +46,7 @@ export function acquirePidLock(file: string, options: PidLockOptions): void {
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `${options.what}: cannot create the lock file ${file}: ${(err as Error).message}`, { cause: err });
+        throw new StreamsError(options.ioError ?? ErrorCodes.LOG_UNAVAILABLE, `${options.what}: cannot create the lock file ${file}: ${(err as Error).message}`, { cause: err });
       }
     }
     let text = '';

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { acquirePidLock, pidAlive, releasePidLock } from '../src/pid-lock.ts';
+import { ErrorCodes } from '../src/errors.ts';
 
 function lockPath(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pid-lock-')), 'LOCK');
@@ -49,6 +50,16 @@ describe('pid-file locks', () => {
     acquirePidLock(file, { what: 'state directory s', reentrant: true });
     assert.equal(fs.readFileSync(file, 'utf8').trim(), String(process.pid));
     releasePidLock(file);
+  });
+
+  it('says which error when the lock file cannot be created at all', () => {
+    const missing = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pid-lock-')), 'no-such-dir', 'LOCK');
+    assert.throws(() => acquirePidLock(missing, { what: 'log directory d' }), code('SHOP_ERR_LOG_UNAVAILABLE'));
+    assert.throws(() => acquirePidLock(missing, { what: 'state directory s', ioError: ErrorCodes.STATE_STORE }), (err: unknown) => {
+      assert.ok(code('SHOP_ERR_STATE_STORE')(err));
+      assert.match((err as Error).message, /state directory s: cannot create the lock file/);
+      return true;
+    });
   });
 
   it('takes over an empty lock file left by a crash during creation', () => {

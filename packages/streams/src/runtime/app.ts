@@ -290,7 +290,7 @@ export class StreamsApp {
     mkdirSync(dir, { recursive: true });
     const lockFile = join(dir, '.lock');
     // Reentrant: an app of this process that was dropped without close() (an in-process crash) leaves its lock behind.
-    acquirePidLock(lockFile, { what: `state directory ${dir}`, hint: 'give each instance its own stateDir', reentrant: true });
+    acquirePidLock(lockFile, { what: `state directory ${dir}`, hint: 'give each instance its own stateDir', reentrant: true, ioError: ErrorCodes.STATE_STORE });
     this.stateDirLock = lockFile;
   }
 

@@ -36,7 +36,7 @@ export type {
 } from './schema.ts';
 export { CANONICAL_EVENT_NAMES, TRACK_EVENT_NAMES, canonicalEventName } from './event-names.ts';
 export type { CanonicalEventName, TrackEventName } from './event-names.ts';
-export { toMinorUnits, minorUnits } from './money.ts';
+export { toMinorUnits, minorUnits, orderAmount } from './money.ts';
 export { currencyExponent, normalizeCurrency, CURRENCY_CODES } from './currencies.ts';
 export { parseTimestamp, parseIsoTimestamp } from './time.ts';
 export { canonicalEventJsonSchema, canonicalEventJsonSchemaText, CANONICAL_EVENT_SCHEMA_FILE } from './json-schema.ts';

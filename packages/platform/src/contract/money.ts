@@ -13,6 +13,7 @@
  */
 import { PlatformError, PlatformErrors } from '../errors.ts';
 import { currencyExponent, normalizeCurrency } from './currencies.ts';
+import type { EventOf } from './schema.ts';
 
 const POW10 = [1, 10, 100, 1000, 10000] as const;
 /** More digits than this cannot be a safe integer (2^53 has 16 digits). */
@@ -160,4 +161,17 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+/**
+ * The money of an order, in minor units: total, else revenue, else Σ price × quantity of its lines.
+ * The one definition that the cubes' revenue and the experiments' attributed revenue share.
+ */
+export function orderAmount(e: EventOf<'Order Completed'>): number {
+  const p = e.properties;
+  if (p.total !== null) return p.total;
+  if (p.revenue !== null) return p.revenue;
+  let sum = 0;
+  for (const line of p.products) sum += (line.price ?? 0) * line.quantity;
+  return sum;
 }

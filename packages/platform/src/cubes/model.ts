@@ -20,6 +20,7 @@
  */
 import type { CanonicalEvent, EventContext } from '../contract/index.ts';
 import { SERVER_LIBRARIES } from '../contract/normalize.ts';
+import { orderAmount } from '../contract/money.ts';
 import type { PipelineEvent } from '../pipeline/topology.ts';
 
 export type Grain = 'm' | 'q';
@@ -127,15 +128,6 @@ export function bucketOf(grain: Grain, ms: number): number {
   return Math.floor(ms / (grain === 'm' ? MINUTE_MS : QUARTER_MS));
 }
 
-/** The money of an order: total, else revenue, else the sum of its lines (minor units). */
-export function orderAmount(e: Extract<CanonicalEvent, { event: 'Order Completed' }>): number {
-  const p = e.properties;
-  if (p.total !== null) return p.total;
-  if (p.revenue !== null) return p.revenue;
-  let sum = 0;
-  for (const line of p.products) sum += (line.price ?? 0) * line.quantity;
-  return sum;
-}
 
 /** The currency an event's money is in ('' for events without money). */
 export function currencyOf(e: CanonicalEvent): string {

@@ -25,6 +25,7 @@
  */
 import type { CanonicalEvent, EventOf, Product } from '../contract/index.ts';
 import { PlatformError, PlatformErrors } from '../errors.ts';
+import { orderAmount } from '../contract/money.ts';
 
 export interface AttributionConfig {
   /** The merchant's ISO 4217 currency: the report's money. Orders in other currencies are counted, not summed. */
@@ -188,15 +189,8 @@ export function eventRole(event: CanonicalEvent, config: AttributionConfig): Eve
   }
 }
 
-/** The money of an order: total, else revenue, else Σ price × quantity (minor units; as the cubes count it). */
-export function orderAmount(e: EventOf<'Order Completed'>): number {
-  const p = e.properties;
-  if (p.total !== null) return p.total;
-  if (p.revenue !== null) return p.revenue;
-  let sum = 0;
-  for (const line of p.products) sum += (line.price ?? 0) * line.quantity;
-  return sum;
-}
+export { orderAmount };
+
 
 // ---- the update rule -----------------------------------------------------------------------------
 

@@ -7,8 +7,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizeEvent, type IngestContext } from '../../src/contract/index.ts';
@@ -16,7 +14,7 @@ import { simulateCommand } from '../../src/simulate/cli.ts';
 import { laneOf, planSimulation, settleTruth, type GroundTruth, type SimAction, type SimulationOptions, type SimulationPlan } from '../../src/simulate/plan.ts';
 import { DEFAULT_RECS, expandBatch, react, WIDGET_SPAN_MS, type PlannedWidget, type RecsAnswer, type WidgetOutcome } from '../../src/simulate/react.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
-import { END, MERCHANTS, sentMessages } from './fixture.ts';
+import { END, MERCHANTS, sentMessages, startFakeApi, type FakeApi } from './fixture.ts';
 import { hourCounts, throughPipeline } from './pipeline.ts';
 
 const OPTIONS: SimulationOptions = { seed: 5, merchants: MERCHANTS, visitorsPerMerchant: 80, products: 60, hours: 2, endTime: END };
@@ -280,45 +278,36 @@ describe('the recs option: the settled truth against the real pipeline topology'
 });
 
 describe('the recs option: runSimulation and the command against a fake API', () => {
-  let server: Server;
+  let api: FakeApi;
   let base: string;
   let batchesReceived: Array<Array<Record<string, unknown>>> = [];
   let asked: Array<{ merchant: string; query: URLSearchParams; authorization: string | undefined; userAgent: string | undefined }> = [];
   let fail: (query: URLSearchParams) => boolean = () => false;
 
   before(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const url = new URL(req.url ?? '/', 'http://x');
-        const recs = /^\/v1\/merchants\/([^/]+)\/recommendations$/.exec(url.pathname);
-        if (url.pathname === '/v1/beacon/challenge') res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
-        else if (url.pathname === '/v1/beacon/validate') res.writeHead(204).end();
-        else if (url.pathname === '/v1/batch') {
-          batchesReceived.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { batch: Array<Record<string, unknown>> }).batch);
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"success":true}');
-        } else if (recs !== null) {
-          const q = url.searchParams;
-          asked.push({ merchant: decodeURIComponent(recs[1]!), query: q, authorization: req.headers.authorization, userAgent: req.headers['user-agent'] });
-          if (fail(q)) {
-            res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"code":"SHOP_ERR_INVALID_PARAMETER","message":"no"}}');
-            return;
-          }
-          const n = Number(q.get('product_id')!.slice(2));
-          const items = [1, 2, 3, 4].map((k) => ({ product_id: `p-${String(((n + k - 1) % 30) + 1).padStart(4, '0')}`, score: 1 / k }));
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ model: q.get('model'), items, attribution_token: `f.${q.get('visitor_id')}`, ...(q.has('experiment') && { experiment: { id: q.get('experiment'), variant: n % 2 === 0 ? 'a' : 'b' } }) }));
-        } else res.writeHead(404).end();
-      });
+    api = await startFakeApi((r, res, req) => {
+      const recs = /^\/v1\/merchants\/([^/]+)\/recommendations$/.exec(r.path);
+      if (r.path === '/v1/beacon/challenge') res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+      else if (r.path === '/v1/beacon/validate') res.writeHead(204).end();
+      else if (r.path === '/v1/batch') {
+        batchesReceived.push((JSON.parse(r.body) as { batch: Array<Record<string, unknown>> }).batch);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"success":true}');
+      } else if (recs !== null) {
+        const q = r.query;
+        asked.push({ merchant: decodeURIComponent(recs[1]!), query: q, authorization: req.headers.authorization, userAgent: req.headers['user-agent'] });
+        if (fail(q)) {
+          res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"code":"SHOP_ERR_INVALID_PARAMETER","message":"no"}}');
+          return;
+        }
+        const n = Number(q.get('product_id')!.slice(2));
+        const items = [1, 2, 3, 4].map((k) => ({ product_id: `p-${String(((n + k - 1) % 30) + 1).padStart(4, '0')}`, score: 1 / k }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ model: q.get('model'), items, attribution_token: `f.${q.get('visitor_id')}`, ...(q.has('experiment') && { experiment: { id: q.get('experiment'), variant: n % 2 === 0 ? 'a' : 'b' } }) }));
+      } else res.writeHead(404).end();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = api.base;
   });
 
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  after(() => api.close());
 
   const small: SimulationOptions = { seed: 3, merchants: [MERCHANTS[0]!], visitorsPerMerchant: 30, products: 30, hours: 1, endTime: END, lanes: 2 };
 

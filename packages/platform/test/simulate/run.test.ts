@@ -1,24 +1,14 @@
 /** runSimulation against a tiny local HTTP server that records what it receives. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planSimulation, type SimAction } from '../../src/simulate/plan.ts';
 import { parseRetryAfter, runSimulation } from '../../src/simulate/run.ts';
-import { END, MERCHANTS } from './fixture.ts';
-
-interface Received {
-  at: number;
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  headers: IncomingMessage['headers'];
-  body: string;
-}
+import { END, MERCHANTS, startFakeApi, type FakeApi, type Received } from './fixture.ts';
 
 type Handler = (r: Received, res: ServerResponse, req: IncomingMessage) => void;
 
-let server: Server;
+let api: FakeApi;
 let base: string;
 let received: Received[] = [];
 let handler: Handler;
@@ -34,25 +24,14 @@ const ok = (r: Received, res: ServerResponse): void => {
 };
 
 before(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      const r: Received = { at: Date.now(), method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
-      received.push(r);
-      handler(r, res, req);
-    });
+  api = await startFakeApi((r, res, req) => {
+    received.push(r);
+    handler(r, res, req);
   });
-  server.keepAliveTimeout = 100;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = api.base;
 });
 
-after(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+after(() => api.close());
 
 const batchAction = (ids: string[], writeKey = 'wk_test_key_1', lane = 0): SimAction => ({
   kind: 'batch',

@@ -18,12 +18,12 @@ import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topic
 import { profiled } from './common.ts';
 
 const mode = process.argv[2];
+export const BENCH_WRITE_KEY = 'wk_bench_write_key';
 
 /** Serves until SIGTERM; with BENCH_PROFILE=<dir>, profiles just that time (not start-up or shutdown). */
 function untilTerm(name: string): Promise<void> {
   return profiled(`ingest-${name}`, () => new Promise<void>((resolve) => process.once('SIGTERM', () => resolve())));
 }
-export const BENCH_WRITE_KEY = 'wk_bench_write_key';
 
 if (mode === 'ceiling') {
   const app = Fastify({ bodyLimit: 500 * 1024 });

@@ -67,11 +67,11 @@ export function segmentMessage(i: number, visitor: string, at: number, ua = BENC
   };
 }
 
+let profiles = 0;
 /**
  * Runs `fn`; with BENCH_PROFILE=<dir> set, under the CPU profiler, writing `<dir>/<name>-<n>.cpuprofile`
  * (only the measured part, not the bench's setup).
  */
-let profiles = 0;
 export async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const dir = process.env['BENCH_PROFILE'];
   if (dir === undefined || dir === '') return fn();

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOO_DEEP, batchElementRanges } from '../../src/collector/batch-scan.ts';
 import { exceedsDepth } from '../../src/collector/body.ts';
+import { Rng } from '../../src/simulate/rng.ts';
 
 function slices(text: string): string[] | undefined {
   const b = Buffer.from(text);
@@ -19,8 +20,8 @@ describe('batchElementRanges', () => {
   });
 
   it('finds the same elements JSON.stringify wrote, for strings full of quotes and backslash runs (seeded)', () => {
-    let seed = 20261126;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rng = new Rng(20261126);
+    const rnd = () => rng.next();
     const alphabet = ['"', '\\', '\\\\', 'a', ']', '}', ',', ':', '{', '[', 'é', '\n', ' '];
     const str = () => Array.from({ length: Math.floor(rnd() * 12) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
     const value = (depth: number): unknown => {

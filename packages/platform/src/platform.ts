@@ -310,6 +310,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       writeTimeoutMs: config.collector?.writeTimeoutMs,
       maxFutureMs: config.collector?.maxFutureMs,
       maxPastMs: config.collector?.maxPastMs,
+      parseThreads: config.collector?.parseThreads,
       ingest: roles.has('collector'),
     });
     const store = cubeStore;

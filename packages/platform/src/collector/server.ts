@@ -14,33 +14,20 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord } from '@shopstream/streams';
-import { checkEnvelope, rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
-import { TOO_DEEP, batchElementRanges } from './batch-scan.ts';
+import { availableParallelism } from 'node:os';
+import { rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
+import { ThreadPool } from '../threads.ts';
 import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit, type WriteKeyKind } from '../merchants/model.ts';
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
-import { MAX_JSON_DEPTH, basicAuthUser, decodeBody, exceedsDepth } from './body.ts';
+import { MAX_JSON_DEPTH, basicAuthUser, decodeBody } from './body.ts';
+import { Limits, prepareIngest, type PrepareInput, type Prepared, type PreparedEvents, type PreparedRejection } from './prepare.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The request body's bytes after decompression (set by the collector's body parser). */
-    rawBody: Buffer | null;
-  }
-}
 
-export const Limits = {
-  /** Bytes of one event, as written to the log. */
-  eventBytes: 32 * 1024,
-  /** Bytes of one batch request body (after decompression). */
-  batchBytes: 500 * 1024,
-  /** Events in one batch. */
-  batchEvents: 2500,
-  /** Bytes of the batch-level `context` or `sentAt` (copied onto every event). */
-  batchFieldBytes: 8 * 1024,
-} as const;
+export { Limits };
 
 export interface CollectorOptions {
   log: Log;
@@ -72,6 +59,12 @@ export interface CollectorOptions {
    */
   ingest?: boolean;
   now?: () => number;
+  /**
+   * Threads that decode and check ingest bodies (prepare.ts) beside the request thread, which keeps
+   * HTTP and the log write. 0: on the request thread. Default 1 on a machine with more than one
+   * core, else 0.
+   */
+  parseThreads?: number;
 }
 
 type SegmentType = 'track' | 'page' | 'identify';
@@ -102,19 +95,26 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
   // Every body is read as bytes and decoded by decodeBody: strict UTF-8, gzip, our error codes.
   // Browsers send text/plain to avoid a CORS preflight, so the content type is not trusted.
-  app.decorateRequest('rawBody', null);
+  // Ingest routes (config.ingest) get the bytes as they came: prepareIngest decodes them, maybe on a
+  // parse thread.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
-    const limit = req.routeOptions.bodyLimit ?? Limits.batchBytes;
-    const tooLarge = limit === Limits.eventBytes ? PlatformErrors.EVENT_TOO_LARGE : PlatformErrors.REQUEST_TOO_LARGE;
+    if ((req.routeOptions.config as { ingest?: boolean }).ingest === true) return done(null, body);
     try {
-      const decoded = decodeBody(body as Buffer, req.headers['content-encoding'], limit, tooLarge);
-      req.rawBody = decoded.bytes;
-      done(null, decoded.value);
+      done(null, decodeBody(body as Buffer, req.headers['content-encoding'], req.routeOptions.bodyLimit ?? Limits.batchBytes).value);
     } catch (err) {
       done(err as Error, undefined);
     }
   });
+
+  const threads = options.parseThreads ?? (availableParallelism() > 1 ? 1 : 0);
+  const pool = threads > 0 ? new ThreadPool<PrepareInput, Prepared>(new URL('./prepare-worker.ts', import.meta.url), threads, { name: 'collector parse thread' }) : undefined;
+  function prepare(input: PrepareInput): Promise<Prepared> {
+    if (pool === undefined) return Promise.resolve(prepareIngest(input));
+    // A copy of its own, moved to the thread (the request's buffer may share memory with others).
+    const body = new Uint8Array(input.body);
+    return pool.run({ ...input, body }, [body.buffer]);
+  }
 
   app.setErrorHandler((err: unknown, req, reply) => {
     const e =
@@ -167,106 +167,89 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     }
   }
 
-  function authenticate(req: FastifyRequest, body: unknown): { merchant: Merchant; kind: WriteKeyKind } {
-    const fromBody = isObject(body) ? body['writeKey'] : undefined;
-    const check = checkWriteKey(options.merchants, basicAuthUser(req.headers.authorization) ?? fromBody);
+  function authenticate(req: FastifyRequest, bodyWriteKey: unknown): { merchant: Merchant; kind: WriteKeyKind } {
+    const check = checkWriteKey(options.merchants, basicAuthUser(req.headers.authorization) ?? bodyWriteKey);
     if (!check.ok) throw new PlatformError(PlatformErrors.UNAUTHORIZED, check.message);
     return check;
   }
 
-  async function ingest(req: FastifyRequest, reply: FastifyReply, messages: unknown[], typeHint: SegmentType | undefined, body: unknown): Promise<void> {
-    const { merchant, kind } = authenticate(req, body);
+  // One handler for every ingest route: `typeHint` undefined for a batch, else the single event's type.
+  const ingestRoute = (typeHint: SegmentType | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const receivedAt = now();
+    const p = await prepare({ body: req.body as Buffer, contentEncoding: req.headers['content-encoding'], typeHint, receivedAt, maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs });
+    if (p.kind === 'error') throw new PlatformError(errorSpec(p.code), p.message);
+    if (p.kind === 'shape') {
+      authenticate(req, p.writeKey);
+      throw new PlatformError(
+        PlatformErrors.INVALID_REQUEST,
+        typeHint === undefined ? 'A batch body is a JSON object with a "batch" array of events.' : `A ${typeHint} body is a JSON object (one event).`,
+      );
+    }
+    return ingest(req, reply, p, typeHint, receivedAt);
+  };
+
+  async function ingest(req: FastifyRequest, reply: FastifyReply, p: PreparedEvents, typeHint: SegmentType | undefined, receivedAt: number): Promise<void> {
+    const { merchant, kind } = authenticate(req, p.writeKey);
     // A server write key: the request comes from the merchant's backend, so its IP, User-Agent and
     // CDN country describe that server, not the shopper; they are not recorded.
     const server = kind === 'server';
-    if (messages.length > Limits.batchEvents) {
-      throw new PlatformError(PlatformErrors.BATCH_TOO_LARGE, `A batch holds at most ${Limits.batchEvents} events; this one has ${messages.length}.`);
+    if (p.count > Limits.batchEvents) {
+      throw new PlatformError(PlatformErrors.BATCH_TOO_LARGE, `A batch holds at most ${Limits.batchEvents} events; this one has ${p.count}.`);
     }
-    const waitMs = limiter.take(merchant.id, merchant.rateLimit, messages.length);
+    // Batch-level fields are copied onto every event's record: keep them small.
+    if (p.fieldTooLarge !== undefined) {
+      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The batch's ${p.fieldTooLarge} is larger than ${Limits.batchFieldBytes} bytes; it is copied onto every event, so keep it small (put event data in the events).`);
+    }
+    if (p.tooDeep) throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The body nests JSON deeper than ${MAX_JSON_DEPTH} levels; no event needs that.`);
+    const waitMs = limiter.take(merchant.id, merchant.rateLimit, p.count);
     if (waitMs > 0) {
       throw new PlatformError(PlatformErrors.RATE_LIMITED, `Merchant ${merchant.id} is over its rate limit; retry after the time in Retry-After.`, {
         details: { retryAfterS: Math.ceil(waitMs / 1000) },
       });
     }
-    // Batch-level fields are copied onto every event's record: keep them small.
-    if (isObject(body) && typeHint === undefined) {
-      for (const field of ['context', 'sentAt'] as const) {
-        const v = body[field];
-        if (v !== undefined && v !== null && JSON.stringify(v).length > Limits.batchFieldBytes) {
-          throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The batch's ${field} is larger than ${Limits.batchFieldBytes} bytes; it is copied onto every event, so keep it small (put event data in the events).`);
-        }
-      }
-    }
-    const receivedAt = now();
     const ctx: IngestContext = {
       merchantId: merchant.id,
       defaultCurrency: merchant.currency,
       receivedAt,
-      batchSentAt: isObject(body) ? body['sentAt'] : undefined,
-      batchContext: isObject(body) && typeHint === undefined ? body['context'] : undefined,
+      batchSentAt: p.batchSentAt,
+      batchContext: p.batchContext,
       requestIp: server ? undefined : req.ip,
       requestUserAgent: server ? undefined : req.headers['user-agent'],
       cdnCountry: cdnHeader && !server ? headerValue(req.headers[cdnHeader]) : undefined,
-      maxFutureMs: options.maxFutureMs,
-      maxPastMs: options.maxPastMs,
     };
-    const records: ProducerRecord[] = [];
-    const errors: Array<{ index: number; messageId?: string; code: string; message: string }> = [];
-    const bytes = req.rawBody!;
-    // Each event's own bytes: the batch's elements, or the whole body of a single-event route.
-    const scanned = typeHint === undefined ? batchElementRanges(bytes, MAX_JSON_DEPTH) : undefined;
-    // Deep nesting costs nothing to send and would overflow the stack of every later encoding.
-    if (scanned === TOO_DEEP || (scanned === undefined && exceedsDepth(bytes, MAX_JSON_DEPTH))) {
-      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `The body nests JSON deeper than ${MAX_JSON_DEPTH} levels; no event needs that.`);
-    }
-    let ranges = typeHint === undefined ? scanned : [[0, bytes.length] as [number, number]];
-    if (ranges !== undefined && ranges.length !== messages.length) ranges = undefined;
-    // Four variants at most, built on first use: with or without the request's IP and User-Agent.
+    // Four variants at most, built on first use: with or without the request's IP and User-Agent
+    // (left out when the event's context has its own, which the pipeline prefers).
     const headerSets: Array<Header[] | undefined> = [undefined, undefined, undefined, undefined];
-    const headersFor = (m: Record<string, unknown>): Header[] => {
-      const c = m['context'] as Record<string, unknown> | undefined | null;
-      const hasIp = c != null && typeof c['ip'] === 'string' && c['ip'] !== '';
-      const hasUa = c != null && typeof c['userAgent'] === 'string' && c['userAgent'] !== '';
-      const k = (hasIp ? 1 : 0) | (hasUa ? 2 : 0);
-      return (headerSets[k] ??= rawRecordHeaders(ctx, typeHint, !hasIp, !hasUa, kind));
-    };
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i];
-      const result = checkEnvelope(message, ctx, typeHint);
-      let reason = result.ok ? undefined : result.reason;
-      if (result.ok) {
-        const env = result.envelope;
-        // A writeKey inside an event is a credential: it is not written to the log.
-        const value =
-          ranges !== undefined && !('writeKey' in env.message)
-            ? bytes.subarray(ranges[i]![0], ranges[i]![1])
-            : Buffer.from(JSON.stringify({ ...env.message, writeKey: undefined }));
-        if (value.length <= Limits.eventBytes) {
-          // The record time is the collector's clock (receivedAt): the pipeline measures its grace period
-          // against beacon validations, which carry the same clock. The event time is in the message.
-          records.push({ topic: Topics.raw, key: Buffer.from(env.visitorId), value, timestamp: receivedAt, headers: headersFor(env.message) });
-          continue;
-        }
-        reason = { code: PlatformErrors.EVENT_TOO_LARGE.code, message: `An event is at most ${Limits.eventBytes} bytes; this one is ${value.length}.` };
-      }
-      const r = reason!;
-      const messageId = isObject(message) && typeof message['messageId'] === 'string' ? message['messageId'] : undefined;
-      errors.push({ index: i, ...(messageId !== undefined && { messageId }), code: r.code, message: r.message });
-      records.push(rejectedRecord(Topics.rejected, merchant.id, receivedAt, message, r));
+    const sources = p.sources.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength));
+    const records: ProducerRecord[] = [];
+    const rejected = (r: PreparedRejection) =>
+      records.push(rejectedRecord(Topics.rejected, merchant.id, receivedAt, r.event, { code: r.code, message: r.message, ...(r.path !== undefined && { path: r.path }) }));
+    // In request order: accepted and refused events interleave as they came.
+    let next = 0;
+    for (let a = 0; a < p.index.length; a++) {
+      while (next < p.rejected.length && p.rejected[next]!.index < p.index[a]!) rejected(p.rejected[next++]!);
+      const own = p.own[a]!;
+      const headers = (headerSets[own] ??= rawRecordHeaders(ctx, typeHint, (own & 1) === 0, (own & 2) === 0, kind));
+      // The record time is the collector's clock (receivedAt): the pipeline measures its grace period
+      // against beacon validations, which carry the same clock. The event time is in the message.
+      records.push({ topic: Topics.raw, key: Buffer.from(p.visitor[a]!), value: sources[p.source[a]!]!.subarray(p.start[a]!, p.end[a]!), timestamp: receivedAt, headers });
     }
+    while (next < p.rejected.length) rejected(p.rejected[next++]!);
     try {
       await write(records);
     } catch (err) {
       // Nothing was acknowledged: the retry must not be charged twice.
-      limiter.refund(merchant.id, messages.length);
+      limiter.refund(merchant.id, p.count);
       throw err;
     }
-    for (const e of errors) metrics.rejected.inc({ code: e.code });
-    const rejected = errors.length;
-    metrics.events.inc({ outcome: 'accepted' }, messages.length - rejected);
-    if (rejected > 0) metrics.events.inc({ outcome: 'rejected' }, rejected);
+    for (const e of p.rejected) metrics.rejected.inc({ code: e.code });
+    const nRejected = p.rejected.length;
+    metrics.events.inc({ outcome: 'accepted' }, p.count - nRejected);
+    if (nRejected > 0) metrics.events.inc({ outcome: 'rejected' }, nRejected);
     // Segment's API answers {"success": true}; the counts and reasons help developers find bad events.
-    return reply.code(200).send(rejected === 0 ? { success: true } : { success: true, accepted: messages.length - rejected, rejected, errors: errors.slice(0, 100) });
+    if (nRejected === 0) return reply.code(200).send({ success: true });
+    const errors = p.rejected.slice(0, 100).map((e) => ({ index: e.index, ...(e.messageId !== undefined && { messageId: e.messageId }), code: e.code, message: e.message }));
+    return reply.code(200).send({ success: true, accepted: p.count - nRejected, rejected: nRejected, errors });
   }
 
   const observe = (route: string) => ({
@@ -276,33 +259,17 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     },
   });
 
-  const batchRoute = async (req: FastifyRequest, reply: FastifyReply) => {
-    const body = req.body;
-    if (!isObject(body) || !Array.isArray(body['batch'])) {
-      authenticate(req, body);
-      throw new PlatformError(PlatformErrors.INVALID_REQUEST, 'A batch body is a JSON object with a "batch" array of events.');
-    }
-    return ingest(req, reply, body['batch'], undefined, body);
-  };
   const ingestRoutes = options.ingest ?? true;
-  if (ingestRoutes) for (const path of ['/v1/batch', '/v1/b', '/v1/import']) app.post(path, { bodyLimit: Limits.batchBytes, ...observe('batch') }, batchRoute);
-
-  const single = (type: SegmentType) => async (req: FastifyRequest, reply: FastifyReply) => {
-    const body = req.body;
-    if (!isObject(body)) {
-      authenticate(req, body);
-      throw new PlatformError(PlatformErrors.INVALID_REQUEST, `A ${type} body is a JSON object (one event).`);
-    }
-    return ingest(req, reply, [body], type, body);
-  };
-  const singles: Array<[SegmentType, string[]]> = [
-    ['track', ['/v1/track', '/v1/t']],
-    ['page', ['/v1/page', '/v1/p']],
-    ['identify', ['/v1/identify', '/v1/i']],
+  const routes: Array<[SegmentType | undefined, string, string[]]> = [
+    [undefined, 'batch', ['/v1/batch', '/v1/b', '/v1/import']],
+    ['track', 'track', ['/v1/track', '/v1/t']],
+    ['page', 'page', ['/v1/page', '/v1/p']],
+    ['identify', 'identify', ['/v1/identify', '/v1/i']],
   ];
   if (ingestRoutes) {
-    for (const [type, paths] of singles) {
-      for (const path of paths) app.post(path, { bodyLimit: Limits.eventBytes, ...observe(type) }, single(type));
+    for (const [type, name, paths] of routes) {
+      const bodyLimit = type === undefined ? Limits.batchBytes : Limits.eventBytes;
+      for (const path of paths) app.post(path, { bodyLimit, config: { ingest: true }, ...observe(name) }, ingestRoute(type));
     }
   }
 
@@ -337,6 +304,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
   app.addHook('onClose', async () => {
     await producer.close();
+    await pool?.close();
   });
   return app;
 }
@@ -354,6 +322,12 @@ function rejectedRecord(topic: string, merchantId: string, receivedAt: number, m
     value: Buffer.from(JSON.stringify(rejection('collector', merchantId, receivedAt, message, reason))),
     timestamp: receivedAt,
   };
+}
+
+/** The spec of a platform error code (the codes prepareIngest returns). */
+function errorSpec(code: string): PlatformErrorSpecOf {
+  for (const spec of Object.values(PlatformErrors)) if (spec.code === code) return spec as PlatformErrorSpecOf;
+  return PlatformErrors.INTERNAL;
 }
 
 function toPlatformError(err: unknown): PlatformError {

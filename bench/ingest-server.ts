@@ -61,8 +61,7 @@ if (mode === 'ceiling') {
     createdAt: 0,
     updatedAt: 0,
   }, table);
-  const parseThreads = process.env['BENCH_PARSE_THREADS'] === undefined ? undefined : Number(process.env['BENCH_PARSE_THREADS']);
-  const app = await buildCollector({ log, topics, merchants: table, beaconSecrets: [Buffer.alloc(32, 1)], logger: pino({ level: 'warn' }), parseThreads });
+  const app = await buildCollector({ log, topics, merchants: table, beaconSecrets: [Buffer.alloc(32, 1)], logger: pino({ level: 'warn' }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   console.log(`READY ${(app.server.address() as { port: number }).port}`);
   await untilTerm('collector');

@@ -7,7 +7,6 @@
  *
  *   node bench/ingest.bench.ts            (BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_CONNECTIONS=16)
  *   BENCH_PROFILE=<dir>                   a CPU profile of each server under load (start-up and shutdown left out)
- *   BENCH_PARSE_THREADS=<n>               the collector's parse threads (default: the collector's own)
  *
  * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling.
  */

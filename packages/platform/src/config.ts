@@ -75,8 +75,6 @@ export const ConfigSchema = Type.Object(
           writeTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
           maxFutureMs: Type.Optional(Type.Integer({ minimum: 0 })),
           maxPastMs: Type.Optional(Type.Integer({ minimum: 0 })),
-          /** Threads that decode and check ingest bodies beside the request thread (0: on it). Default 1 with more than one core. */
-          parseThreads: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
         },
         { additionalProperties: false },
       ),

@@ -310,7 +310,6 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       writeTimeoutMs: config.collector?.writeTimeoutMs,
       maxFutureMs: config.collector?.maxFutureMs,
       maxPastMs: config.collector?.maxPastMs,
-      parseThreads: config.collector?.parseThreads,
       ingest: roles.has('collector'),
     });
     const store = cubeStore;

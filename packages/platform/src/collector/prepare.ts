@@ -1,13 +1,14 @@
 /**
  * The CPU work of an ingest request, apart from HTTP and the log: decode the body (decodeBody:
  * gzip, strict UTF-8, JSON.parse), find each event's bytes (batch-scan.ts), and check each event's
- * envelope (contract `checkEnvelope`). Pure and free of merchant state, so that it runs as well on
- * the request thread as on a parse thread (prepare-worker.ts): the result holds only data that
- * crosses threads (plain values, typed arrays), and the request thread does the rest in the order
- * server.ts gives (write key, limits, rate limit, the log write).
+ * envelope (contract `checkEnvelope`). Pure and free of merchant state: it reports facts (the write
+ * key in the body, the batch's size, each event's verdict) and server.ts decides, in its order
+ * (write key, limits, rate limit), what the request gets. The result is plain data and typed
+ * arrays (it could be computed on another thread; on this 2-core machine a parse thread did not pay,
+ * see BENCHMARKS.md).
  */
 import { checkEnvelope, type IngestContext, type SegmentType } from '../contract/index.ts';
-import { isPlatformError, PlatformErrors } from '../errors.ts';
+import { PlatformErrors } from '../errors.ts';
 import { TOO_DEEP, batchElementRanges } from './batch-scan.ts';
 import { MAX_JSON_DEPTH, decodeBody, exceedsDepth } from './body.ts';
 
@@ -69,8 +70,6 @@ export interface PreparedEvents {
 }
 
 export type Prepared =
-  /** The body cannot be decoded (not JSON, not UTF-8, too large, bad encoding). */
-  | { kind: 'error'; code: string; message: string }
   /** Decoded, but not a batch object (or, on a single-event route, not an object). */
   | { kind: 'shape'; writeKey: unknown }
   | PreparedEvents;
@@ -82,15 +81,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function prepareIngest(input: PrepareInput): Prepared {
   const single = input.typeHint !== undefined;
   const limit = single ? Limits.eventBytes : Limits.batchBytes;
-  let bytes: Buffer;
-  let body: unknown;
-  try {
-    const raw = Buffer.from(input.body.buffer, input.body.byteOffset, input.body.byteLength);
-    ({ bytes, value: body } = decodeBody(raw, input.contentEncoding, limit, single ? PlatformErrors.EVENT_TOO_LARGE : PlatformErrors.REQUEST_TOO_LARGE));
-  } catch (err) {
-    if (isPlatformError(err)) return { kind: 'error', code: err.code, message: err.message };
-    throw err;
-  }
+  // A body that cannot be decoded throws its PlatformError (not JSON, not UTF-8, too large, bad encoding).
+  const raw = Buffer.from(input.body.buffer, input.body.byteOffset, input.body.byteLength);
+  const { bytes, value: body } = decodeBody(raw, input.contentEncoding, limit, single ? PlatformErrors.EVENT_TOO_LARGE : PlatformErrors.REQUEST_TOO_LARGE);
   const writeKey = isObject(body) ? body['writeKey'] : undefined;
   if (!isObject(body) || (!single && !Array.isArray(body['batch']))) return { kind: 'shape', writeKey };
   const messages: unknown[] = single ? [body] : (body['batch'] as unknown[]);

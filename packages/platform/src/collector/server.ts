@@ -14,15 +14,13 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ErrorCodes, isStreamsError, type Header, type Log, type ProducerRecord } from '@shopstream/streams';
-import { availableParallelism } from 'node:os';
 import { rawRecordHeaders, rejection, type IngestContext } from '../contract/index.ts';
 import { PlatformError, PlatformErrors, isPlatformError, type PlatformErrorSpecOf } from '../errors.ts';
-import { ThreadPool } from '../threads.ts';
 import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit, type WriteKeyKind } from '../merchants/model.ts';
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
 import { MAX_JSON_DEPTH, basicAuthUser, decodeBody } from './body.ts';
-import { Limits, prepareIngest, type PrepareInput, type Prepared, type PreparedEvents, type PreparedRejection } from './prepare.ts';
+import { Limits, prepareIngest, type PreparedEvents, type PreparedRejection } from './prepare.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 
@@ -59,12 +57,6 @@ export interface CollectorOptions {
    */
   ingest?: boolean;
   now?: () => number;
-  /**
-   * Threads that decode and check ingest bodies (prepare.ts) beside the request thread, which keeps
-   * HTTP and the log write. 0: on the request thread. Default 1 on a machine with more than one
-   * core, else 0.
-   */
-  parseThreads?: number;
 }
 
 type SegmentType = 'track' | 'page' | 'identify';
@@ -95,8 +87,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
   // Every body is read as bytes and decoded by decodeBody: strict UTF-8, gzip, our error codes.
   // Browsers send text/plain to avoid a CORS preflight, so the content type is not trusted.
-  // Ingest routes (config.ingest) get the bytes as they came: prepareIngest decodes them, maybe on a
-  // parse thread.
+  // Ingest routes (config.ingest) get the bytes as they came: prepareIngest decodes them.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     if ((req.routeOptions.config as { ingest?: boolean }).ingest === true) return done(null, body);
@@ -106,15 +97,6 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
       done(err as Error, undefined);
     }
   });
-
-  const threads = options.parseThreads ?? (availableParallelism() > 1 ? 1 : 0);
-  const pool = threads > 0 ? new ThreadPool<PrepareInput, Prepared>(new URL('./prepare-worker.ts', import.meta.url), threads, { name: 'collector parse thread' }) : undefined;
-  function prepare(input: PrepareInput): Promise<Prepared> {
-    if (pool === undefined) return Promise.resolve(prepareIngest(input));
-    // A copy of its own, moved to the thread (the request's buffer may share memory with others).
-    const body = new Uint8Array(input.body);
-    return pool.run({ ...input, body }, [body.buffer]);
-  }
 
   app.setErrorHandler((err: unknown, req, reply) => {
     const e =
@@ -176,8 +158,7 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
   // One handler for every ingest route: `typeHint` undefined for a batch, else the single event's type.
   const ingestRoute = (typeHint: SegmentType | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
     const receivedAt = now();
-    const p = await prepare({ body: req.body as Buffer, contentEncoding: req.headers['content-encoding'], typeHint, receivedAt, maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs });
-    if (p.kind === 'error') throw new PlatformError(errorSpec(p.code), p.message);
+    const p = prepareIngest({ body: req.body as Buffer, contentEncoding: req.headers['content-encoding'], typeHint, receivedAt, maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs });
     if (p.kind === 'shape') {
       authenticate(req, p.writeKey);
       throw new PlatformError(
@@ -304,7 +285,6 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
 
   app.addHook('onClose', async () => {
     await producer.close();
-    await pool?.close();
   });
   return app;
 }
@@ -322,12 +302,6 @@ function rejectedRecord(topic: string, merchantId: string, receivedAt: number, m
     value: Buffer.from(JSON.stringify(rejection('collector', merchantId, receivedAt, message, reason))),
     timestamp: receivedAt,
   };
-}
-
-/** The spec of a platform error code (the codes prepareIngest returns). */
-function errorSpec(code: string): PlatformErrorSpecOf {
-  for (const spec of Object.values(PlatformErrors)) if (spec.code === code) return spec as PlatformErrorSpecOf;
-  return PlatformErrors.INTERNAL;
 }
 
 function toPlatformError(err: unknown): PlatformError {

@@ -329,6 +329,26 @@ describe('collector limits and failures', () => {
     }
   });
 
+  it('does not charge the rate limit for a batch refused whole (a large batch context, deep nesting)', async () => {
+    const f = await collectorFixture(kind, { shopA: { rateLimit: { eventsPerSecond: 1, burst: 20 } } });
+    try {
+      const post = (payload: unknown) => f.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic(f.shopA.writeKeys[0]!) }, payload: payload as object });
+      let deep: unknown = 1;
+      for (let i = 0; i < 70; i++) deep = [deep];
+      const events = () => Array.from({ length: 15 }, () => trackMessage());
+      for (const bad of [{ context: { pad: 'x'.repeat(9000) }, batch: events() }, { batch: [...events().slice(1), trackMessage({ properties: { deep } })] }]) {
+        const r = await post(bad);
+        assert.equal(r.statusCode, 400);
+        assert.equal(r.json().error.code, 'SHOP_ERR_INVALID_REQUEST');
+      }
+      // 15 of the 20 tokens are still there.
+      assert.equal((await post({ batch: events() })).statusCode, 200);
+      assert.equal((await post({ batch: events() })).statusCode, 429);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('answers 503 with Retry-After when the log cannot take writes, and is not ready meanwhile', async () => {
     // A log whose producers fail like a full disk or a lost broker, around a real embedded log.
     const { openTestLog } = await import('../helpers.ts');

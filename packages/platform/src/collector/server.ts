@@ -3,12 +3,12 @@
  *
  * A request is answered 200 only once every event of it is durable in the log: accepted events in
  * `events.raw` (keyed by visitor), refused ones in `events.rejected` with their reason. The
- * collector checks each event's envelope (contract `checkEnvelope`: type, event name, ids, event
- * time) and writes the event's bytes as the client sent them, with the request's facts in headers
- * (contract/raw.ts), among them `shopstream.source: server` for a request authenticated with a
- * server write key; the pipeline maps them to canonical events. Request-level
- * failures (bad JSON, bad write key, rate limit, log unavailable) write nothing and say why with a
- * `SHOP_ERR_…` code. See docs/api.md.
+ * collector decodes the body and checks each event's envelope (prepare.ts, with contract
+ * `checkEnvelope`: type, event name, ids, event time) and writes the event's bytes as the client
+ * sent them, with the request's facts in headers (contract/raw.ts), among them
+ * `shopstream.source: server` for a request authenticated with a server write key; the pipeline
+ * maps them to canonical events. Request-level failures (bad JSON, bad write key, rate limit, log
+ * unavailable) write nothing and say why with a `SHOP_ERR_…` code. See docs/api.md.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Registry } from 'prom-client';
@@ -23,7 +23,6 @@ import { MAX_JSON_DEPTH, basicAuthUser, decodeBody } from './body.ts';
 import { Limits, prepareIngest, type PreparedEvents, type PreparedRejection } from './prepare.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
-
 
 export { Limits };
 

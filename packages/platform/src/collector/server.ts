@@ -157,7 +157,9 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
   // One handler for every ingest route: `typeHint` undefined for a batch, else the single event's type.
   const ingestRoute = (typeHint: SegmentType | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
     const receivedAt = now();
-    const p = prepareIngest({ body: req.body as Buffer, contentEncoding: req.headers['content-encoding'], typeHint, receivedAt, maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs });
+    // No body at all (no Content-Type, no length) reaches here without the parser: an empty one.
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const p = prepareIngest({ body, contentEncoding: req.headers['content-encoding'], typeHint, receivedAt, maxFutureMs: options.maxFutureMs, maxPastMs: options.maxPastMs });
     if (p.kind === 'shape') {
       authenticate(req, p.writeKey);
       throw new PlatformError(

@@ -114,6 +114,8 @@ describe('collector routes (embedded log)', () => {
       ['malformed JSON', () => post('/v1/batch', '{"batch": [', { authorization: basic('x') }), 400, 'SHOP_ERR_INVALID_JSON'],
       ['non-UTF-8 body', () => post('/v1/batch', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), {}), 400, 'SHOP_ERR_INVALID_UTF8'],
       ['empty body', () => post('/v1/batch', '', {}), 400, 'SHOP_ERR_INVALID_REQUEST'],
+      ['no body, no content type', () => f.app.inject({ method: 'POST', url: '/v1/batch' }), 400, 'SHOP_ERR_INVALID_REQUEST'],
+      ['no body on a single-event route', () => f.app.inject({ method: 'POST', url: '/v1/t', headers: { 'content-length': '0' } }), 400, 'SHOP_ERR_INVALID_REQUEST'],
       ['batch that is not an array', () => post('/v1/batch', { batch: {} }, {}), 401, 'SHOP_ERR_UNAUTHORIZED'],
     ];
     for (const [name, send, status, code] of cases) {

@@ -190,15 +190,6 @@ export function prepareIngest(input: PrepareInput): Prepared {
     out.end = out.end.subarray(0, k);
     out.own = out.own.subarray(0, k);
   }
-  if (again.length > 0) {
-    // A buffer of its own (not Node's shared pool), so that it can be transferred between threads.
-    const extra = new Uint8Array(againBytes);
-    let at = 0;
-    for (const b of again) {
-      extra.set(b, at);
-      at += b.length;
-    }
-    out.sources.push(extra);
-  }
+  if (again.length > 0) out.sources.push(Buffer.concat(again, againBytes));
   return out;
 }

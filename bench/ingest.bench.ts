@@ -8,10 +8,12 @@
  *   node bench/ingest.bench.ts            (BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_CONNECTIONS=16)
  *   BENCH_PROFILE=<dir>                   a CPU profile of each server under load (start-up and shutdown left out)
  *
- * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling.
+ * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling; per round, the
+ * cores kept busy by the server and by the load generator (this process), which share the machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { median } from './common.ts';
 
@@ -81,10 +83,27 @@ interface Round {
   eventsPerS: number;
   p99Ms: number;
   non2xx: number;
+  /** Cores kept busy during the load (all threads), by the server and by this process (the load generator); undefined without /proc. */
+  serverCores: number | undefined;
+  loadCores: number;
 }
 
-async function load(port: number): Promise<Round> {
+/** CPU seconds a process has used, all threads (Linux /proc; clock ticks of 1/100 s), or undefined. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+async function load(port: number, pid: number): Promise<Round> {
   let n = 0;
+  const server0 = cpuSeconds(pid);
+  const own0 = process.cpuUsage();
+  const t0 = performance.now();
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
@@ -98,7 +117,16 @@ async function load(port: number): Promise<Round> {
       },
     ],
   });
-  return { eventsPerS: (result['2xx'] * BATCH) / (result.duration), p99Ms: result.latency.p99, non2xx: result.non2xx + result.errors };
+  const wall = (performance.now() - t0) / 1000;
+  const server1 = cpuSeconds(pid);
+  const own = process.cpuUsage(own0);
+  return {
+    eventsPerS: (result['2xx'] * BATCH) / result.duration,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx + result.errors,
+    serverCores: server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / wall,
+    loadCores: (own.user + own.system) / 1e6 / wall,
+  };
 }
 
 
@@ -108,14 +136,15 @@ let accepted = 0;
 for (let r = 0; r < ROUNDS; r++) {
   for (const mode of ['ceiling', 'collector'] as const) {
     const s = await startServer(mode);
-    const round = await load(s.port);
+    const round = await load(s.port, s.child.pid!);
     const out = await s.stop();
     results[mode].push(round);
     if (mode === 'collector') {
       recordsChecked += Number(/RECORDS (\d+)/.exec(out)?.[1] ?? 0);
       accepted += Math.round(round.eventsPerS * SECONDS);
     }
-    console.log(`round ${r + 1} ${mode.padEnd(9)} ${Math.round(round.eventsPerS).toLocaleString('en')} events/s  p99 ${round.p99Ms} ms  non-2xx ${round.non2xx}`);
+    const cores = `${round.serverCores === undefined ? '' : `server ${round.serverCores.toFixed(2)} cores, `}load generator ${round.loadCores.toFixed(2)} cores`;
+    console.log(`round ${r + 1} ${mode.padEnd(9)} ${Math.round(round.eventsPerS).toLocaleString('en')} events/s  p99 ${round.p99Ms} ms  non-2xx ${round.non2xx}  (${cores})`);
   }
 }
 

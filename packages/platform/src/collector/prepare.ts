@@ -74,7 +74,8 @@ export type Prepared =
   | { kind: 'shape'; writeKey: unknown }
   | PreparedEvents;
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not an array, not null). */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

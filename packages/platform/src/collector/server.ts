@@ -20,7 +20,7 @@ import { checkWriteKey, type MerchantLookup, type Merchant, type RateLimit, type
 import { topicNames, type TopicNames } from '../topics.ts';
 import { beaconRoutes } from './beacon/routes.ts';
 import { MAX_JSON_DEPTH, basicAuthUser, decodeBody } from './body.ts';
-import { Limits, prepareIngest, type PreparedEvents, type PreparedRejection } from './prepare.ts';
+import { Limits, isObject, prepareIngest, type PreparedEvents, type PreparedRejection } from './prepare.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 
@@ -321,10 +321,6 @@ function toPlatformError(err: unknown): PlatformError {
     return new PlatformError(spec, fe.message ?? 'Bad request.');
   }
   return new PlatformError(PlatformErrors.INTERNAL, 'Internal error; it has been logged.', { cause: err });
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

@@ -18,9 +18,8 @@
  * in use today is offset from UTC by a multiple of 15 minutes, so hours and days in a merchant's
  * time zone are exact sums of quarter-hour buckets.
  */
-import type { CanonicalEvent, EventContext } from '../contract/index.ts';
+import { orderAmount, type CanonicalEvent, type EventContext } from '../contract/index.ts';
 import { SERVER_LIBRARIES } from '../contract/normalize.ts';
-import { orderAmount } from '../contract/money.ts';
 import type { PipelineEvent } from '../pipeline/topology.ts';
 
 export type Grain = 'm' | 'q';
@@ -127,7 +126,6 @@ export function cleanId(s: string): string {
 export function bucketOf(grain: Grain, ms: number): number {
   return Math.floor(ms / (grain === 'm' ? MINUTE_MS : QUARTER_MS));
 }
-
 
 /** The currency an event's money is in ('' for events without money). */
 export function currencyOf(e: CanonicalEvent): string {

@@ -23,9 +23,8 @@
  * order ids; products shown longer ago than `windowMs + latenessMs` before the newest event seen are
  * dropped, as no order can be attributed to them any more (unless it arrives later than `latenessMs`).
  */
-import type { CanonicalEvent, EventOf, Product } from '../contract/index.ts';
+import { orderAmount, type CanonicalEvent, type EventOf, type Product } from '../contract/index.ts';
 import { PlatformError, PlatformErrors } from '../errors.ts';
-import { orderAmount } from '../contract/money.ts';
 
 export interface AttributionConfig {
   /** The merchant's ISO 4217 currency: the report's money. Orders in other currencies are counted, not summed. */
@@ -188,9 +187,6 @@ export function eventRole(event: CanonicalEvent, config: AttributionConfig): Eve
       return null;
   }
 }
-
-export { orderAmount };
-
 
 // ---- the update rule -----------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ export {
   isWidgetList,
   attributionToken,
   productKey,
-  orderAmount,
   DEFAULT_ATTRIBUTION,
   VISITOR_STATE_VERSION,
 } from './attribution.ts';

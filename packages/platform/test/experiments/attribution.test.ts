@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeEvent, type CanonicalEvent } from '../../src/contract/index.ts';
+import { normalizeEvent, orderAmount, type CanonicalEvent } from '../../src/contract/index.ts';
 import { isPlatformError, PlatformErrors } from '../../src/errors.ts';
 import {
   DEFAULT_ATTRIBUTION,
@@ -8,7 +8,6 @@ import {
   attributionConfig,
   eventRole,
   newVisitorState,
-  orderAmount,
   visitorSummary,
   type AttributionConfig,
   type VisitorState,

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { StreamsApp, type Log, type ProducerRecord } from '../packages/streams/src/index.ts';
+import { StreamsApp, StreamThreads, type Log, type ProducerRecord } from '../packages/streams/src/index.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
@@ -36,6 +36,7 @@ const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const PARTITIONS = 4;
 const VISITORS = 5000;
 const logs = (process.env['BENCH_LOGS'] ?? 'embedded,kafka').split(',');
+const THREADS = Number(process.env['BENCH_THREADS'] ?? 1);
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 const UA = BENCH_UA;
 const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
@@ -77,16 +78,28 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const sample = (s: number) => {
     if (lookups.length < 200_000) lookups.push(s);
   };
-  const app = new StreamsApp(pipelineTopology(topics, { onBotLookup: sample }), { applicationId, log, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 });
+  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 };
+  // BENCH_THREADS > 1: stream threads (the bot lookup is then timed in the threads, not sampled here)
+  const runner =
+    THREADS > 1
+      ? new StreamThreads({
+          module: new URL('../packages/platform/src/pipeline/topology.ts', import.meta.url),
+          exportName: 'pipelineTopology',
+          args: [topics],
+          threads: THREADS,
+          ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench' } } : { log }),
+          config,
+        })
+      : new StreamsApp(pipelineTopology(topics, { onBotLookup: sample }), { ...config, log });
   const tps = [topics.raw, topics.validations].flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition })));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
   await profiled(`pipeline-${log.kind}`, async () => {
-    await app.start();
-    await untilCommitted(log, applicationId, tps, total, app);
+    await runner.start();
+    await untilCommitted(log, applicationId, tps, total, runner instanceof StreamsApp ? runner : undefined);
   });
   const s = (performance.now() - t0) / 1000;
-  await app.close();
+  await runner.close();
   rmSync(stateDir, { recursive: true, force: true });
   return N / s;
 }

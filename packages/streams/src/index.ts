@@ -14,3 +14,5 @@ export { StreamsMetrics } from './runtime/metrics.ts';
 export { StreamThreads } from './runtime/threads.ts';
 export type { StreamThreadsOptions, ThreadConfig } from './runtime/threads.ts';
 export { pidAlive } from './pid-lock.ts';
+export { serveLog, connectRemoteLog, packRecords, unpackRecords } from './log/remote/index.ts';
+export type { LogServer, PackedRecords } from './log/remote/index.ts';

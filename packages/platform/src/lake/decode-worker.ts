@@ -5,7 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decoderOf, jsonDecoder, type DecoderSpec, type LakeDecoder } from './decode.ts';
-import { stageRecords, unpackRecords, type PackedRecords } from './stage.ts';
+import { unpackRecords, type PackedRecords } from '@shopstream/streams/remote';
+import { stageRecords } from './stage.ts';
 
 const decoders = new Map<string, LakeDecoder>((workerData as { specs: [string, DecoderSpec][] }).specs.map(([topic, spec]) => [topic, decoderOf(spec)]));
 const decoderFor = (topic: string) => decoders.get(topic) ?? jsonDecoder;

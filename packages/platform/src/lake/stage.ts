@@ -18,7 +18,7 @@
  * lines of one lake file are a few contiguous ranges that the sink can write out without copying
  * line by line.
  */
-import type { ConsumedRecord, Header } from '@shopstream/streams';
+import type { ConsumedRecord } from '@shopstream/streams';
 import { isUtf8 } from 'node:buffer';
 import { headersJson, hivePartition, validTime, type LakeDecoder } from './decode.ts';
 
@@ -176,92 +176,6 @@ export function lakeSelectSql(path: string, maxLine: number, partition: number):
 
 export function sqlString(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
-}
-
-// ---- records to and from a worker thread --------------------------------------------------------
-
-/** Records packed into one transferable buffer (a worker gets them without a structured clone per Buffer). */
-export interface PackedRecords {
-  count: number;
-  topics: string[];
-  names: string[];
-  buffer: ArrayBuffer;
-}
-
-/** Packs records into one buffer (topics and header names by index): `into` when it is large enough. */
-export function packRecords(records: readonly ConsumedRecord[], into?: ArrayBuffer): PackedRecords {
-  const topics: string[] = [];
-  const topicIndex = new Map<string, number>();
-  const names: string[] = [];
-  const nameIndex = new Map<string, number>();
-  let size = 0;
-  for (const r of records) {
-    size += 32 + (r.value === null ? 0 : r.value.length);
-    for (const h of r.headers) size += 8 + h[1].length;
-  }
-  const buf = into !== undefined && into.byteLength >= size ? Buffer.from(into) : Buffer.allocUnsafeSlow(Math.max(1, size));
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let pos = 0;
-  for (const r of records) {
-    let t = topicIndex.get(r.topic);
-    if (t === undefined) {
-      t = topics.length;
-      topics.push(r.topic);
-      topicIndex.set(r.topic, t);
-    }
-    view.setInt32(pos, t, true);
-    view.setInt32(pos + 4, r.partition, true);
-    view.setFloat64(pos + 8, r.offset, true);
-    view.setFloat64(pos + 16, r.timestamp, true);
-    view.setInt32(pos + 24, r.value === null ? -1 : r.value.length, true);
-    view.setInt32(pos + 28, r.headers.length, true);
-    pos += 32;
-    if (r.value !== null) pos += r.value.copy(buf, pos);
-    for (const [name, value] of r.headers) {
-      let k = nameIndex.get(name);
-      if (k === undefined) {
-        k = names.length;
-        names.push(name);
-        nameIndex.set(name, k);
-      }
-      view.setInt32(pos, k, true);
-      view.setInt32(pos + 4, value.length, true);
-      pos += 8;
-      pos += value.copy(buf, pos);
-    }
-  }
-  return { count: records.length, topics, names, buffer: buf.buffer as ArrayBuffer };
-}
-
-export function unpackRecords(p: PackedRecords): ConsumedRecord[] {
-  const buf = Buffer.from(p.buffer);
-  const view = new DataView(p.buffer);
-  const out: ConsumedRecord[] = new Array<ConsumedRecord>(p.count);
-  let pos = 0;
-  for (let i = 0; i < p.count; i++) {
-    const topic = p.topics[view.getInt32(pos, true)]!;
-    const partition = view.getInt32(pos + 4, true);
-    const offset = view.getFloat64(pos + 8, true);
-    const timestamp = view.getFloat64(pos + 16, true);
-    const valueLength = view.getInt32(pos + 24, true);
-    const headerCount = view.getInt32(pos + 28, true);
-    pos += 32;
-    let value: Buffer | null = null;
-    if (valueLength >= 0) {
-      value = buf.subarray(pos, pos + valueLength);
-      pos += valueLength;
-    }
-    const headers: Header[] = [];
-    for (let h = 0; h < headerCount; h++) {
-      const name = p.names[view.getInt32(pos, true)]!;
-      const length = view.getInt32(pos + 4, true);
-      pos += 8;
-      headers.push([name, buf.subarray(pos, pos + length)]);
-      pos += length;
-    }
-    out[i] = { topic, partition, offset, timestamp, key: null, value, headers };
-  }
-  return out;
 }
 
 // ---- recycled buffers -----------------------------------------------------------------------------

@@ -7,8 +7,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ConsumedRecord } from '@shopstream/streams';
+import { packRecords } from '@shopstream/streams/remote';
 import type { DecoderSpec } from './decode.ts';
-import { packRecords, type SlabPool, type StagedBatch } from './stage.ts';
+import type { SlabPool, StagedBatch } from './stage.ts';
 
 interface Pending {
   resolve: (b: StagedBatch) => void;

@@ -17,7 +17,8 @@ import { rawRecordHeaders, type IngestContext } from '../../src/contract/index.t
 import { headersJson, hivePartition, rawDecoder, validTime, type DecodedLakeRecord, type LakeDecoder } from '../../src/lake/decode.ts';
 import { ParquetWriter } from '../../src/lake/parquet.ts';
 import { LakeSink } from '../../src/lake/sink.ts';
-import { LineBuffer, PART_BYTES, SlabPool, packRecords, stageRecords, unpackRecords } from '../../src/lake/stage.ts';
+import { packRecords, unpackRecords } from '@shopstream/streams/remote';
+import { LineBuffer, PART_BYTES, SlabPool, stageRecords } from '../../src/lake/stage.ts';
 import { LocalStorage } from '../../src/lake/storage.ts';
 import { openTestLog, tempDir, unique } from '../helpers.ts';
 
@@ -272,6 +273,7 @@ describe('lake staging: records → lines → Parquet', () => {
       const a = records[i]!;
       const b = back[i]!;
       assert.deepEqual([b.topic, b.partition, b.offset, b.timestamp], [a.topic, a.partition, a.offset, a.timestamp]);
+      assert.deepEqual(b.key === null ? null : Buffer.from(b.key), a.key === null ? null : Buffer.from(a.key));
       assert.deepEqual(b.value === null ? null : Buffer.from(b.value), a.value === null ? null : Buffer.from(a.value));
       assert.deepEqual(b.headers.map(([n, v]) => [n, Buffer.from(v)]), a.headers.map(([n, v]) => [n, Buffer.from(v)]));
       assert.deepEqual(rawDecoder(b), rawDecoder(a));

@@ -1,10 +1,11 @@
-/** One stream thread (see threads.ts): builds the topology, runs a StreamsApp on Kafka, answers the parent. */
-import { parentPort, workerData } from 'node:worker_threads';
+/** One stream thread (see threads.ts): builds the topology, runs a StreamsApp on Kafka or on the served log, answers the parent. */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
 import { StreamsApp } from './app.ts';
 import { connectKafkaLog } from '../log/kafka/index.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
+import { connectRemoteLog } from '../log/remote/client.ts';
 import type { Topology } from '../topology.ts';
 import type { ThreadConfig, ThreadMessage } from './threads.ts';
 
@@ -12,7 +13,8 @@ interface Data {
   module: string;
   exportName: string;
   args: unknown[];
-  kafka: ConnectKafkaLogOptions;
+  kafka?: ConnectKafkaLogOptions;
+  port?: MessagePort;
   config: ThreadConfig;
 }
 
@@ -25,7 +27,7 @@ try {
   const mod = (await import(url)) as Record<string, unknown>;
   const build = mod[data.exportName];
   if (typeof build !== 'function') throw new Error(`${data.module} does not export a function ${data.exportName}`);
-  const log = await connectKafkaLog(data.kafka);
+  const log = data.port !== undefined ? await connectRemoteLog(data.port) : await connectKafkaLog(data.kafka!);
   const app = new StreamsApp((build as (...a: unknown[]) => Topology)(...data.args), {
     ...data.config,
     log,

@@ -6,14 +6,18 @@
  * over instances, with the same exactly-once commit. Topologies hold functions, which cannot cross
  * threads: each thread builds its own from a module that exports a function returning it.
  *
- * Only the Kafka log: the embedded log belongs to one thread.
+ * On Kafka each thread connects on its own (`kafka`). The embedded log belongs to the thread that
+ * opened it: that thread serves it to the others (`log`, src/log/remote/), and keeps the log's
+ * work (reads, appends, fsyncs) while the threads run the tasks.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { defaultStateDir } from './app.ts';
 import type { StreamsConfig } from './app.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
+import type { Log } from '../log/types.ts';
+import { serveLog, type LogServer } from '../log/remote/server.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
 export type ThreadConfig = Omit<StreamsConfig, 'log' | 'registry' | 'logger' | 'onError'>;
@@ -25,7 +29,10 @@ export interface StreamThreadsOptions {
   /** Arguments for the topology function (structured-cloneable: topic names, settings). */
   args?: unknown[];
   threads: number;
-  kafka: ConnectKafkaLogOptions;
+  /** Each thread connects to Kafka with these options. Give this or `log`. */
+  kafka?: ConnectKafkaLogOptions;
+  /** A log this thread owns (the embedded log), served to the threads; it stays open after `close()`. */
+  log?: Log;
   config: ThreadConfig;
   /** Called once when a thread stops on an error (the other threads go on; their group takes its tasks). */
   onError?: (err: Error, thread: number) => void;
@@ -41,12 +48,16 @@ export type ThreadMessage =
 export class StreamThreads {
   private readonly options: StreamThreadsOptions;
   private readonly workers: Worker[] = [];
+  private readonly servers: LogServer[] = [];
   private nextId = 0;
   private readonly pending = new Map<number, (m: { metrics: unknown[]; tasks: string[] }) => void>();
 
   constructor(options: StreamThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
       throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `threads must be a positive integer, got ${options.threads}`);
+    }
+    if ((options.kafka === undefined) === (options.log === undefined)) {
+      throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, 'stream threads need either `kafka` (each thread connects) or `log` (served to the threads), not both');
     }
     this.options = options;
   }
@@ -62,9 +73,15 @@ export class StreamThreads {
         instanceId: `${base}-t${i}`,
         stateDir: join(config.stateDir ?? defaultStateDir(), `t${i}`),
       };
-      const worker = new Worker(new URL('./thread-worker.ts', import.meta.url), {
-        workerData: { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], kafka: this.options.kafka, config: threadConfig },
-      });
+      const data = { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], config: threadConfig };
+      let worker: Worker;
+      if (this.options.log !== undefined) {
+        const { port1, port2 } = new MessageChannel();
+        this.servers.push(serveLog(this.options.log, port1));
+        worker = new Worker(new URL('./thread-worker.ts', import.meta.url), { workerData: { ...data, port: port2 }, transferList: [port2] });
+      } else {
+        worker = new Worker(new URL('./thread-worker.ts', import.meta.url), { workerData: { ...data, kafka: this.options.kafka } });
+      }
       this.workers.push(worker);
       started.push(
         new Promise<void>((resolve, reject) => {
@@ -124,5 +141,6 @@ export class StreamThreads {
           }),
       ),
     );
+    await Promise.all(this.servers.map((s) => s.close()));
   }
 }

@@ -3,14 +3,34 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StreamThreads, Serdes } from '../../src/index.ts';
+import { StreamThreads, Serdes, type Log, type StreamThreadsOptions } from '../../src/index.ts';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
+import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
 import { produce, readTopic, unique } from './helpers.ts';
 
 const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
 
 test('kafka: two stream threads share the group, split the tasks and process exactly once', { timeout: 120_000 }, async () => {
   const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'threads-test' });
+  try {
+    await twoThreads(log, { kafka: { bootstrapServers: bootstrap } });
+  } finally {
+    await log.close();
+  }
+});
+
+test('embedded: two stream threads use the log this thread owns, split the tasks and process exactly once', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  try {
+    await twoThreads(log, { log });
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' | 'log'>): Promise<void> {
   const input = unique('threads-in');
   const output = unique('threads-out');
   const applicationId = unique('threads-app');
@@ -23,7 +43,7 @@ test('kafka: two stream threads share the group, split the tasks and process exa
     module: new URL('./fixtures/threads-topology.ts', import.meta.url),
     args: [input, output],
     threads: 2,
-    kafka: { bootstrapServers: bootstrap },
+    ...connect,
     config: { applicationId, stateDir, instanceId: 'inst', commitIntervalMs: 50 },
   });
   try {
@@ -57,7 +77,6 @@ test('kafka: two stream threads share the group, split the tasks and process exa
   } finally {
     await threads.close();
     await log.admin.deleteTopics([input, output]);
-    await log.close();
     rmSync(stateDir, { recursive: true, force: true });
   }
-});
+}

@@ -7,7 +7,8 @@
  * role keeps the analytics (served at /v1/merchants/demo/…), and the home page is the merchant
  * dashboard (packages/dashboard, built here when missing or stale), signed in as the demo merchant.
  * The capi role forwards the demo shop's events to a local stand-in of Meta's Graph API
- * (packages/meta-sim, started here), so the dashboard's Meta delivery figures move too.
+ * (packages/meta-sim, started here), so the dashboard's Meta delivery figures move too. The recs
+ * role keeps the demo shop's recommendations up to date.
  *
  *   PORT=8080 SHOPSTREAM_DATA=.data DEMO_RATE=200 npm start
  *   npm start -- --no-demo          (the platform and the demo merchant, without demo traffic)
@@ -107,7 +108,7 @@ console.log(`  Merchant      ${DEMO.id} (${DEMO.timezone}, ${DEMO.currency})   w
 console.log(`  Collector     ${platform.url}/v1/batch   (Segment-compatible; HTTP Basic with the write key)`);
 console.log(`  Analytics     curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/metrics?granularity=minute&metrics=events,orders,revenue'`);
 console.log(`  Status        curl -H 'Authorization: Bearer ${DEMO.readToken}' '${platform.url}/v1/merchants/${DEMO.id}/status'   (pipeline health, from the metrics)`);
-console.log(`  Recs          curl -u ${DEMO.writeKey}: '${platform.url}/v1/merchants/${DEMO.id}/recommendations?model=frequently-bought-together&product_id=p-0001'   (docs/recommendations.md)`);
+console.log(`  Recs          curl -u ${DEMO.writeKey}: '${platform.url}/v1/merchants/${DEMO.id}/recommendations?model=frequently-bought-together&product_id=sku-0'   (the demo's best seller; docs/recommendations.md)`);
 console.log(`  Meta CAPI     the demo shop's events go to a local stand-in of Meta's Graph API at ${meta.url} (stats: ${meta.url}/_sim/stats); docs/meta-capi.md`);
 console.log(`  Metrics       ${platform.url}/metrics`);
 console.log('Ctrl-C to stop; the next start goes on from where this one stopped.\n');

@@ -135,6 +135,8 @@ export class StreamsApp {
   private readonly taskByPartition = new Map<string, Task>();
   /** Next offset expected per input partition: records below it (re-delivered after a seek) are skipped. */
   private readonly positions = new Map<string, number>();
+  /** The member's generation when the tasks were last brought in line with its assignment. */
+  private tasksGeneration: number | undefined;
   private readonly envs = new Map<string, LmdbEnvironment>();
   private readonly partitionCounts = new Map<string, number>();
   private appState: AppState = 'created';
@@ -340,6 +342,14 @@ export class StreamsApp {
   /** Brings the task set in line with the member's assignment. */
   private async syncTasks(): Promise<void> {
     const member = this.member!;
+    if (this.tasks.size > 0 && this.tasksGeneration !== undefined && member.generation !== this.tasksGeneration) {
+      // Rebalances are eager: onRevoke closes every task before the generation changes. Tasks still
+      // here lost their partitions without it (the embedded log gives up an assignment its member
+      // has not polled since); the partitions' next owner may have committed past them. Drop them
+      // with their uncommitted work and build them again from the committed offsets and state.
+      await this.finishCommit(true);
+      for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
+    }
     const assigned = new Set(member.assignment().map(tpKey));
     const wanted = new Map<string, { st: Subtopology; partition: number }>();
     for (const st of this.subtopologies) {
@@ -401,6 +411,7 @@ export class StreamsApp {
       for (const task of created) task.init();
       this.logger.info({ tasks: created.map((t) => t.id) }, 'tasks assigned');
     }
+    this.tasksGeneration = member.generation;
     this.metrics.tasks.set({ application: this.config.applicationId }, this.tasks.size);
   }
 

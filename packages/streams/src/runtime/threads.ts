@@ -48,9 +48,14 @@ export type ThreadMessage =
 export class StreamThreads {
   private readonly options: StreamThreadsOptions;
   private readonly workers: Worker[] = [];
+  /** Threads that have ended (closed, or died: a crash leaves its tasks to the others). */
+  private readonly exited = new Set<Worker>();
   private readonly servers: LogServer[] = [];
   private nextId = 0;
-  private readonly pending = new Map<number, (m: { metrics: unknown[]; tasks: string[] }) => void>();
+  private readonly pending = new Map<number, { worker: Worker; resolve: (m: { metrics: unknown[]; tasks: string[] }) => void }>();
+  private closing = false;
+  /** Threads whose failure was reported (onError is called once per thread). */
+  private readonly reported = new Set<number>();
 
   constructor(options: StreamThreadsOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
@@ -90,15 +95,28 @@ export class StreamThreads {
             else if (m.type === 'error') {
               const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i}: ${m.message}`, { details: { code: m.code } });
               reject(err);
-              this.options.onError?.(err, i);
+              this.report(err, i);
             } else if (m.type === 'metrics') {
-              this.pending.get(m.id)?.(m);
+              this.pending.get(m.id)?.resolve(m);
               this.pending.delete(m.id);
             }
           });
           worker.on('error', (err) => {
             reject(err);
-            this.options.onError?.(err, i);
+            this.report(err, i);
+          });
+          worker.once('exit', (code) => {
+            this.exited.add(worker);
+            for (const [id, p] of this.pending) {
+              if (p.worker !== worker) continue;
+              p.resolve({ metrics: [], tasks: [] });
+              this.pending.delete(id);
+            }
+            if (!this.closing) {
+              const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i} ended (exit code ${code}); the other threads take over its tasks`);
+              reject(err);
+              this.report(err, i);
+            }
           });
         }),
       );
@@ -106,13 +124,24 @@ export class StreamThreads {
     await Promise.all(started);
   }
 
+  private report(err: Error, thread: number): void {
+    if (this.reported.has(thread)) return;
+    this.reported.add(thread);
+    this.options.onError?.(err, thread);
+  }
+
+  /** Asks every thread for its metrics and tasks; a thread that has ended answers nothing. */
   private ask(): Promise<Array<{ metrics: unknown[]; tasks: string[] }>> {
     return Promise.all(
       this.workers.map(
         (w) =>
           new Promise<{ metrics: unknown[]; tasks: string[] }>((resolve) => {
+            if (this.exited.has(w)) {
+              resolve({ metrics: [], tasks: [] });
+              return;
+            }
             const id = this.nextId++;
-            this.pending.set(id, resolve);
+            this.pending.set(id, { worker: w, resolve });
             w.postMessage({ type: 'metrics', id });
           }),
       ),
@@ -125,17 +154,22 @@ export class StreamThreads {
     return AggregatorRegistry.aggregate(all.map((a) => a.metrics) as never).metrics();
   }
 
-  /** The tasks each thread runs now. */
+  /** The tasks each thread runs now ([] for a thread that has ended). */
   async threadTasks(): Promise<string[][]> {
     return (await this.ask()).map((a) => a.tasks);
   }
 
   /** Commits and closes every thread. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(
       this.workers.map(
         (w) =>
           new Promise<void>((resolve) => {
+            if (this.exited.has(w)) {
+              resolve();
+              return;
+            }
             w.once('exit', () => resolve());
             w.postMessage({ type: 'close' });
           }),

@@ -417,6 +417,32 @@ describe('embedded log', () => {
     }
   });
 
+  it('a member that has not polled gives its partitions up at once; its owner may still seek them, and learns at the next poll', async () => {
+    const dir = tempDir('give-up');
+    const log = await open(dir);
+    try {
+      await log.admin.createTopics([{ name: 'in', partitions: 2 }]);
+      const first = await log.joinGroup({ groupId: 'g', topics: ['in'], transactional: true });
+      const seen = first.assignment();
+      assert.equal(seen.length, 2);
+      const generation = first.generation;
+      // A second member joins before `first` ever polled: `first` gives both partitions up without callbacks.
+      const second = await log.joinGroup({ groupId: 'g', topics: ['in'], transactional: true });
+      assert.equal(first.assignment().length + second.assignment().length, 2);
+      // The owner of `first` acts on what it read before (StreamsApp seeks the tasks it built): no error.
+      for (const tp of seen) first.seek(tp, 0);
+      await first.poll(1);
+      assert.ok(first.generation > generation, 'the poll shows the new generation');
+      // After that poll, a partition it does not own is an error again.
+      const notMine = seen.find((tp) => !first.assignment().some((a) => a.partition === tp.partition))!;
+      assert.throws(() => first.seek(notMine, 0), hasCode('SHOP_ERR_INVALID_ARGUMENT'));
+      await second.close();
+      await first.close();
+    } finally {
+      await log.close();
+    }
+  });
+
   it('fences a member that does not poll within rebalanceTimeoutMs', async () => {
     const dir = tempDir('rebalance-timeout');
     const log = await open(dir);

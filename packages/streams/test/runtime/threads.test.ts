@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { StreamThreads, Serdes, type Log, type StreamThreadsOptions } from '../../src/index.ts';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
 import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
@@ -27,6 +28,64 @@ test('embedded: two stream threads use the log this thread owns, split the tasks
   } finally {
     await log.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('embedded: a stream thread that dies leaves its tasks to the other, which goes on exactly once', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  const input = unique('threads-in');
+  const output = unique('threads-out');
+  await log.admin.createTopics([
+    { name: input, partitions: 4 },
+    { name: output, partitions: 4 },
+  ]);
+  const died: number[] = [];
+  const threads = new StreamThreads({
+    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
+    args: [input, output],
+    threads: 2,
+    log,
+    config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+    onError: (_err, i) => died.push(i),
+  });
+  try {
+    await threads.start();
+    // 3,000 records over 60 keys, every 4th re-sent (same key and id).
+    const records = Array.from({ length: 3000 }, (_, i) => {
+      const o = i % 4 === 3 ? i - 1 : i;
+      return { topic: input, key: Buffer.from(`k${o % 60}`), value: Buffer.from(JSON.stringify({ id: `m${o}` })), timestamp: Date.now() };
+    });
+    const expected = new Map<string, number>();
+    const seen = new Set<string>();
+    for (const r of records) {
+      const id = (JSON.parse(r.value.toString()) as { id: string }).id;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      expected.set(r.key.toString(), (expected.get(r.key.toString()) ?? 0) + 1);
+    }
+    await produce(log, records.slice(0, 1500), 100);
+    await readTopic(log, output, (r) => r.length >= 300, 60_000);
+    // Thread 0 dies of an uncaught error while records flow: no commit, no goodbye. Its open
+    // transaction is never visible; the survivor restores its tasks' state from the changelogs.
+    const rest = produce(log, records.slice(1500), 25);
+    await new Promise((r) => setTimeout(r, 20));
+    (threads as unknown as { workers: Worker[] }).workers[0]!.postMessage({ type: 'test:crash' });
+    await rest;
+    const latest = (recs: { key: Buffer | null; value: Buffer | null }[]) => new Map(recs.map((r) => [r.key!.toString(), Serdes.long().deserialize(r.value)!]));
+    const out = await readTopic(log, output, (r) => [...expected].every(([k, v]) => latest(r).get(k) === v), 60_000);
+    assert.deepEqual(latest(out), expected);
+    assert.equal(out.length, seen.size, 'one committed update per distinct record: nothing lost, nothing counted twice');
+    assert.deepEqual(died, [0], 'the death is reported, once');
+    const split = await threads.threadTasks();
+    assert.deepEqual(split[0], []);
+    assert.equal(split[1]!.length, 4, `the survivor runs all four tasks: ${JSON.stringify(split)}`);
+  } finally {
+    await threads.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });
 

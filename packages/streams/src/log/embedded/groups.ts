@@ -8,7 +8,8 @@
  *      inside the member's own `poll` (a member blocked in `poll` is woken at once): `onRevoke` is
  *      awaited, then the member acknowledges. A member that does not poll within its
  *      `rebalanceTimeoutMs` (default 60 s) is removed from the group and fenced. A member that was
- *      assigned partitions but never polled since gives them up without callbacks.
+ *      assigned partitions but never polled since gives them up without callbacks; until its next
+ *      poll, its owner's seeks of them are ignored (the poll then shows the new generation).
  *   2. the generation is bumped and the leader's assignor (the oldest member's `assignor`, default
  *      co-partitioning) computes the assignment; each member gets its partitions and calls
  *      `onAssign` in its next poll, before returning records. Positions start at the committed
@@ -199,6 +200,8 @@ export class MemberImpl implements GroupMember {
   private entries: Assigned[] = [];
   private readonly byKey = new Map<string, Assigned>();
   private readonly paused = new Set<string>();
+  /** Partitions given up without callbacks since the last poll (the owner may still seek them). */
+  private readonly stale = new Set<string>();
   private revokeAck: (() => void) | null = null;
   private revokeTimer: NodeJS.Timeout | null = null;
   private assignPending = false;
@@ -241,8 +244,11 @@ export class MemberImpl implements GroupMember {
   revoke(): Promise<void> {
     if (this.closed || this.fencedReason !== null) return Promise.resolve();
     if (this.assignPending) {
-      // never seen by the member (no poll since): give it up without callbacks
+      // never seen by the member (no poll since): give it up without callbacks. The owner may have
+      // read it (assignment()) and may still seek it: such seeks are ignored until its next poll,
+      // which brings the new assignment and generation (StreamsApp then drops the tasks it built).
       this.assignPending = false;
+      for (const key of this.byKey.keys()) this.stale.add(key);
       this.clearAssignment();
       return Promise.resolve();
     }
@@ -340,6 +346,7 @@ export class MemberImpl implements GroupMember {
 
   async poll(maxWaitMs: number): Promise<PollResult> {
     this.ensureUsable();
+    this.stale.clear();
     const deadline = Date.now() + Math.max(0, maxWaitMs);
     while (true) {
       await this.runCallbacks();
@@ -415,8 +422,12 @@ export class MemberImpl implements GroupMember {
 
   seek(tp: TopicPartition, offset: number): void {
     this.ensureUsable();
-    const e = this.byKey.get(tpKey(tp));
-    if (e === undefined) throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `seek: ${tp.topic}-${tp.partition} is not assigned to member ${this.memberId}`);
+    const key = tpKey(tp);
+    const e = this.byKey.get(key);
+    if (e === undefined) {
+      if (this.stale.has(key)) return;
+      throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `seek: ${tp.topic}-${tp.partition} is not assigned to member ${this.memberId}`);
+    }
     if (!Number.isInteger(offset) || offset < 0) throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `seek: invalid offset ${offset}`);
     e.cursor = newCursor(offset);
   }

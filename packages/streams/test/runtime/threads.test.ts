@@ -57,14 +57,7 @@ test('embedded: a stream thread that dies leaves its tasks to the other, which g
       const o = i % 4 === 3 ? i - 1 : i;
       return { topic: input, key: Buffer.from(`k${o % 60}`), value: Buffer.from(JSON.stringify({ id: `m${o}` })), timestamp: Date.now() };
     });
-    const expected = new Map<string, number>();
-    const seen = new Set<string>();
-    for (const r of records) {
-      const id = (JSON.parse(r.value.toString()) as { id: string }).id;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      expected.set(r.key.toString(), (expected.get(r.key.toString()) ?? 0) + 1);
-    }
+    const { expected, seen } = expectedCounts(records);
     await produce(log, records.slice(0, 1500), 100);
     await readTopic(log, output, (r) => r.length >= 300, 60_000);
     // Thread 0 dies of an uncaught error while records flow: no commit, no goodbye. Its open
@@ -88,6 +81,19 @@ test('embedded: a stream thread that dies leaves its tasks to the other, which g
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+/** What the dedupe-then-count topology must end with: the count per key of distinct ids, and the distinct ids. */
+function expectedCounts(records: { key: Buffer; value: Buffer }[]): { expected: Map<string, number>; seen: Set<string> } {
+  const expected = new Map<string, number>();
+  const seen = new Set<string>();
+  for (const r of records) {
+    const id = (JSON.parse(r.value.toString()) as { id: string }).id;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    expected.set(r.key.toString(), (expected.get(r.key.toString()) ?? 0) + 1);
+  }
+  return { expected, seen };
+}
 
 async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' | 'log'>): Promise<void> {
   const input = unique('threads-in');
@@ -113,14 +119,7 @@ async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' 
       return { topic: input, key: Buffer.from(`k${o % 40}`), value: Buffer.from(JSON.stringify({ id: `m${o}` })), timestamp: Date.now() };
     });
     await produce(log, records);
-    const expected = new Map<string, number>();
-    const seen = new Set<string>();
-    for (const r of records) {
-      const id = (JSON.parse(r.value.toString()) as { id: string }).id;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      expected.set(r.key.toString(), (expected.get(r.key.toString()) ?? 0) + 1);
-    }
+    const { expected, seen } = expectedCounts(records);
     const latest = (recs: { key: Buffer | null; value: Buffer | null }[]) => new Map(recs.map((r) => [r.key!.toString(), Serdes.long().deserialize(r.value)!]));
     const out = await readTopic(log, output, (r) => [...expected].every(([k, v]) => latest(r).get(k) === v), 60_000);
     assert.deepEqual(latest(out), expected);

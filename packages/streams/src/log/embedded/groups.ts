@@ -25,6 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import { StreamsError, ErrorCodes } from '../../errors.ts';
 import { coPartitionAssignor } from '../assignor.ts';
+import { BufferedTransaction, plainOffset } from '../buffered-transaction.ts';
 import { NullKeyPartitioner } from '../partitioner.ts';
 import type {
   ConsumedRecord,
@@ -467,7 +468,7 @@ export class MemberImpl implements GroupMember {
       records: [],
       parts: [],
       groupId: this.coordinator.groupId,
-      offsets: offsets.map((o) => (o.metadata === undefined ? { topic: o.topic, partition: o.partition, offset: o.offset } : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })),
+      offsets: offsets.map(plainOffset),
       check: () => this.fenceCheck(),
       wantMetadata: false,
     });
@@ -511,62 +512,40 @@ export class MemberImpl implements GroupMember {
   }
 }
 
-export class TransactionImpl implements Transaction {
+export class TransactionImpl extends BufferedTransaction {
   private readonly member: MemberImpl;
   private readonly host: GroupHost;
   private readonly partitioner: NullKeyPartitioner;
   private readonly groupId: string;
-  private records: ProducerRecord[] = [];
   private parts: PartitionLog[] = [];
-  private state: 'open' | 'committing' | 'done' = 'open';
 
   constructor(member: MemberImpl, host: GroupHost, partitioner: NullKeyPartitioner, groupId: string) {
+    super();
     this.member = member;
     this.host = host;
     this.partitioner = partitioner;
     this.groupId = groupId;
   }
 
-  private ensureOpen(op: string): void {
-    if (this.state !== 'open') throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `transaction.${op}: the transaction is already ${this.state === 'done' ? 'finished' : 'committing'}`);
+  protected accept(record: ProducerRecord): void {
+    this.parts.push(this.host.prepareRecord(record, this.partitioner));
   }
 
-  send(record: ProducerRecord): void {
-    this.ensureOpen('send');
-    const part = this.host.prepareRecord(record, this.partitioner);
-    this.records.push(record);
-    this.parts.push(part);
+  protected async commitRecords(records: ProducerRecord[], offsets: TopicPartitionOffset[]): Promise<void> {
+    const early = this.member.fenceCheck();
+    if (early !== null) throw early;
+    this.host.validateOffsets(offsets);
+    await this.host.submit({
+      records,
+      parts: this.parts,
+      groupId: offsets.length > 0 ? this.groupId : null,
+      offsets: offsets.length > 0 ? offsets : null,
+      check: () => this.member.fenceCheck(),
+      wantMetadata: false,
+    });
   }
 
-  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
-    this.ensureOpen('commit');
-    this.state = 'committing';
-    try {
-      const early = this.member.fenceCheck();
-      if (early !== null) throw early;
-      this.host.validateOffsets(offsets);
-      await this.host.submit({
-        records: this.records,
-        parts: this.parts,
-        groupId: offsets.length > 0 ? this.groupId : null,
-        offsets: offsets.length > 0 ? offsets.map((o) => (o.metadata === undefined ? { topic: o.topic, partition: o.partition, offset: o.offset } : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })) : null,
-        check: () => this.member.fenceCheck(),
-        wantMetadata: false,
-      });
-    } finally {
-      this.finish();
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (this.state === 'done') return;
-    if (this.state === 'committing') throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, 'transaction.abort: the transaction is committing');
-    this.finish();
-  }
-
-  private finish(): void {
-    this.state = 'done';
-    this.records = [];
+  protected ended(): void {
     this.parts = [];
     this.member.transactionDone(this);
   }

@@ -32,6 +32,7 @@ import type {
   Transaction,
 } from '../types.ts';
 import { tpKey } from '../types.ts';
+import { BufferedTransaction, plainOffset } from '../buffered-transaction.ts';
 import { fromWire, packRecords, toWire, unpackRecords, type CallbackCall, type PackedRecords, type PollReply, type Reply } from './wire.ts';
 
 /** Connects to a log served with `serveLog` on the other end of `port`. */
@@ -296,55 +297,29 @@ class RemoteMember implements GroupMember {
   }
 }
 
-class RemoteTransaction implements Transaction {
-  private records: ProducerRecord[] = [];
-  private state: 'open' | 'committing' | 'done' = 'open';
+class RemoteTransaction extends BufferedTransaction {
   private readonly log: RemoteLog;
   private readonly h: number;
-  private readonly onDone: () => void;
+  private readonly onEnded: () => void;
 
-  constructor(log: RemoteLog, h: number, onDone: () => void) {
+  constructor(log: RemoteLog, h: number, onEnded: () => void) {
+    super();
     this.log = log;
     this.h = h;
-    this.onDone = onDone;
+    this.onEnded = onEnded;
   }
 
-  private ensureOpen(op: string): void {
-    if (this.state !== 'open') throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `transaction.${op}: the transaction is already ${this.state === 'done' ? 'finished' : 'committing'}`);
+  /** Records are checked by the owner, at commit. */
+  protected accept(): void {}
+
+  protected async commitRecords(records: ProducerRecord[], offsets: TopicPartitionOffset[]): Promise<void> {
+    const packed = records.length === 0 ? null : packRecords(records);
+    await this.log.call('member.commit', this.h, [packed, offsets], packed === null ? [] : [packed.buffer]);
   }
 
-  send(record: ProducerRecord): void {
-    this.ensureOpen('send');
-    this.records.push(record);
+  protected ended(): void {
+    this.onEnded();
   }
-
-  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
-    this.ensureOpen('commit');
-    this.state = 'committing';
-    try {
-      const packed = this.records.length === 0 ? null : packRecords(this.records);
-      this.records = [];
-      await this.log.call('member.commit', this.h, [packed, offsets.map(plainOffset)], packed === null ? [] : [packed.buffer]);
-    } finally {
-      this.finish();
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (this.state === 'done') return;
-    if (this.state === 'committing') throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, 'transaction.abort: the transaction is committing');
-    this.finish();
-  }
-
-  private finish(): void {
-    this.state = 'done';
-    this.records = [];
-    this.onDone();
-  }
-}
-
-function plainOffset(o: TopicPartitionOffset): TopicPartitionOffset {
-  return o.metadata === undefined ? { topic: o.topic, partition: o.partition, offset: o.offset } : { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata };
 }
 
 function closed(): StreamsError {

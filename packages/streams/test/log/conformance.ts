@@ -454,11 +454,14 @@ export function describeLogConformance(name: string, factory: () => Promise<LogF
       const [latest] = await log.admin.listOffsets([{ topic: t, partition: 0 }], 'latest');
       const reader = log.createReader();
       const producer = log.createProducer();
+      let sent: Promise<unknown> | undefined;
       try {
         reader.assign([{ topic: t, partition: 0, offset: latest!.offset }]);
         const started = Date.now();
         const timer = setTimeout(() => {
-          void producer.send([{ topic: t, partition: 0, key: null, value: Buffer.from('late') }]);
+          // The reader may see the record before the send's own answer (or a retry of it) is back:
+          // `finally` waits for the send before closing the producer under it.
+          sent = producer.send([{ topic: t, partition: 0, key: null, value: Buffer.from('late') }]);
         }, 200);
         const got: ConsumedRecord[] = [];
         while (got.length === 0 && Date.now() - started < DEADLINE_MS) got.push(...(await reader.poll(10_000)));
@@ -467,6 +470,7 @@ export function describeLogConformance(name: string, factory: () => Promise<LogF
         assert.ok(Date.now() - started < 9_000, `woke after ${Date.now() - started} ms`);
         assert.equal(reader.position({ topic: t, partition: 0 }), got[0]!.offset + 1);
       } finally {
+        await sent?.catch(() => undefined);
         await reader.close();
         await producer.close();
       }

@@ -7,15 +7,17 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import { readTopic } from '@shopstream/streams/testing';
 import { startPlatform } from '../../src/platform.ts';
 import { invoiceToOrderEvent, readRetailInvoices, retailReference, type RetailDay } from '../../src/simulate/online-retail.ts';
 import { tempDir } from '../helpers.ts';
+import { RETAIL_DATA } from '../../src/recs/eval/online-retail.ts';
 
-const DATA = resolve(import.meta.dirname, '../../../../../shared/data/online-retail/online-retail.csv.gz');
+// The data set's one location (as for the recommendation evaluation and the contract test), wherever the repository is cloned.
+const DATA = RETAIL_DATA;
 const SERVER_KEY = 'sk_online_retail_backend_key_0001';
 const READ_TOKEN = 'rt_online_retail_reader';
 const YEARS = 365.25 * 86_400_000;

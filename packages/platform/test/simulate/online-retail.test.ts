@@ -23,8 +23,9 @@ import {
   utcToLondon,
 } from '../../src/simulate/online-retail.ts';
 import type { RetailDay, RetailInvoice, RetailLine } from '../../src/simulate/online-retail.ts';
+import { RETAIL_DATA } from '../../src/recs/eval/online-retail.ts';
 
-const DATA = '/work/shared/data/online-retail/online-retail.csv.gz';
+const DATA = RETAIL_DATA;
 const DAY = 86_400_000;
 
 /** The import: received the day after the last invoice, by a collector and pipeline configured for history. */

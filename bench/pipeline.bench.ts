@@ -4,6 +4,7 @@
  *
  *   node bench/pipeline.bench.ts                  both logs (start a broker first: npm run kafka:start)
  *   BENCH_LOGS=embedded BENCH_EVENTS=100000 BENCH_RUNS=3 node bench/pipeline.bench.ts
+ *   BENCH_THREADS=2 …                             the pipeline in 2 stream threads (docs/streams.md, "Stream threads")
  *
  * 1. Throughput: events.raw is filled as the collector fills it (Segment messages as sent, request
  *    facts in headers, record time = arrival) with ~700 B events of 5,000 visitors: 90% validated

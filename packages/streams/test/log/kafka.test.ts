@@ -411,3 +411,36 @@ test('kafka: a restarted instance fences its predecessor and aborts its open tra
     await oldLog.close();
   }
 });
+
+test('kafka: a member that does not poll in time (a long restore) loses its partitions at once; its owner may still seek them, and learns at the next poll', async () => {
+  const input = unique('late-in');
+  const group = unique('late-group');
+  await createTopics([{ name: input, partitions: 2 }]);
+  const slowLog = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'slow', revokeGraceMs: 300 });
+  const timeouts = { sessionTimeoutMs: 6000, rebalanceTimeoutMs: 6000, heartbeatIntervalMs: 300 };
+  const revoked: TopicPartition[][] = [];
+  const slow = await slowLog.joinGroup({ groupId: group, topics: [input], transactional: true, ...timeouts, onRevoke: async (tps) => void revoked.push(tps) });
+  let other: GroupMember | undefined;
+  try {
+    await slow.poll(100);
+    const seen = slow.assignment();
+    assert.equal(seen.length, 2);
+    const generation = slow.generation;
+    // `slow` stops polling (as StreamsApp does while it restores a large changelog); another member joins.
+    other = await log.joinGroup({ groupId: group, topics: [input], transactional: true, ...timeouts });
+    // The owner of `slow` goes on with what it read before: seeking its old partitions is no error.
+    for (const tp of seen) slow.seek(tp, 0);
+    // Its next poll runs onRevoke for them (late) and brings the new generation.
+    const deadline = Date.now() + 30_000;
+    while (slow.generation === generation && Date.now() < deadline) {
+      await slow.poll(100);
+      await other.poll(100);
+    }
+    assert.ok(slow.generation > generation, 'the poll shows the new generation');
+    assert.deepEqual(revoked[0]?.map((tp) => tp.partition).sort(), [0, 1], 'onRevoke ran for the partitions dropped late');
+  } finally {
+    await other?.close();
+    await slow.close().catch(() => {});
+    await slowLog.close();
+  }
+});

@@ -8,8 +8,10 @@
  * until the member's next `poll` has run `onRevoke` for the partitions it owns (the member keeps
  * them, and its generation stays valid, until the hook returns). A member that does not poll within
  * `revokeGraceMs` lets the JoinGroup go: its partitions are dropped at once, `onRevoke` runs late in
- * the next poll, and commits of the old generation throw FENCED. The new assignment arrives with the
- * 'consumer:group:join' event and is adopted by the next poll: `onAssign`, then positions from the
+ * the next poll, and commits of the old generation throw FENCED; its owner's seeks of them are
+ * ignored until then (StreamsApp seeks the tasks it restored, which may take longer than the
+ * grace). The new assignment arrives with the 'consumer:group:join' event and is adopted by the
+ * next poll: `onAssign`, then positions from the
  * committed offsets (read with requireStable, retried while UNSTABLE_OFFSET_COMMIT), else the reset policy.
  */
 import { randomUUID } from 'node:crypto';
@@ -504,6 +506,9 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
 
   seek(tp: TopicPartition, offset: number): void {
     if (this.closed) throw closedError('group member');
+    // Dropped late (the owner did not poll within revokeGraceMs, e.g. during a long restore): the
+    // owner learns it in its next poll, where onRevoke runs; until then its seeks of them are moot.
+    if (this.lateRevoked?.some((p) => p.topic === tp.topic && p.partition === tp.partition) && !this.owned.some((p) => p.topic === tp.topic && p.partition === tp.partition)) return;
     this.fetcher.seek(tp, offset);
   }
 

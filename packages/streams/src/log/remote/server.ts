@@ -22,11 +22,13 @@ export function serveLog(log: Log, port: MessagePort): LogServer {
   const members = new Map<number, { member: GroupMember | null; error: unknown }>();
   const callbacks = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
   let nextCallback = 0;
+  /** Once serving stops, rebalance callbacks are answered here: nobody is left to run them. */
+  let stopped = false;
   let closing: Promise<void> | null = null;
 
   const askRemote = (cb: CallbackCall['cb'], h: number, generation: number, partitions: TopicPartition[]): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      if (closing !== null) {
+      if (stopped) {
         resolve();
         return;
       }
@@ -146,6 +148,7 @@ export function serveLog(log: Log, port: MessagePort): LogServer {
     close: () => closeAll(),
   };
 
+  /** Closes the remote's producers, readers and members (its members leave their groups). */
   async function closeAll(): Promise<void> {
     const all: Promise<unknown>[] = [];
     for (const p of producers.values()) all.push(p.close());
@@ -189,27 +192,30 @@ export function serveLog(log: Log, port: MessagePort): LogServer {
     );
   };
 
-  const release = (): void => {
-    for (const c of callbacks.values()) c.resolve();
-    callbacks.clear();
+  /** Stops serving, once: pending callbacks are answered, then the remote's objects are closed. */
+  const stop = (): Promise<void> => {
+    if (closing === null) {
+      stopped = true;
+      for (const c of callbacks.values()) c.resolve();
+      callbacks.clear();
+      closing = closeAll();
+    }
+    return closing;
   };
 
   port.on('message', onMessage);
   // The other end went away (its thread ended): leave its groups so that the others take its work.
-  port.once('close', () => {
-    if (closing === null) closing = closeAll();
-    release();
-  });
+  port.once('close', () => void stop());
 
   return {
     close(): Promise<void> {
-      if (closing === null) {
-        closing = closeAll();
-        release();
+      const stopping = closing === null;
+      const done = stop();
+      if (stopping) {
         port.off('message', onMessage);
         port.close();
       }
-      return closing;
+      return done;
     },
   };
 }

@@ -12,7 +12,7 @@ export { StreamsApp } from './runtime/app.ts';
 export type { StreamsConfig, AppState, Logger } from './runtime/app.ts';
 export { StreamsMetrics } from './runtime/metrics.ts';
 export { StreamThreads } from './runtime/threads.ts';
-export type { StreamThreadsOptions, ThreadConfig } from './runtime/threads.ts';
+export type { StreamThreadsOptions, ThreadConfig, ThreadContext } from './runtime/threads.ts';
 export { pidAlive } from './pid-lock.ts';
 export { serveLog, connectRemoteLog, packRecords, unpackRecords } from './log/remote/index.ts';
 export type { LogServer, PackedRecords } from './log/remote/index.ts';

@@ -492,6 +492,9 @@ export class StreamsApp {
     for (const tp of task.inputPartitions()) {
       this.taskByPartition.delete(tpKey(tp));
       this.positions.delete(tpKey(tp));
+      // Its lag is its next owner's to report: a stale series here would be added to the owner's
+      // wherever instances' or threads' metrics are summed.
+      this.metrics.lag.remove({ application: this.config.applicationId, topic: tp.topic, partition: String(tp.partition) });
     }
     this.tasks.delete(id);
     const env = this.envs.get(id);

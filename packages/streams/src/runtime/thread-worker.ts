@@ -2,12 +2,13 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
+import { Registry } from 'prom-client';
 import { StreamsApp } from './app.ts';
 import { connectKafkaLog } from '../log/kafka/index.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
 import { connectRemoteLog } from '../log/remote/client.ts';
 import type { Topology } from '../topology.ts';
-import type { ThreadConfig, ThreadMessage } from './threads.ts';
+import type { ThreadConfig, ThreadContext, ThreadMessage } from './threads.ts';
 
 interface Data {
   module: string;
@@ -16,6 +17,7 @@ interface Data {
   kafka?: ConnectKafkaLogOptions;
   port?: MessagePort;
   config: ThreadConfig;
+  thread: number;
 }
 
 const data = workerData as Data;
@@ -28,16 +30,20 @@ try {
   const build = mod[data.exportName];
   if (typeof build !== 'function') throw new Error(`${data.module} does not export a function ${data.exportName}`);
   const log = data.port !== undefined ? await connectRemoteLog(data.port) : await connectKafkaLog(data.kafka!);
-  const app = new StreamsApp((build as (...a: unknown[]) => Topology)(...data.args), {
+  // The thread's registry: the application's metrics, and any the topology function registers in it.
+  const registry = new Registry();
+  const context: ThreadContext = { registry, thread: data.thread };
+  const app = new StreamsApp((build as (...a: unknown[]) => Topology)(...data.args, context), {
     ...data.config,
     log,
+    registry,
     onError: (err) => send({ type: 'error', message: err.message, code: (err as { code?: string }).code }),
   });
   await app.start();
   send({ type: 'started' });
   port.on('message', (m: { type: string; id?: number }) => {
     if (m.type === 'metrics') {
-      void app.metrics.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: m.id!, metrics, tasks: app.activeTasks() }));
+      void registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: m.id!, metrics, tasks: app.activeTasks() }));
     } else if (m.type === 'close') {
       void (async () => {
         await app.close();

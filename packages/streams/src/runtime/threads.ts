@@ -12,7 +12,7 @@
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 import { defaultStateDir } from './app.ts';
 import type { StreamsConfig } from './app.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
@@ -22,8 +22,18 @@ import { StreamsError, ErrorCodes } from '../errors.ts';
 
 export type ThreadConfig = Omit<StreamsConfig, 'log' | 'registry' | 'logger' | 'onError'>;
 
+/**
+ * What a thread passes to the topology function, after `args`: the thread's Prometheus registry,
+ * where the application's metrics go and where the topology may register its own (they come back
+ * with the threads' metrics, summed), and the thread's index.
+ */
+export interface ThreadContext {
+  registry: Registry;
+  thread: number;
+}
+
 export interface StreamThreadsOptions {
-  /** URL or absolute path of a module exporting `exportName`: `() => Topology`. */
+  /** URL or absolute path of a module exporting `exportName`: `(...args, context: ThreadContext) => Topology`. */
   module: string | URL;
   exportName?: string;
   /** Arguments for the topology function (structured-cloneable: topic names, settings). */
@@ -78,7 +88,7 @@ export class StreamThreads {
         instanceId: `${base}-t${i}`,
         stateDir: join(config.stateDir ?? defaultStateDir(), `t${i}`),
       };
-      const data = { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], config: threadConfig };
+      const data = { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], config: threadConfig, thread: i };
       let worker: Worker;
       if (this.options.log !== undefined) {
         const { port1, port2 } = new MessageChannel();
@@ -150,8 +160,15 @@ export class StreamThreads {
 
   /** Prometheus text of all threads' metrics, added up (prom-client's aggregator, as for a cluster). */
   async metrics(): Promise<string> {
-    const all = await this.ask();
-    return AggregatorRegistry.aggregate(all.map((a) => a.metrics) as never).metrics();
+    return AggregatorRegistry.aggregate((await this.metricsJSON()) as never).metrics();
+  }
+
+  /**
+   * Each running thread's metrics (prom-client's `getMetricsAsJSON()`), to add up with others, e.g.
+   * with the process's own registry: `AggregatorRegistry.aggregate([await own.getMetricsAsJSON(), ...these])`.
+   */
+  async metricsJSON(): Promise<unknown[][]> {
+    return (await this.ask()).filter((a) => a.metrics.length > 0).map((a) => a.metrics);
   }
 
   /** The tasks each thread runs now ([] for a thread that has ended). */

@@ -132,6 +132,13 @@ async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' 
     assert.ok(split.every((t) => t.length === 2), `each thread runs two tasks: ${JSON.stringify(split)}`);
     const perTask = [...text.matchAll(/shopstream_streams_records_in_total\{application="[^"]+",task="(\d+_\d+)"\} (\d+)/g)];
     assert.equal(perTask.reduce((a, m) => a + Number(m[2]), 0), 400);
+    // The topology's own metric, registered in each thread's registry, comes back per thread.
+    const seenBy = [...text.matchAll(/test_topology_records_seen_total\{thread="(\d)"\} (\d+)/g)].map((m) => [m[1], Number(m[2])] as const);
+    assert.deepEqual(seenBy.map(([t]) => t).sort(), ['0', '1'], 'both threads report the topology metric');
+    assert.equal(seenBy.reduce((a, [, n]) => a + n, 0), 400);
+    // The process's own registry and the threads' add up into one view.
+    const json = await threads.metricsJSON();
+    assert.equal(json.length, 2);
   } finally {
     await threads.close();
     await log.admin.deleteTopics([input, output]);

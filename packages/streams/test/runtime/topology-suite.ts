@@ -58,6 +58,43 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test(`${name}: an instance reports the lag of the partitions it owns, not of those it handed over`, async () => {
+    const log = await openLog();
+    const input = unique('lag-in');
+    const output = unique('lag-out');
+    await log.admin.createTopics([
+      { name: input, partitions: 4 },
+      { name: output, partitions: 4 },
+    ]);
+    const build = () => {
+      const b = new StreamsBuilder();
+      b.stream(input, { keySerde: S, valueSerde: J }).to(output, { keySerde: S, valueSerde: J });
+      return b.build();
+    };
+    const applicationId = unique('app');
+    const dirs = [stateDir(), stateDir()];
+    const lagSeries = async (app: StreamsApp) => ((await app.metrics.lag.get()).values ?? []).map((v) => `${v.labels['topic']}/${v.labels['partition']}`).sort();
+    const a = new StreamsApp(build(), { applicationId, log, stateDir: dirs[0]!, commitIntervalMs: 50 });
+    const b = new StreamsApp(build(), { applicationId, log, stateDir: dirs[1]!, commitIntervalMs: 50 });
+    try {
+      await a.start();
+      await produce(log, Array.from({ length: 40 }, (_, i) => ({ topic: input, partition: i % 4, key: Buffer.from(`u${i}`), value: J.serialize({ id: `m${i}`, user: `u${i}`, n: i }), timestamp: 1000 + i })));
+      await waitFor(() => a.activeTasks().length === 4, 30_000, 'a runs the four tasks');
+      await a.lag();
+      assert.equal((await lagSeries(a)).length, 4);
+      await b.start();
+      await waitFor(() => a.activeTasks().length === 2 && b.activeTasks().length === 2, 60_000, 'the tasks split between a and b');
+      await Promise.all([a.lag(), b.lag()]);
+      const [la, lb] = [await lagSeries(a), await lagSeries(b)];
+      assert.equal(la.length, 2, `a reports only its own partitions: ${la.join(', ')}`);
+      assert.equal(lb.length, 2);
+      assert.deepEqual([...la, ...lb].sort(), [0, 1, 2, 3].map((p) => `${input}/${p}`));
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   test(`${name}: at-least-once processing commits offsets after the sends`, async () => {
     const log = await openLog();
     const input = unique('alos-in');

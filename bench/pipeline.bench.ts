@@ -84,9 +84,9 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const runner =
     THREADS > 1
       ? new StreamThreads({
-          module: new URL('../packages/platform/src/pipeline/topology.ts', import.meta.url),
-          exportName: 'pipelineTopology',
-          args: [topics],
+          module: new URL('../packages/platform/src/pipeline/threads.ts', import.meta.url),
+          exportName: 'pipelineThreadTopology',
+          args: [topics, {}],
           threads: THREADS,
           ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench' } } : { log }),
           config,

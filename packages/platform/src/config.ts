@@ -86,6 +86,8 @@ export const ConfigSchema = Type.Object(
           orderDedupeWindowMs: Type.Optional(Type.Integer({ minimum: 1000 })),
           sessionTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
           graceMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          /** Stream threads running the pipeline in this process (Kafka Streams' num.stream.threads). Default 1. */
+          threads: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
         },
         { additionalProperties: false },
       ),

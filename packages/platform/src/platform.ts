@@ -9,10 +9,10 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { StreamsApp, type Log } from '@shopstream/streams';
+import { AggregatorRegistry, Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { StreamThreads, StreamsApp, type Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
-import { connectKafkaLog } from '@shopstream/streams/kafka';
+import { connectKafkaLog, type ConnectKafkaLogOptions } from '@shopstream/streams/kafka';
 import { buildCollector } from './collector/server.ts';
 import type { ShopstreamConfig, MerchantConfig } from './config.ts';
 import { PlatformError, PlatformErrors } from './errors.ts';
@@ -20,6 +20,7 @@ import type { Merchant } from './merchants/model.ts';
 import { MerchantTable, putMerchant, withConfiguredServerKeys } from './merchants/table.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from './topics.ts';
 import { pipelineTopology } from './pipeline/topology.ts';
+import { pipelineMetrics } from './pipeline/metrics.ts';
 import { analyticsRoutes } from './api/analytics.ts';
 import { dashboardRoutes, type DashboardOptions } from './api/dashboard.ts';
 import { statusRoutes } from './api/status.ts';
@@ -82,10 +83,13 @@ export interface Platform {
   readonly log: Log;
   readonly merchants: MerchantTable;
   readonly topics: TopicNames;
+  /** The process's registry (where the roles register their metrics). */
   readonly registry: Registry;
+  /** What /metrics serves and the status API reads: the registry, plus the pipeline threads' metrics. */
+  readonly metrics: MetricsView;
   readonly collector: FastifyInstance;
-  /** The pipeline role (events.raw + events.validations → events.filtered, events.bots, events.rejected). */
-  readonly pipeline: StreamsApp | undefined;
+  /** The pipeline role (events.raw + events.validations → events.filtered, events.bots, events.rejected): one application, or `pipeline.threads` stream threads. */
+  readonly pipeline: StreamsApp | StreamThreads | undefined;
   /** The lake role (events.raw → Parquet files, docs/lake.md). */
   readonly lake: LakeSink | undefined;
   /** The cubes role (events.filtered + events.bots → the cube store), and its store. */
@@ -103,10 +107,26 @@ export interface Platform {
   close(): Promise<void>;
 }
 
+function kafkaOptions(kafka: NonNullable<ShopstreamConfig['kafka']>): ConnectKafkaLogOptions {
+  return { bootstrapServers: kafka.brokers, clientId: kafka.clientId ?? 'shopstream' };
+}
+
+/** What /metrics and the status API read: the platform's registry, with the pipeline threads' metrics added when it runs in threads. */
+export type MetricsView = Pick<Registry, 'contentType' | 'metrics' | 'getMetricsAsJSON'>;
+
+function withThreads(registry: Registry, threads: StreamThreads): MetricsView {
+  // prom-client's cluster aggregator: counters and histograms are summed over the sources, and so
+  // are the streams gauges (each task and partition is reported by the one thread that owns it).
+  const merged = async () => AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await threads.metricsJSON())] as never);
+  return {
+    contentType: registry.contentType,
+    metrics: async () => (await merged()).metrics(),
+    getMetricsAsJSON: async () => (await merged()).getMetricsAsJSON(),
+  };
+}
+
 export async function openLog(config: ShopstreamConfig, dataDir: string): Promise<Log> {
-  if (config.kafka) {
-    return connectKafkaLog({ bootstrapServers: config.kafka.brokers, clientId: config.kafka.clientId ?? 'shopstream' });
-  }
+  if (config.kafka) return connectKafkaLog(kafkaOptions(config.kafka));
   mkdirSync(dataDir, { recursive: true });
   return openEmbeddedLog({ dir: join(dataDir, 'log'), fsync: true, defaultPartitions: 1 });
 }
@@ -122,43 +142,46 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const topics = topicNames(config.topics?.prefix);
   const merchants = new MerchantTable(log, topics.merchants);
   let collector: FastifyInstance | undefined;
-  const decisions = new Counter({
-    name: 'shopstream_pipeline_decisions_total',
-    help: 'Pipeline decisions per event: human_validated, human_released, human_trusted_source, held, bot_user_agent, bot_not_validated, duplicate, order_duplicate, rejected.',
-    labelNames: ['decision'],
-    registers: [registry],
-  });
-  const lookups = new Histogram({
-    name: 'shopstream_pipeline_bot_lookup_seconds',
-    help: "Time to look up a visitor's validation and held events (the bot filter's lookup, in the task's state).",
-    buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005],
-    registers: [registry],
-  });
-  const pipelineOptions = {
-    ...config.pipeline,
-    maxFutureMs: config.collector?.maxFutureMs,
-    maxPastMs: config.collector?.maxPastMs,
-    onDecision: (d: string) => decisions.inc({ decision: d }),
-    onBotLookup: (s: number) => lookups.observe(s),
-  };
+  const { threads: pipelineThreads = 1, ...pipelineSettings } = config.pipeline ?? {};
+  const pipelineOptions = { ...pipelineSettings, maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs };
   const roles = new Set<Role>(options.roles ?? ROLES);
-  const pipeline = !roles.has('pipeline') ? undefined : new StreamsApp(pipelineTopology(topics, pipelineOptions), {
+  const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
+  const pipelineConfig = {
     applicationId: `${config.topics?.prefix ?? ''}shopstream-pipeline`,
-    log,
     stateDir: join(dataDir, 'state'),
-    logger,
     deadLetterTopic: topics.rejected,
-    registry,
-    ...((config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID']) !== undefined && { instanceId: config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'] }),
-    onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
-  });
+    ...(instanceId !== undefined && { instanceId }),
+  };
+  // One application in this thread, or `pipeline.threads` stream threads: each a member of the
+  // pipeline's group (on the embedded log, this thread serves the log to them). A thread builds its
+  // own topology, whose metrics it keeps; `metrics` below adds them up with the registry's.
+  const pipeline = !roles.has('pipeline')
+    ? undefined
+    : pipelineThreads > 1
+      ? new StreamThreads({
+          module: new URL('./pipeline/threads.ts', import.meta.url),
+          exportName: 'pipelineThreadTopology',
+          args: [topics, pipelineOptions],
+          threads: pipelineThreads,
+          ...(config.kafka ? { kafka: kafkaOptions(config.kafka) } : { log }),
+          config: pipelineConfig,
+          onError: (err, thread) => logger.error({ err, thread }, 'a pipeline thread stopped; the other threads take over its tasks'),
+          logger,
+        })
+      : new StreamsApp(pipelineTopology(topics, { ...pipelineOptions, ...pipelineMetrics(registry) }), {
+          ...pipelineConfig,
+          log,
+          logger,
+          registry,
+          onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
+        });
+  const metrics: MetricsView = pipeline instanceof StreamThreads ? withThreads(registry, pipeline) : registry;
   let cubeStore: CubeStore | undefined;
   let cubes: CubesWriter | undefined;
   let lake: LakeSink | undefined;
   let capi: { app: StreamsApp; forwarder: CapiForwarder } | undefined;
   let recs: { app: StreamsApp | undefined; table: RecsTable } | undefined;
   let servedExperiments: Array<ServedExperiment & { windowMs: number | undefined }> = [];
-  const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
   const lagWatches: Array<() => void> = [];
   try {
     await ensurePlatformTopics(log, config.topics);
@@ -304,6 +327,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       beaconSecrets: beaconSecrets(config, dataDir, logger),
       logger,
       registry,
+      metrics,
       defaultRateLimit: config.collector?.defaultRateLimit,
       cdnCountryHeader: config.collector?.cdnCountryHeader,
       trustProxy: config.collector?.trustProxy,
@@ -318,7 +342,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         analyticsRoutes(app, { store, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }),
       );
     }
-    await collector.register(async (app) => statusRoutes(app, { registry, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }));
+    await collector.register(async (app) => statusRoutes(app, { registry: metrics, merchantById: (id) => merchants.byId(id), merchantByReadToken: (t) => merchants.byReadToken(t) }));
     if (options.dashboard !== false) await collector.register(async (app) => dashboardRoutes(app, options.dashboard || {}));
     if (recs !== undefined) {
       const defaults = recsDefaults();
@@ -351,6 +375,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     merchants,
     topics,
     registry,
+    metrics,
     collector: app,
     pipeline,
     cubes,

@@ -35,6 +35,8 @@ export interface CollectorOptions {
   beaconSecrets: Buffer[];
   logger?: Logger;
   registry?: Registry;
+  /** What GET /metrics serves. Default: `registry`. */
+  metrics?: Pick<Registry, 'contentType' | 'metrics'>;
   /** Limit of merchants that have none of their own; undefined: no limit. */
   defaultRateLimit?: RateLimit;
   /** A header set by a trusted CDN with the client's country (e.g. `cf-ipcountry`). Only set it behind that CDN. */
@@ -281,7 +283,8 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', log: logFailing ? 'failing' : 'ok' });
   });
   app.get('/metrics', async (_req, reply) => {
-    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+    const scrape = options.metrics ?? registry;
+    return reply.header('content-type', scrape.contentType).send(await scrape.metrics());
   });
 
   app.addHook('onClose', async () => {

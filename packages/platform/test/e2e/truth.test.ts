@@ -159,7 +159,9 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         dataDir: join(t.dir, 'data'),
         topics: { prefix, partitions: 4 },
         collector: { port },
-        pipeline: { graceMs: GRACE_MS },
+        // On the embedded log the pipeline runs in two stream threads (the log served to them by the
+        // platform's thread), so that SIGKILLs and restarts are proven on that path too.
+        pipeline: { graceMs: GRACE_MS, ...(kind === 'embedded' && { threads: 2 }) },
         instanceId: 'e2e-instance-1',
         beacon: { secrets: ['an-e2e-test-secret-of-32-characters-or-more'] },
         meta: { baseUrl: sim.url, apiVersion: 'v21.0' },

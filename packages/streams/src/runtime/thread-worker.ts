@@ -18,6 +18,8 @@ interface Data {
   port?: MessagePort;
   config: ThreadConfig;
   thread: number;
+  /** Whether the parent has a logger: the application's log entries are then sent to it. */
+  log: boolean;
 }
 
 const data = workerData as Data;
@@ -33,10 +35,22 @@ try {
   // The thread's registry: the application's metrics, and any the topology function registers in it.
   const registry = new Registry();
   const context: ThreadContext = { registry, thread: data.thread };
+  // Log entries cross as data: errors as their fields (a cloned Error loses its code), and an entry
+  // that cannot be cloned as text, so that logging never fails the application.
+  const plain = (v: unknown) => (v instanceof Error ? { type: v.name, message: v.message, stack: v.stack, code: (v as { code?: unknown }).code } : v);
+  const entry = (level: 'info' | 'warn' | 'error') => (obj: object, msg?: string) => {
+    const fields = Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, plain(v)]));
+    try {
+      send({ type: 'log', level, obj: fields, msg });
+    } catch {
+      send({ type: 'log', level, obj: { fields: Object.keys(fields).join(', '), note: 'fields that cannot cross threads' }, msg });
+    }
+  };
   const app = new StreamsApp((build as (...a: unknown[]) => Topology)(...data.args, context), {
     ...data.config,
     log,
     registry,
+    ...(data.log && { logger: { info: entry('info'), warn: entry('warn'), error: entry('error') } }),
     onError: (err) => send({ type: 'error', message: err.message, code: (err as { code?: string }).code }),
   });
   await app.start();

@@ -14,7 +14,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { defaultStateDir } from './app.ts';
-import type { StreamsConfig } from './app.ts';
+import type { Logger, StreamsConfig } from './app.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
 import type { Log } from '../log/types.ts';
 import { serveLog, type LogServer } from '../log/remote/server.ts';
@@ -46,6 +46,8 @@ export interface StreamThreadsOptions {
   config: ThreadConfig;
   /** Called once when a thread stops on an error (the other threads go on; their group takes its tasks). */
   onError?: (err: Error, thread: number) => void;
+  /** Where the threads' applications log (pino-compatible), each entry with `thread: i`. Default: nowhere. */
+  logger?: Logger;
 }
 
 /** What a thread sends back. */
@@ -53,7 +55,8 @@ export type ThreadMessage =
   | { type: 'started' }
   | { type: 'closed' }
   | { type: 'error'; message: string; code?: string }
-  | { type: 'metrics'; id: number; metrics: unknown[]; tasks: string[] };
+  | { type: 'metrics'; id: number; metrics: unknown[]; tasks: string[] }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: object; msg: string | undefined };
 
 export class StreamThreads {
   private readonly options: StreamThreadsOptions;
@@ -88,7 +91,7 @@ export class StreamThreads {
         instanceId: `${base}-t${i}`,
         stateDir: join(config.stateDir ?? defaultStateDir(), `t${i}`),
       };
-      const data = { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], config: threadConfig, thread: i };
+      const data = { module: String(this.options.module), exportName: this.options.exportName ?? 'topology', args: this.options.args ?? [], config: threadConfig, thread: i, log: this.options.logger !== undefined };
       let worker: Worker;
       if (this.options.log !== undefined) {
         const { port1, port2 } = new MessageChannel();
@@ -106,6 +109,8 @@ export class StreamThreads {
               const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i}: ${m.message}`, { details: { code: m.code } });
               reject(err);
               this.report(err, i);
+            } else if (m.type === 'log') {
+              this.options.logger?.[m.level]({ ...m.obj, thread: i }, m.msg);
             } else if (m.type === 'metrics') {
               this.pending.get(m.id)?.resolve(m);
               this.pending.delete(m.id);

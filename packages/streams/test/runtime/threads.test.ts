@@ -104,12 +104,15 @@ async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' 
     { name: input, partitions: 4 },
     { name: output, partitions: 4 },
   ]);
+  const logged: Array<{ thread: number; msg: string | undefined }> = [];
+  const entry = (obj: object, msg?: string) => logged.push({ thread: (obj as { thread: number }).thread, msg });
   const threads = new StreamThreads({
     module: new URL('./fixtures/threads-topology.ts', import.meta.url),
     args: [input, output],
     threads: 2,
     ...connect,
     config: { applicationId, stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+    logger: { info: entry, warn: entry, error: entry },
   });
   try {
     await threads.start();
@@ -139,6 +142,8 @@ async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' 
     // The process's own registry and the threads' add up into one view.
     const json = await threads.metricsJSON();
     assert.equal(json.length, 2);
+    // The threads' applications log through the parent's logger, each entry marked with its thread.
+    for (const i of [0, 1]) assert.ok(logged.some((l) => l.thread === i && l.msg === 'streams application started'), `thread ${i} logged its start: ${JSON.stringify(logged)}`);
   } finally {
     await threads.close();
     await log.admin.deleteTopics([input, output]);

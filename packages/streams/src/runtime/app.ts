@@ -251,10 +251,13 @@ export class StreamsApp {
       }
       if (!changed) break;
     }
+    // Internal topics (repartition and changelog), checked and created in one request each: on Kafka
+    // every request is a round trip, and an application with six stores would otherwise pay twelve.
+    const internal = new Map<string, { partitions: number; config: Record<string, string | number | undefined> }>();
     for (const [name, spec] of this.topology.repartitionTopics) {
       const full = this.topicOf({ internal: name });
       const partitions = repartitionNeeded.get(full);
-      if (partitions !== undefined) await this.ensureTopic(full, partitions, spec.config);
+      if (partitions !== undefined) internal.set(full, { partitions, config: spec.config });
     }
 
     // Co-partitioning: all sources of a sub-topology must have the same partition count.
@@ -271,20 +274,25 @@ export class StreamsApp {
         const spec = this.topology.stores.get(store)!;
         if (spec.logging === false) continue;
         const cl = this.topology.changelogTopic(store);
-        await this.ensureTopic(this.topicOf({ internal: cl.name }), partitions, cl.config);
+        internal.set(this.topicOf({ internal: cl.name }), { partitions, config: cl.config });
       }
     }
+    await this.ensureTopics(internal);
   }
 
-  private async ensureTopic(name: string, partitions: number, config: Record<string, string | number | undefined>): Promise<void> {
-    const d = await this.log.admin.describeTopics([name]);
-    const existing = d.get(name);
-    if (existing === undefined) {
-      await this.log.admin.createTopics([{ name, partitions, config }]);
-    } else if (existing.partitions !== partitions) {
-      throw new StreamsError(ErrorCodes.TOPIC_CONFLICT, `internal topic ${name} has ${existing.partitions} partitions, expected ${partitions}; reset the application`);
+  private async ensureTopics(wanted: ReadonlyMap<string, { partitions: number; config: Record<string, string | number | undefined> }>): Promise<void> {
+    if (wanted.size === 0) return;
+    const existing = await this.log.admin.describeTopics([...wanted.keys()]);
+    const missing: Array<{ name: string; partitions: number; config: Record<string, string | number | undefined> }> = [];
+    for (const [name, { partitions, config }] of wanted) {
+      const d = existing.get(name);
+      if (d === undefined) missing.push({ name, partitions, config });
+      else if (d.partitions !== partitions) {
+        throw new StreamsError(ErrorCodes.TOPIC_CONFLICT, `internal topic ${name} has ${d.partitions} partitions, expected ${partitions}; reset the application`);
+      }
+      this.partitionCounts.set(name, partitions);
     }
-    this.partitionCounts.set(name, partitions);
+    if (missing.length > 0) await this.log.admin.createTopics(missing);
   }
 
   private lockStateDir(): void {

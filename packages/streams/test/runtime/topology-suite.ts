@@ -95,6 +95,40 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     }
   });
 
+  test(`${name}: internal topics are created together at start; one with the wrong partition count is refused`, async () => {
+    const log = await openLog();
+    const input = unique('it-in');
+    const output = unique('it-out');
+    await log.admin.createTopics([
+      { name: input, partitions: 2 },
+      { name: output, partitions: 2 },
+    ]);
+    const build = () => {
+      const b = new StreamsBuilder();
+      b.stream(input, { keySerde: S, valueSerde: J })
+        .deduplicate((_k, v) => v.id, { name: 'dedupe', windowMs: 3_600_000 })
+        .groupBy((_k, v) => v.user, { name: 'by-user' })
+        .count({ name: 'counts' })
+        .toStream()
+        .to(output, { keySerde: S, valueSerde: Serdes.long() });
+      return b.build();
+    };
+    const applicationId = unique('app');
+    const dir = stateDir();
+    const app = new StreamsApp(build(), { applicationId, log, stateDir: dir, commitIntervalMs: 50 });
+    await app.start();
+    await app.close();
+    const names = [`${applicationId}-dedupe-store-changelog`, `${applicationId}-by-user-repartition`, `${applicationId}-counts-changelog`];
+    const internal = await log.admin.describeTopics(names);
+    assert.deepEqual(names.map((n) => internal.get(n)?.partitions), [2, 2, 2], 'the changelogs and the repartition topic, with the input partition count');
+    // Another application whose changelog already exists with another partition count cannot start.
+    const other = unique('app');
+    await log.admin.createTopics([{ name: `${other}-counts-changelog`, partitions: 3 }]);
+    const bad = new StreamsApp(build(), { applicationId: other, log, stateDir: stateDir(), commitIntervalMs: 50 });
+    await assert.rejects(bad.start(), (err: Error & { code?: string }) => err.code === 'SHOP_ERR_TOPIC_CONFLICT' && err.message.includes(`${other}-counts-changelog`));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test(`${name}: at-least-once processing commits offsets after the sends`, async () => {
     const log = await openLog();
     const input = unique('alos-in');

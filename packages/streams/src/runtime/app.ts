@@ -747,7 +747,8 @@ export class StreamsApp {
       const ends = await this.log.admin.listOffsets(tps, 'latest');
       return ends.map((e) => {
         const lag = Math.max(0, e.offset - (this.positions.get(tpKey(e)) ?? 0));
-        this.metrics.lag.set({ application: this.config.applicationId, topic: e.topic, partition: String(e.partition) }, lag);
+        // A partition handed over while the lookup ran is no longer this instance's to report.
+        if (this.taskByPartition.has(tpKey(e))) this.metrics.lag.set({ application: this.config.applicationId, topic: e.topic, partition: String(e.partition) }, lag);
         return { topic: e.topic, partition: e.partition, offset: lag };
       });
     } catch (err) {

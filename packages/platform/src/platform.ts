@@ -186,6 +186,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   try {
     await ensurePlatformTopics(log, config.topics);
     await merchants.start();
+    if (pipeline instanceof StreamThreads) {
+      // A task per input partition: threads beyond the partitions of events.raw get none.
+      const partitions = (await log.admin.describeTopics([topics.raw])).get(topics.raw)?.partitions ?? 0;
+      if (pipelineThreads > partitions) logger.warn({ threads: pipelineThreads, partitions }, `pipeline.threads is ${pipelineThreads} but ${topics.raw} has ${partitions} partitions (a task each): ${pipelineThreads - partitions} threads will stay idle`);
+    }
     await pipeline?.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
     if (roles.has('api') && !roles.has('cubes')) {

@@ -12,7 +12,7 @@ import { StreamThreads } from '@shopstream/streams';
 import { startPlatform, type Platform } from '../../src/platform.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import type { StatusResponse } from '../../src/api/status.ts';
-import { KAFKA_BOOTSTRAP, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, capturingLogger, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 
 const SERVER_KEY = 'sk_threads_test_server_key_01';
 const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
@@ -102,5 +102,42 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) describe(`the pipeline in
     assert.equal(s.pipeline.decisions['human_trusted_source'], 200);
     assert.equal(s.pipeline.decisions['bot_user_agent'], 50);
     assert.equal(s.pipeline.lag === null || s.pipeline.lag >= 0, true);
+  });
+});
+
+describe('pipeline.threads beyond the partitions of events.raw', () => {
+  it('starts, warns that the extra threads will stay idle, and still decides every event', { timeout: 60_000 }, async () => {
+    const t = tempDir();
+    const { logger, text } = capturingLogger();
+    const platform = await startPlatform({
+      dataDir: join(t.dir, 'data'),
+      port: 0,
+      logger,
+      roles: ['collector', 'pipeline'],
+      dashboard: false,
+      config: {
+        merchants: [{ id: 'shop', writeKey: 'wk_threads_test_storefront', serverWriteKeys: [SERVER_KEY], readToken: 'rt_threads_test_shop', currency: 'EUR' }],
+        topics: { partitions: 1 },
+        pipeline: { threads: 3 },
+      },
+    });
+    try {
+      assert.match(text(), /pipeline\.threads is 3 but events\.raw has 1 partitions \(a task each\): 2 threads will stay idle/);
+      const res = await fetch(`${platform.url}/v1/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${SERVER_KEY}:`).toString('base64')}` },
+        body: JSON.stringify({ batch: Array.from({ length: 20 }, (_, i) => ({ type: 'track', event: 'Product Viewed', messageId: `idle-${i}`, anonymousId: `v-${i % 3}`, properties: { product_id: 'sku-1' } })) }),
+      });
+      assert.equal(res.status, 200);
+      const deadline = Date.now() + 30_000;
+      while ((await readAll(platform.log, platform.topics.filtered)).length < 20) {
+        if (Date.now() > deadline) assert.fail('timed out waiting for events.filtered');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((await readAll(platform.log, platform.topics.filtered)).length, 20);
+    } finally {
+      await platform.close();
+      t.cleanup();
+    }
   });
 });

@@ -117,7 +117,10 @@ export type MetricsView = Pick<Registry, 'contentType' | 'metrics' | 'getMetrics
 function withThreads(registry: Registry, threads: StreamThreads): MetricsView {
   // prom-client's cluster aggregator: counters and histograms are summed over the sources, and so
   // are the streams gauges (each task and partition is reported by the one thread that owns it).
-  const merged = async () => AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await threads.metricsJSON())] as never);
+  // The process's own metrics come from one source, so they pass through as they are, including
+  // those prom-client leaves out of cluster sums (`aggregator: 'omit'`, e.g. process_start_time_seconds).
+  const own = async () => (await registry.getMetricsAsJSON()).map((m) => (m.aggregator === 'omit' ? { ...m, aggregator: 'first' as const } : m));
+  const merged = async () => AggregatorRegistry.aggregate([await own(), ...(await threads.metricsJSON())] as never);
   return {
     contentType: registry.contentType,
     metrics: async () => (await merged()).metrics(),

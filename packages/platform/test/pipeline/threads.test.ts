@@ -76,7 +76,8 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) describe(`the pipeline in
     // The lookup histogram comes back too (empty: a trusted source and a crawler are decided before the lookup).
     assert.equal(await metric(/shopstream_pipeline_bot_lookup_seconds_count (\d+)/), 0);
     assert.equal(await metric(new RegExp(`shopstream_streams_active_tasks\\{application="${prefix.replace('.', '\\.')}shopstream-pipeline"\\} (\\d+)`)), 4);
-    // The process's own metrics are still there, next to the threads'.
+    // The process's own metrics are still there, next to the threads', even those prom-client leaves out of cluster sums.
+    assert.ok((await metric(/process_start_time_seconds (\d+)/)) > 0, 'process_start_time_seconds is served');
     assert.ok((await metric(/shopstream_collector_events_total\{[^}]*outcome="accepted"[^}]*\} (\d+)/)) >= 250);
 
     const split = await (platform.pipeline as StreamThreads).threadTasks();

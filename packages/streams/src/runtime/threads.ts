@@ -22,6 +22,9 @@ import { StreamsError, ErrorCodes } from '../errors.ts';
 
 export type ThreadConfig = Omit<StreamsConfig, 'log' | 'registry' | 'logger' | 'onError'>;
 
+/** How long `metrics()`, `metricsJSON()` and `threadTasks()` wait for a thread's answer. */
+const ASK_TIMEOUT_MS = 5_000;
+
 /**
  * What a thread passes to the topology function, after `args`: the thread's Prometheus registry,
  * where the application's metrics go and where the topology may register its own (they come back
@@ -145,7 +148,7 @@ export class StreamThreads {
     this.options.onError?.(err, thread);
   }
 
-  /** Asks every thread for its metrics and tasks; a thread that has ended answers nothing. */
+  /** Asks every thread for its metrics and tasks; a thread that has ended, or does not answer within ASK_TIMEOUT_MS, answers nothing. */
   private ask(): Promise<Array<{ metrics: unknown[]; tasks: string[] }>> {
     return Promise.all(
       this.workers.map(
@@ -156,7 +159,20 @@ export class StreamThreads {
               return;
             }
             const id = this.nextId++;
-            this.pending.set(id, { worker: w, resolve });
+            // A thread busy for longer than the timeout (stuck in user code) answers nothing rather
+            // than holding every scrape of the process's metrics.
+            const timer = setTimeout(() => {
+              this.pending.delete(id);
+              resolve({ metrics: [], tasks: [] });
+            }, ASK_TIMEOUT_MS);
+            timer.unref();
+            this.pending.set(id, {
+              worker: w,
+              resolve: (m) => {
+                clearTimeout(timer);
+                resolve(m);
+              },
+            });
             w.postMessage({ type: 'metrics', id });
           }),
       ),

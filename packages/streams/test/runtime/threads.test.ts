@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { StreamThreads, Serdes, type Log, type StreamThreadsOptions } from '../../src/index.ts';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
 import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
-import { produce, readTopic, unique } from './helpers.ts';
+import { produce, readTopic, unique, waitFor } from './helpers.ts';
 
 const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
 
@@ -94,6 +94,41 @@ function expectedCounts(records: { key: Buffer; value: Buffer }[]): { expected: 
   }
   return { expected, seen };
 }
+
+test('embedded: a thread stuck in user code does not hold up metrics(); it answers again once free', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  const input = unique('threads-in');
+  const output = unique('threads-out');
+  await log.admin.createTopics([
+    { name: input, partitions: 2 },
+    { name: output, partitions: 2 },
+  ]);
+  const threads = new StreamThreads({
+    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
+    args: [input, output],
+    threads: 2,
+    log,
+    config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+  });
+  try {
+    await threads.start();
+    assert.equal((await threads.metricsJSON()).length, 2);
+    (threads as unknown as { workers: Worker[] }).workers[1]!.postMessage({ type: 'test:block', ms: 8_000 });
+    const t0 = Date.now();
+    const answered = await threads.metricsJSON();
+    const waited = Date.now() - t0;
+    assert.equal(answered.length, 1, 'only the free thread answered');
+    assert.ok(waited >= 4_000 && waited < 7_500, `gave up on the stuck thread after ${waited} ms (timeout 5 s)`);
+    await waitFor(async () => (await threads.metricsJSON()).length === 2, 20_000, 'the thread to answer again');
+  } finally {
+    await threads.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
 
 async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' | 'log'>): Promise<void> {
   const input = unique('threads-in');

@@ -126,8 +126,10 @@ async function runThreads(log: Log, input: string): Promise<number> {
     config: { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 },
   });
   const t0 = performance.now();
-  await threads.start();
-  await untilCommitted(log, applicationId, tps, total);
+  await profiled(`${log.kind}-threads-owner`, async () => {
+    await threads.start();
+    await untilCommitted(log, applicationId, tps, total);
+  });
   const s = (performance.now() - t0) / 1000;
   await threads.close();
   await log.admin.deleteTopics([output]);

@@ -31,25 +31,38 @@ test('embedded: two stream threads use the log this thread owns, split the tasks
   }
 });
 
-test('embedded: a stream thread that dies leaves its tasks to the other, which goes on exactly once', { timeout: 120_000 }, async () => {
+/** Two threads of the fixture topology on an embedded log of this thread, with topics of `partitions`. */
+async function embeddedThreads(partitions: number, onError?: StreamThreadsOptions['onError']) {
   const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
   const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
   const log = await openEmbeddedLog({ dir, fsync: false });
   const input = unique('threads-in');
   const output = unique('threads-out');
   await log.admin.createTopics([
-    { name: input, partitions: 4 },
-    { name: output, partitions: 4 },
+    { name: input, partitions },
+    { name: output, partitions },
   ]);
-  const died: number[] = [];
   const threads = new StreamThreads({
     module: new URL('./fixtures/threads-topology.ts', import.meta.url),
     args: [input, output],
     threads: 2,
     log,
     config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
-    onError: (_err, i) => died.push(i),
+    ...(onError !== undefined && { onError }),
   });
+  const workers = (threads as unknown as { workers: Worker[] }).workers;
+  const close = async () => {
+    await threads.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  return { log, input, output, threads, workers, close };
+}
+
+test('embedded: a stream thread that dies leaves its tasks to the other, which goes on exactly once', { timeout: 120_000 }, async () => {
+  const died: number[] = [];
+  const { log, input, output, threads, workers, close } = await embeddedThreads(4, (_err, i) => died.push(i));
   try {
     await threads.start();
     // 3,000 records over 60 keys, every 4th re-sent (same key and id).
@@ -64,7 +77,7 @@ test('embedded: a stream thread that dies leaves its tasks to the other, which g
     // transaction is never visible; the survivor restores its tasks' state from the changelogs.
     const rest = produce(log, records.slice(1500), 25);
     await new Promise((r) => setTimeout(r, 20));
-    (threads as unknown as { workers: Worker[] }).workers[0]!.postMessage({ type: 'test:crash' });
+    workers[0]!.postMessage({ type: 'test:crash' });
     await rest;
     const latest = (recs: { key: Buffer | null; value: Buffer | null }[]) => new Map(recs.map((r) => [r.key!.toString(), Serdes.long().deserialize(r.value)!]));
     const out = await readTopic(log, output, (r) => [...expected].every(([k, v]) => latest(r).get(k) === v), 60_000);
@@ -75,10 +88,7 @@ test('embedded: a stream thread that dies leaves its tasks to the other, which g
     assert.deepEqual(split[0], []);
     assert.equal(split[1]!.length, 4, `the survivor runs all four tasks: ${JSON.stringify(split)}`);
   } finally {
-    await threads.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(stateDir, { recursive: true, force: true });
+    await close();
   }
 });
 
@@ -96,26 +106,11 @@ function expectedCounts(records: { key: Buffer; value: Buffer }[]): { expected: 
 }
 
 test('embedded: a thread stuck in user code does not hold up metrics(); it answers again once free', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
-  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
-  const log = await openEmbeddedLog({ dir, fsync: false });
-  const input = unique('threads-in');
-  const output = unique('threads-out');
-  await log.admin.createTopics([
-    { name: input, partitions: 2 },
-    { name: output, partitions: 2 },
-  ]);
-  const threads = new StreamThreads({
-    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
-    args: [input, output],
-    threads: 2,
-    log,
-    config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
-  });
+  const { threads, workers, close } = await embeddedThreads(2);
   try {
     await threads.start();
     assert.equal((await threads.metricsJSON()).length, 2);
-    (threads as unknown as { workers: Worker[] }).workers[1]!.postMessage({ type: 'test:block', ms: 8_000 });
+    workers[1]!.postMessage({ type: 'test:block', ms: 8_000 });
     const t0 = Date.now();
     const answered = await threads.metricsJSON();
     const waited = Date.now() - t0;
@@ -123,10 +118,7 @@ test('embedded: a thread stuck in user code does not hold up metrics(); it answe
     assert.ok(waited >= 4_000 && waited < 7_500, `gave up on the stuck thread after ${waited} ms (timeout 5 s)`);
     await waitFor(async () => (await threads.metricsJSON()).length === 2, 20_000, 'the thread to answer again');
   } finally {
-    await threads.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(stateDir, { recursive: true, force: true });
+    await close();
   }
 });
 

@@ -83,6 +83,13 @@ export class DuckDb implements SqlDb {
     });
   }
 
+  async define(statements: readonly string[]): Promise<void> {
+    // One process holds a DuckDB file: the writer's queue already serialises.
+    await this.transaction(async (tx) => {
+      for (const s of statements) await tx.execute(s);
+    });
+  }
+
   /**
    * Upserts through DuckDB's appender: the rows go into a temporary staging table (columnar, no
    * parsing or binding per value), then one INSERT … SELECT … ON CONFLICT. Many times faster than
@@ -166,6 +173,9 @@ function toPg(v: SqlValue): unknown {
   return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
 }
 
+/** The advisory lock key of `PostgresDb.define` (any fixed 64-bit number; this one is "shopstrm" in ASCII). */
+const DDL_LOCK = '8316019240703652461';
+
 export class PostgresDb implements SqlDb {
   readonly dialect = 'postgres' as const;
   readonly bytesType = 'BYTEA';
@@ -190,8 +200,23 @@ export class PostgresDb implements SqlDb {
     // the pool: without a listener it would end the process. The next query opens a new connection.
     pool.on('error', () => undefined);
     // BIGINT and NUMERIC sums come back as strings by default: the store converts them.
-    if (schema !== undefined) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-    return new PostgresDb(pool);
+    const db = new PostgresDb(pool);
+    try {
+      if (schema !== undefined) await db.define([`CREATE SCHEMA IF NOT EXISTS ${schema}`]);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return db;
+  }
+
+  async define(statements: readonly string[]): Promise<void> {
+    // A transaction-scoped advisory lock serialises the DDL of every process on this database; it is
+    // released at COMMIT or ROLLBACK, so a process that dies holding it does not block the others.
+    await this.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [DDL_LOCK]);
+      for (const s of statements) await tx.execute(s);
+    });
   }
 
   async query(sql: string, params: readonly SqlValue[] = []): Promise<SqlRow[]> {

@@ -24,6 +24,12 @@ export interface SqlDb {
   /** Runs `fn` in a transaction (one connection); commits if it resolves, rolls back if it throws. */
   transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T>;
   /**
+   * Runs `CREATE … IF NOT EXISTS` statements in one transaction, one process at a time: PostgreSQL's
+   * IF NOT EXISTS is not safe against another session creating the same object at the same moment
+   * (it fails on a unique index of the catalogue), which processes starting together do.
+   */
+  define(statements: readonly string[]): Promise<void>;
+  /**
    * Rows of `table` whose `keys` columns equal one of `values` (a faster way than `IN (tuples…)`,
    * when the database has one; see `selectByKeys`).
    */
@@ -185,7 +191,7 @@ export class CubeStore {
         `PRIMARY KEY (merchant, visitor, session_id))`,
       `CREATE TABLE IF NOT EXISTS cube_offsets (consumer TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (consumer, topic, part))`,
     );
-    for (const s of statements) await this.db.query(s);
+    await this.db.define(statements);
   }
 
   /**

@@ -239,3 +239,23 @@ for (const { name, open } of stores) {
     });
   });
 }
+
+describe('cube store (postgres), processes starting together', () => {
+  it('opens one new schema and creates its tables from eight connections at once, without a catalogue conflict', async () => {
+    // The roles of a deployment (cubes instances, api) open the same schema at the same moment;
+    // PostgreSQL's IF NOT EXISTS alone fails one of them on pg_namespace's or pg_type's unique index.
+    const schema = unique('cubes_race').replace(/[^a-z0-9_]/g, '_');
+    const stores = await Promise.all(Array.from({ length: 8 }, async () => {
+      const store = new CubeStore(await PostgresDb.open(TEST_POSTGRES, schema));
+      await store.init();
+      return store;
+    }));
+    try {
+      const tables = await stores[0]!.db.query(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = $1`, [schema]);
+      assert.equal(Number(tables[0]!['n']), 8);
+    } finally {
+      await stores[0]!.db.query(`DROP SCHEMA ${schema} CASCADE`);
+      for (const s of stores) await s.close();
+    }
+  });
+});

@@ -197,8 +197,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     await pipeline?.start();
     await syncConfigMerchants(log, merchants, topics.merchants, config.merchants ?? []);
     if (roles.has('api') && !roles.has('cubes')) {
-      if (config.cubes?.store === 'postgres') cubeStore = await openCubeStore(config, dataDir);
-      else logger.warn('the api role serves analytics only from a shared cube store (cubes.store: postgres); the DuckDB file belongs to the cubes process, so this process serves no analytics');
+      if (config.cubes?.store === 'postgres') {
+        cubeStore = await openCubeStore(config, dataDir);
+        // Started before any cubes process: the tables exist (empty), so analytics answer "no data" rather than fail.
+        await cubeStore.init();
+      } else logger.warn('the api role serves analytics only from a shared cube store (cubes.store: postgres); the DuckDB file belongs to the cubes process, so this process serves no analytics');
     }
     if (roles.has('cubes')) {
       if (config.kafka && config.cubes?.store !== 'postgres') {

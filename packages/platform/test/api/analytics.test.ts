@@ -7,8 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { analyticsRoutes } from '../../src/api/analytics.ts';
-import { DuckDb } from '../../src/cubes/db.ts';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { DuckDb, PostgresDb } from '../../src/cubes/db.ts';
 import { CubeStore } from '../../src/cubes/store.ts';
+import { startPlatform } from '../../src/platform.ts';
+import { TEST_POSTGRES, tempDir, unique } from '../helpers.ts';
 import { apiServer, readMerchant } from './fixture.ts';
 
 
@@ -75,5 +79,33 @@ describe('analytics API', () => {
     const top = await get('/v1/merchants/shop-a/products/top?metric=revenue&limit=5', 'rt_a');
     assert.equal(top.statusCode, 200);
     assert.deepEqual(top.json().products, []);
+  });
+});
+
+describe('analytics API of an api process started before any cubes process (PostgreSQL)', () => {
+  it('answers from the empty store instead of failing on tables nobody has created yet', async () => {
+    const t = tempDir();
+    const schema = unique('api_first').replace(/[^a-z0-9_]/g, '_');
+    const platform = await startPlatform({
+      dataDir: join(t.dir, 'data'),
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      roles: ['api'],
+      config: {
+        merchants: [{ id: 'shop', writeKey: 'wk_api_first_shop', readToken: 'rt_api_first_shop', currency: 'EUR' }],
+        cubes: { store: 'postgres', postgresUrl: TEST_POSTGRES, postgresSchema: schema },
+      },
+    });
+    try {
+      const res = await fetch(`${platform.url}/v1/merchants/shop/metrics`, { headers: { authorization: 'bearer rt_api_first_shop' } });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual(((await res.json()) as { series: unknown[] }).series, []);
+    } finally {
+      await platform.close();
+      const db = await PostgresDb.open(TEST_POSTGRES);
+      await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await db.close();
+      t.cleanup();
+    }
   });
 });

@@ -169,6 +169,12 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
   /** Wall-clock time of the last record, for expiring held events when input stops. */
   private lastRecordWall = 0;
 
+  /**
+   * No held event is due before this time (-Infinity: unknown, as after a restart, so the next
+   * expiry scans the hold index).
+   */
+  private nextDeadline = -Infinity;
+
   /** The contract's event-time bounds, built once (this runs per record). */
   private readonly limits: { maxFutureMs: number; maxPastMs: number };
 
@@ -290,7 +296,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     // Not validated yet (or earlier events are still held): wait for a validation, for the grace
     // period after the event arrived (the collector's clock, as the validation's).
     const deadline = record.timestamp + this.o.graceMs;
-    this.holdIndex.put(indexKey(deadline, visitor), visitor);
+    this.index(deadline, visitor);
     this.o.onDecision?.('held');
     this.putQueue(visitor, this.capped(visitor, [...(queue ?? []), { out, deadline }]));
   }
@@ -369,10 +375,26 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     return { ...out, bot: { policy: BOT_POLICY, reason: 'not_validated', detail, thresholds: { graceMs: this.o.graceMs } } };
   }
 
+  private index(deadline: number, visitor: string): void {
+    this.holdIndex.put(indexKey(deadline, visitor), visitor);
+    if (deadline < this.nextDeadline) this.nextDeadline = deadline;
+  }
+
   /** Classifies as bots the held events whose deadline is at or before `horizon`. */
   private expire(horizon: number): void {
+    // The punctuator runs every holdCheckIntervalMs of stream time, mostly with nothing due: skip
+    // the index scan until the earliest deadline known (a lower bound: deletions leave it early).
+    if (horizon < this.nextDeadline) return;
     const due: string[] = [];
-    for (const [k] of this.holdIndex.range(undefined, indexKey(horizon, '\uffff'))) due.push(k);
+    this.nextDeadline = Infinity;
+    for (const [k] of this.holdIndex.range(undefined, undefined)) {
+      const deadline = Number(k.slice(0, PAD));
+      if (deadline > horizon) {
+        this.nextDeadline = deadline;
+        break;
+      }
+      due.push(k);
+    }
     const visitors = new Set<string>();
     for (const k of due) {
       visitors.add(this.holdIndex.get(k)!);
@@ -383,7 +405,7 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
       if (!queue) continue;
       const rest = this.drain(visitor, queue, horizon);
       // Events still held behind an undecided one: keep them findable by their own deadline.
-      for (const h of rest) if (h.deadline >= 0 && h.deadline <= horizon) this.holdIndex.put(indexKey(h.deadline, visitor), visitor);
+      for (const h of rest) if (h.deadline >= 0 && h.deadline <= horizon) this.index(h.deadline, visitor);
       this.putQueue(visitor, rest);
     }
   }

@@ -156,6 +156,29 @@ describe('pipeline topology', () => {
     assert.equal(p.filtered.readRecordsToList().length, 1);
   });
 
+  it('expires an event held after checks that found nothing due, and one held behind a released event, each exactly at its deadline', () => {
+    const p = setup();
+    // Stream time runs for a minute with nothing held: the expiry check runs and finds nothing.
+    for (let t = 0; t <= 60_000; t += 10_000) p.validate('other', T0 + t);
+    const m = message('v3b', T0 + 61_000);
+    p.send(m);
+    p.validate('other', T0 + 61_000 + GRACE - 1);
+    assert.equal(p.bots.readRecordsToList().length, 0, 'still held at deadline - 1');
+    p.validate('other', T0 + 61_000 + GRACE);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [m['messageId']]);
+    // An earlier deadline is released by its validation; a later one still expires on time.
+    const t1 = T0 + 200_000;
+    p.send(message('v3c', t1));
+    const late = message('v3d', t1 + 5_000);
+    p.send(late);
+    p.validate('v3c', t1 + 6_000);
+    assert.equal(p.filtered.readRecordsToList().length, 1);
+    p.validate('other', t1 + 5_000 + GRACE - 1);
+    assert.equal(p.bots.readRecordsToList().length, 0);
+    p.validate('other', t1 + 5_000 + GRACE);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [late['messageId']]);
+  });
+
   it('keeps a visitor order: an event never overtakes one still held', () => {
     const p = setup();
     p.send(message('v4', T0));

@@ -4,10 +4,21 @@
  * (`shopstream_streams_consumer_lag{application, topic, partition}`), so every role's lag reads the
  * same way: records between a partition's end (its last stable offset) and the role's position.
  */
-import type { Log, TopicPartitionOffset } from '@shopstream/streams';
+import type { GroupMember, Log, TopicPartitionOffset } from '@shopstream/streams';
 import { Gauge, type Registry } from 'prom-client';
 
 const NAME = 'shopstream_streams_consumer_lag';
+
+/**
+ * The position to measure a role's lag from: `own` (the next offset after what it has handled),
+ * or, when it holds nothing of the partition still to handle (`settled`), its member's position,
+ * which also counts the transaction markers after the last record. On Kafka an exactly-once topic
+ * ends with one, so `own` alone would read as a lag of 1 forever on a partition with nothing left.
+ */
+export function lagPosition(own: TopicPartitionOffset, member: GroupMember | undefined, settled: boolean): TopicPartitionOffset {
+  const p = settled ? member?.position(own) : undefined;
+  return p === undefined || p <= own.offset ? own : { topic: own.topic, partition: own.partition, offset: p };
+}
 
 /** The gauge, shared with the streams applications of the same registry. */
 function lagGauge(registry: Registry): Gauge<'application' | 'topic' | 'partition'> {

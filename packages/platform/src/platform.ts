@@ -227,7 +227,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       });
       await cubes.start();
       const writer = cubes;
-      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-cubes`, positions: () => writer.committedPositions().filter((p) => p.topic === topics.filtered) }));
+      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-cubes`, positions: () => writer.lagPositions().filter((p) => p.topic === topics.filtered) }));
     }
     if (roles.has('lake') && config.lake?.enabled !== false) {
       const l = config.lake ?? {};
@@ -249,7 +249,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       });
       await lake.start();
       const sink = lake;
-      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-lake`, positions: () => sink.positions() }));
+      lagWatches.push(watchLag({ log, registry, application: `${config.topics?.prefix ?? ''}shopstream-lake`, positions: () => sink.lagPositions() }));
     }
     if (roles.has('capi') && config.capi?.enabled !== false) {
       const c = config.capi ?? {};

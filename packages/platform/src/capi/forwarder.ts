@@ -23,6 +23,7 @@
 import type { ConsumedRecord, GroupMember, Log, ProducerRecord, TopicPartition, TopicPartitionOffset } from '@shopstream/streams';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { lagPosition } from '../lag.ts';
 import type { Merchant } from '../merchants/model.ts';
 import type { TopicNames } from '../topics.ts';
 import { backoffMs, CircuitBreaker, classifyGraphResponse, eventsUrl, requestBody, type GraphOutcome } from './graph.ts';
@@ -210,7 +211,10 @@ export class CapiForwarder {
 
   /** The first event not yet acknowledged or dead-lettered, per outbox partition (what a restart would read from). */
   lagPositions(): TopicPartitionOffset[] {
-    return [...this.parts.values()].map((p) => ({ ...p.tp, offset: this.committable(p) }));
+    return [...this.parts.values()].map((p) => {
+      const offset = this.committable(p);
+      return lagPosition({ ...p.tp, offset }, this.member, offset === p.position);
+    });
   }
 
   /** Positions per outbox partition (next offset to read, last committed). */

@@ -13,6 +13,7 @@ import type { ConsumedRecord, GroupMember, Log, TopicPartition, TopicPartitionOf
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { isPlatformError, PlatformErrors } from '../errors.ts';
+import { lagPosition } from '../lag.ts';
 import type { PipelineEvent } from '../pipeline/topology.ts';
 import type { TopicNames } from '../topics.ts';
 import { HyperLogLog } from './hll.ts';
@@ -286,6 +287,11 @@ export class CubesWriter {
       const [topic, partition] = k.split('\u0000');
       return { topic: topic!, partition: Number(partition), offset };
     });
+  }
+
+  /** Where lag is measured from: the stored positions, past the transaction markers once nothing of a partition is pending. */
+  lagPositions(): TopicPartitionOffset[] {
+    return this.committedPositions().map((p) => lagPosition(p, this.member, !this.batch.offsets.has(tpKey(p.topic, p.partition))));
   }
 
   /** Commits what is pending and leaves the group. */

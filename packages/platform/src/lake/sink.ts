@@ -32,6 +32,7 @@ import { availableParallelism } from 'node:os';
 import type { ConsumedRecord, GroupMember, Log, TopicPartition, TopicPartitionOffset } from '@shopstream/streams';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { lagPosition } from '../lag.ts';
 import { decoderSpec, jsonDecoder, rawDecoder, type DecoderSpec, type LakeDecoder } from './decode.ts';
 import { ParquetWriter } from './parquet.ts';
 import { BATCH_BYTES, LineBuffer, PART_BYTES, SlabPool, stageRecords, type StagedBatch } from './stage.ts';
@@ -216,6 +217,12 @@ export class LakeSink {
   /** The next offset of each owned partition (what has been read, not what is visible). */
   positions(): TopicPartitionOffset[] {
     return [...this.states.values()].map((s) => ({ ...s.tp, offset: s.next }));
+  }
+
+  /** Where lag is measured from: `positions()`, past the transaction markers when no polled records wait to be decoded. */
+  lagPositions(): TopicPartitionOffset[] {
+    const settled = this.inFlight.length === 0;
+    return this.positions().map((p) => lagPosition(p, this.member, settled));
   }
 
   /** Starts the owned partitions again from the committed offsets (and their recorded cuts). */

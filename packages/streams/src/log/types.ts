@@ -196,6 +196,14 @@ export interface GroupMember {
   /** Moves the position of an assigned partition. */
   seek(tp: TopicPartition, offset: number): void;
   /**
+   * The offset poll reads from next in an assigned partition: past every record poll has returned,
+   * and past the transaction markers and aborted records after them (on Kafka these take offsets,
+   * so the offset after the last record returned can sit below the end of a partition that has
+   * nothing more to read). Undefined when the partition is not assigned or has no position yet.
+   * A consumer's lag is the end offset minus this, at most.
+   */
+  position(tp: TopicPartition): number | undefined;
+  /**
    * True when poll has returned every committed record of the partition that the log is known to
    * hold (Kafka Streams' "lag is known to be zero"). False when records are waiting or when nothing
    * is known yet. A task with several inputs uses it to wait for data before choosing by timestamp.

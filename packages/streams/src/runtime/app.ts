@@ -746,7 +746,9 @@ export class StreamsApp {
     try {
       const ends = await this.log.admin.listOffsets(tps, 'latest');
       return ends.map((e) => {
-        const lag = Math.max(0, e.offset - (this.positions.get(tpKey(e)) ?? 0));
+        // Routed to the task up to `positions`; the member's position also counts the transaction
+        // markers after the last record (on Kafka, an exactly-once input ends with one).
+        const lag = Math.max(0, e.offset - Math.max(this.positions.get(tpKey(e)) ?? 0, this.member?.position(e) ?? 0));
         // A partition handed over while the lookup ran is no longer this instance's to report.
         if (this.taskByPartition.has(tpKey(e))) this.metrics.lag.set({ application: this.config.applicationId, topic: e.topic, partition: String(e.partition) }, lag);
         return { topic: e.topic, partition: e.partition, offset: lag };

@@ -95,6 +95,36 @@ export function topologySuite(name: string, openLog: () => Promise<Log>): void {
     }
   });
 
+  test(`${name}: an application reading another's exactly-once output reports no lag once it has read it all (transaction markers count as read)`, async () => {
+    const log = await openLog();
+    const input = unique('eos-in');
+    const middle = unique('eos-mid');
+    const output = unique('eos-out');
+    await log.admin.createTopics([input, middle, output].map((t) => ({ name: t, partitions: 2 })));
+    const pipe = (from: string, to: string) => {
+      const b = new StreamsBuilder();
+      b.stream(from, { keySerde: S, valueSerde: J }).to(to, { keySerde: S, valueSerde: J });
+      return b.build();
+    };
+    const dirs = [stateDir(), stateDir()];
+    // The first writes `middle` in transactions (on Kafka each ends with a commit marker); the second reads it.
+    const first = new StreamsApp(pipe(input, middle), { applicationId: unique('app'), log, stateDir: dirs[0]!, commitIntervalMs: 50 });
+    const second = new StreamsApp(pipe(middle, output), { applicationId: unique('app'), log, stateDir: dirs[1]!, commitIntervalMs: 50 });
+    try {
+      await Promise.all([first.start(), second.start()]);
+      await produce(log, Array.from({ length: 40 }, (_, i) => ({ topic: input, partition: i % 2, key: Buffer.from(`u${i}`), value: J.serialize({ id: `m${i}`, user: `u${i}`, n: i }), timestamp: 1000 + i })));
+      await readTopic(log, output, (r) => r.length >= 40);
+      const lags = async () => (await second.lag()).map((l) => `${l.topic}/${l.partition}=${l.offset}`).sort();
+      const want = [0, 1].map((p) => `${middle}/${p}=0`);
+      let got = await lags();
+      for (const deadline = Date.now() + 10_000; got.join() !== want.join() && Date.now() < deadline; got = await lags()) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(got, want);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   test(`${name}: internal topics are created together at start; one with the wrong partition count is refused`, async () => {
     const log = await openLog();
     const input = unique('it-in');

@@ -516,6 +516,10 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
     return this.fetcher.caughtUp(tp);
   }
 
+  position(tp: TopicPartition): number | undefined {
+    return this.fetcher.position(tp);
+  }
+
   pause(partitions: readonly TopicPartition[]): void {
     this.fetcher.pause(partitions);
   }

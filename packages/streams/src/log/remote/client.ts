@@ -7,8 +7,8 @@
  *   values and headers are views into it.
  * - A transaction's records are kept here and sent with its commit (the owner sends and commits them
  *   in one go), so an error about a record (an unknown topic) shows at commit, not at `send`.
- * - `assignment()`, `generation` and `caughtUp()` are as of the last poll or rebalance callback;
- *   after a `seek` a partition is not caught up until the next poll says so.
+ * - `assignment()`, `generation`, `caughtUp()` and `position()` are as of the last poll or rebalance
+ *   callback; after a `seek` a partition is not caught up until the next poll says so.
  * - A reader's `assign` is checked by the owner: an error shows at the next `poll`.
  */
 import type { MessagePort } from 'node:worker_threads';
@@ -202,6 +202,7 @@ class RemoteMember implements GroupMember {
   private assigned: TopicPartition[] = [];
   private assignedKeys = new Set<string>();
   private caughtUpKeys = new Set<string>();
+  private positions = new Map<string, number>();
   private openTxn: RemoteTransaction | null = null;
   private readonly log: RemoteLog;
   private readonly h: number;
@@ -223,6 +224,7 @@ class RemoteMember implements GroupMember {
     this.assigned = assignment.map((tp) => ({ topic: tp.topic, partition: tp.partition }));
     this.assignedKeys = new Set(this.assigned.map(tpKey));
     for (const key of this.caughtUpKeys) if (!this.assignedKeys.has(key)) this.caughtUpKeys.delete(key);
+    for (const key of this.positions.keys()) if (!this.assignedKeys.has(key)) this.positions.delete(key);
   }
 
   /** A rebalance callback from the owner (it runs inside the owner's poll, as on the log itself). */
@@ -249,6 +251,7 @@ class RemoteMember implements GroupMember {
     this.generation = reply.generation;
     this.setAssignment(reply.assignment);
     this.caughtUpKeys = new Set(reply.caughtUp);
+    this.positions = new Map(reply.positions);
     return { records: reply.records === null ? [] : unpackRecords(reply.records) };
   }
 
@@ -257,11 +260,17 @@ class RemoteMember implements GroupMember {
     if (!this.assignedKeys.has(key)) throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `seek: ${tp.topic}-${tp.partition} is not assigned to member ${this.memberId}`);
     if (!Number.isInteger(offset) || offset < 0) throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `seek: invalid offset ${offset}`);
     this.caughtUpKeys.delete(key);
+    this.positions.set(key, offset);
     this.log.post('member.seek', this.h, [{ topic: tp.topic, partition: tp.partition }, offset]);
   }
 
   caughtUp(tp: TopicPartition): boolean {
     return this.caughtUpKeys.has(tpKey(tp));
+  }
+
+  /** As of the last poll (or seek since). */
+  position(tp: TopicPartition): number | undefined {
+    return this.positions.get(tpKey(tp));
   }
 
   pause(partitions: readonly TopicPartition[]): void {

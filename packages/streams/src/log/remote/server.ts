@@ -113,6 +113,10 @@ export function serveLog(log: Log, port: MessagePort): LogServer {
         generation: m.generation,
         assignment,
         caughtUp: assignment.filter((tp) => m.caughtUp(tp)).map(tpKey),
+        positions: assignment.flatMap((tp): [string, number][] => {
+          const p = m.position(tp);
+          return p === undefined ? [] : [[tpKey(tp), p]];
+        }),
       };
     },
     'member.seek': (h, [tp, offset]) => {

@@ -204,6 +204,8 @@ export interface PollReply {
   assignment: { topic: string; partition: number }[];
   /** tpKeys of the assigned partitions that were caught up when the poll returned. */
   caughtUp: string[];
+  /** [tpKey, position] of the assigned partitions that had one when the poll returned. */
+  positions: [string, number][];
 }
 
 export function transferOf(p: PackedRecords | null): ArrayBuffer[] {

@@ -216,6 +216,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         topics,
         store: cubeStore,
         consumer: `${config.topics?.prefix ?? ''}shopstream-cubes`,
+        ...(instanceId !== undefined && { instanceId }),
         ...(c.commitIntervalMs !== undefined && { commitIntervalMs: c.commitIntervalMs }),
         retention: {
           ...DEFAULT_RETENTION,
@@ -241,6 +242,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
             : { name: t === 'events.filtered' ? topics.filtered : topics.rejected, decode: 'json' as const },
         ),
         root: 'lake',
+        ...(instanceId !== undefined && { instanceId }),
         ...(l.flushSize !== undefined && { flushSize: l.flushSize }),
         ...(l.rotateIntervalMs !== undefined && { rotateIntervalMs: l.rotateIntervalMs }),
         ...(l.rotateScheduleIntervalMs !== undefined && { rotateScheduleIntervalMs: l.rotateScheduleIntervalMs }),

@@ -33,6 +33,8 @@ export interface CubesWriterOptions {
   retention?: Retention;
   /** How often old buckets are deleted, ms. Default 10 minutes. */
   pruneIntervalMs?: number;
+  /** A stable id of this writer (static membership on Kafka: a restarted instance takes its partitions back at once). */
+  instanceId?: string;
   logger?: Logger;
   registry?: Registry;
   /** Called after each commit (tests, benchmarks). */
@@ -72,7 +74,7 @@ class BoundedMap<V> {
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 export class CubesWriter {
-  private readonly o: Required<Omit<CubesWriterOptions, 'logger' | 'registry' | 'onCommit'>> & Pick<CubesWriterOptions, 'logger' | 'onCommit'>;
+  private readonly o: Required<Omit<CubesWriterOptions, 'logger' | 'registry' | 'onCommit' | 'instanceId'>> & Pick<CubesWriterOptions, 'logger' | 'onCommit' | 'instanceId'>;
   private member: GroupMember | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -130,6 +132,7 @@ export class CubesWriter {
       transactional: false,
       autoOffsetReset: 'earliest',
       clientId: this.o.consumer,
+      ...(this.o.instanceId !== undefined && { instanceId: this.o.instanceId }),
       onAssign: (tps) => this.onAssign(tps),
       onRevoke: () => this.onRevoke(),
     });

@@ -104,5 +104,41 @@ for (const kind of ['embedded', 'kafka'] as LogKind[]) {
         await close();
       }
     });
+
+    it('a writer restarted with the same instanceId takes every partition back at once, without waiting for its predecessor', { timeout: 120_000 }, async () => {
+      // As after a crash: the predecessor has not left the group (here it is still alive, so that
+      // without static membership the two would share the partitions; on Kafka a dead one would
+      // hold the join up for its session timeout).
+      const { log, close } = await openTestLog(kind);
+      const prefix = `${unique('cwi')}.`;
+      const schema = unique('cwi_cubes').replace(/[^a-z0-9_]/g, '_');
+      const topics = topicNames(prefix);
+      await ensurePlatformTopics(log, { prefix, partitions: 4 });
+      const store = new CubeStore(await PostgresDb.open(TEST_POSTGRES, schema));
+      const logger = pino({ level: 'silent' });
+      const writer = () => new CubesWriter({ log, topics, store, consumer: `${prefix}cubes`, instanceId: 'host-1', logger });
+      const owned = (w: CubesWriter) => w.committedPositions().map((p) => `${p.topic === topics.filtered ? 'filtered' : 'bots'}/${p.partition}`).sort();
+      const all = ['bots', 'filtered'].flatMap((t) => [0, 1, 2, 3].map((p) => `${t}/${p}`));
+      const a = writer();
+      const b = writer();
+      try {
+        // The first assignment may come with the first poll: wait for it (up to 30 s).
+        const settle = async (w: CubesWriter) => {
+          for (const deadline = Date.now() + 30_000; owned(w).join() !== all.join() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+          return owned(w);
+        };
+        await a.start();
+        assert.deepEqual(await settle(a), all);
+        await b.start();
+        assert.deepEqual(await settle(b), all, 'the restarted writer owns every partition, its predecessor none');
+      } finally {
+        await b.close();
+        await a.close().catch(() => {});
+        await store.db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        await store.close();
+        if (kind === 'kafka') await log.admin.deleteTopics((await log.admin.listTopics()).filter((n) => n.startsWith(prefix))).catch(() => {});
+        await close();
+      }
+    });
   });
 }

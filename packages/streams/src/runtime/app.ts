@@ -101,6 +101,9 @@ class Mutex {
   }
 }
 
+/** The longest wait between tries when the log fails with a retriable error (runLoop). */
+const MAX_RETRY_MS = 5_000;
+
 /** Records a task processes at a time before the loop checks the iteration's time (see maxIterationMs). */
 const ITERATION_SLICE = 64;
 
@@ -531,8 +534,9 @@ export class StreamsApp {
     const member = this.member!;
     const caughtUp = (tp: TopicPartition) => member.caughtUp(tp);
     let buffered = 0;
-    try {
-      while (this.appState === 'running') {
+    let retryInMs = 0;
+    while (this.appState === 'running') {
+      try {
         await this.lock.run(async () => {
           if (this.appState !== 'running') return;
           await this.finishCommit(false);
@@ -573,10 +577,42 @@ export class StreamsApp {
         if (buffered > 0) await new Promise((resolve) => setImmediate(resolve));
         const { records } = await member.poll(buffered > 0 ? 0 : this.config.pollMs);
         this.route(records);
+        retryInMs = 0;
+      } catch (err) {
+        if (this.appState !== 'running') break;
+        if (!(isStreamsError(err) && err.retriable)) {
+          await this.fail(err);
+          return;
+        }
+        // The log is unavailable (a broker restarting, the network), timed out, or this member was
+        // fenced: as Kafka Streams, keep going once it is back, from the last commit, instead of
+        // stopping. Backs off up to MAX_RETRY_MS between tries.
+        retryInMs = Math.min(MAX_RETRY_MS, Math.max(100, retryInMs * 2));
+        await this.lock.run(() => this.recover(err, retryInMs));
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
       }
-    } catch (err) {
-      await this.fail(err);
     }
+  }
+
+  /**
+   * After a retriable error outside a commit (the commit's own are handled by commitFailed): every
+   * task is dropped with its uncommitted work, and built again from the committed offsets and state
+   * at the next iteration. A commit in flight settles first, so that what is rebuilt includes it if
+   * it went through. Call under the lock.
+   */
+  private async recover(err: StreamsError, retryInMs: number): Promise<void> {
+    this.metrics.recoveries.inc({ application: this.config.applicationId, code: err.code });
+    this.logger.warn({ code: err.code, message: err.message, retryInMs }, 'the log failed; going on from the last commit once it answers');
+    const inflight = this.inflight;
+    if (inflight !== undefined) await inflight.promise;
+    this.inflight = undefined;
+    const txn = this.txn;
+    this.txn = undefined;
+    this.pendingSends = [];
+    this.heldSends = [];
+    if (txn !== undefined) await txn.abort().catch(() => undefined);
+    for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
+    this.metrics.tasks.set({ application: this.config.applicationId }, 0);
   }
 
   /**

@@ -13,6 +13,7 @@ export class StreamsMetrics {
   readonly restoreRemaining: Gauge<'application' | 'store' | 'partition'>;
   readonly restored: Counter<'application' | 'store'>;
   readonly tasks: Gauge<'application'>;
+  readonly recoveries: Counter<'application' | 'code'>;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -50,6 +51,12 @@ export class StreamsMetrics {
       registers,
     }));
     this.restored = shared('shopstream_streams_restored_records_total', () => new Counter({ name: 'shopstream_streams_restored_records_total', help: 'Changelog records restored', labelNames: ['application', 'store'], registers }));
+    this.recoveries = shared('shopstream_streams_recoveries_total', () => new Counter({
+      name: 'shopstream_streams_recoveries_total',
+      help: 'Times the application dropped its uncommitted work after a retriable log error (unavailable, timed out, fenced) and went on from the last commit, by error code',
+      labelNames: ['application', 'code'],
+      registers,
+    }));
     this.tasks = shared('shopstream_streams_active_tasks', () => new Gauge({ name: 'shopstream_streams_active_tasks', help: 'Tasks this instance runs', labelNames: ['application'], registers }));
   }
 }

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { AggregatorRegistry, Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { StreamThreads, StreamsApp, type Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
 import { connectKafkaLog, type ConnectKafkaLogOptions } from '@shopstream/streams/kafka';
@@ -23,7 +23,7 @@ import { pipelineTopology } from './pipeline/topology.ts';
 import { pipelineMetrics } from './pipeline/metrics.ts';
 import { analyticsRoutes } from './api/analytics.ts';
 import { dashboardRoutes, type DashboardOptions } from './api/dashboard.ts';
-import { statusRoutes } from './api/status.ts';
+import { STATUS_METRICS, statusRoutes } from './api/status.ts';
 import { DuckDb, PostgresDb } from './cubes/db.ts';
 import { CubeStore } from './cubes/store.ts';
 import { CubesWriter, DEFAULT_RETENTION } from './cubes/writer.ts';
@@ -142,6 +142,17 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const log = options.log ?? (await openLog(config, dataDir));
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // A role whose topology stopped on an error it cannot recover from (a retriable log error is
+  // retried, not this): /healthz fails, so that an orchestrator restarts the process, and the
+  // status API says so.
+  const roleFailed = new Gauge({ name: STATUS_METRICS.roleFailed, help: '1 when a role of this process stopped on an error it cannot recover from (see the logs); restart the process', labelNames: ['role'], registers: [registry] });
+  const failedRoles = new Set<Role>();
+  const fail = (role: Role, err: Error, what: string) => {
+    logger.error({ err, role }, `${what}; /healthz now fails so that the process is restarted`);
+    failedRoles.add(role);
+    roleFailed.set({ role }, 1);
+  };
+  const failedPipelineThreads = new Set<number>();
   const topics = topicNames(config.topics?.prefix);
   const merchants = new MerchantTable(log, topics.merchants);
   let collector: FastifyInstance | undefined;
@@ -168,7 +179,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
           threads: pipelineThreads,
           ...(config.kafka ? { kafka: kafkaOptions(config.kafka) } : { log }),
           config: pipelineConfig,
-          onError: (err, thread) => logger.error({ err, thread }, 'a pipeline thread stopped; the other threads take over its tasks'),
+          onError: (err, thread) => {
+            failedPipelineThreads.add(thread);
+            if (failedPipelineThreads.size < pipelineThreads) logger.error({ err, thread }, 'a pipeline thread stopped; the other threads take over its tasks');
+            else fail('pipeline', err, 'the last pipeline thread stopped');
+          },
           logger,
         })
       : new StreamsApp(pipelineTopology(topics, { ...pipelineOptions, ...pipelineMetrics(registry) }), {
@@ -176,7 +191,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
           log,
           logger,
           registry,
-          onError: (err) => logger.error({ err }, 'the pipeline stopped; see the error above'),
+          onError: (err) => fail('pipeline', err, 'the pipeline stopped'),
         });
   const metrics: MetricsView = pipeline instanceof StreamThreads ? withThreads(registry, pipeline) : registry;
   let cubeStore: CubeStore | undefined;
@@ -270,7 +285,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
           logger,
           registry,
           ...(instanceId !== undefined && { instanceId }),
-          onError: (err) => logger.error({ err }, 'the capi topology stopped; see the error above'),
+          onError: (err) => fail('capi', err, 'the capi topology stopped'),
         },
       );
       const forwarder = new CapiForwarder({
@@ -326,7 +341,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         logger,
         registry,
         ...(instanceId !== undefined && { instanceId }),
-        onError: (err) => logger.error({ err }, 'the recs topology stopped; see the error above'),
+        onError: (err) => fail('recs', err, 'the recs topology stopped'),
       });
       const table = new RecsTable({ log, modelTopic: topics.recsModel, visitorsTopic: topics.recsVisitors, experimentsTopic: topics.recsExperiments, logger });
       recs = { app, table };
@@ -348,6 +363,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       maxFutureMs: config.collector?.maxFutureMs,
       maxPastMs: config.collector?.maxPastMs,
       ingest: roles.has('collector'),
+      failedRoles: () => [...failedRoles],
     });
     const store = cubeStore;
     if (store !== undefined) {

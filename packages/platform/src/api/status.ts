@@ -39,6 +39,7 @@ export const STATUS_METRICS = {
   capiLastCommit: 'shopstream_capi_last_commit_timestamp_seconds',
   capiBreaker: 'shopstream_capi_breaker_state',
   capiDlq: 'shopstream_capi_dlq_total',
+  roleFailed: 'shopstream_role_failed',
 } as const;
 
 export interface LagRow {
@@ -77,6 +78,8 @@ export interface StatusResponse {
     lastCommitAt: string | null;
     lag: number | null;
   };
+  /** Roles of this process that stopped on an error they cannot recover from (restart the process; /healthz fails). */
+  failedRoles: string[];
   /** Consumer lag of every streams application of this process, per input partition. */
   lag: LagRow[];
 }
@@ -147,6 +150,7 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
   const breakerValue = get(M.capiBreaker)?.values.find((v) => v.labels['merchant'] === merchant.id)?.value;
   const capi = sumBy(capiEvents, 'outcome', mine);
 
+  const failedRoles = (get(M.roleFailed)?.values ?? []).filter((v) => v.value > 0).map((v) => String(v.labels['role'] ?? '')).sort();
   const lakeFiles = get(M.lakeFiles);
   const lakeLast = get(M.lakeLastCommit);
   const filesByTopic = sumBy(lakeFiles, 'topic');
@@ -157,7 +161,7 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
     scope: 'process',
     collector: { running: collectorEvents !== undefined, accepted: byOutcome['accepted'] ?? 0, rejected: byOutcome['rejected'] ?? 0, rejectedByCode },
     pipeline: {
-      running: streamsRoles.has('pipeline'),
+      running: streamsRoles.has('pipeline') && !failedRoles.includes('pipeline'),
       lag: lagOf('pipeline'),
       decisions: sumBy(get(M.decisions), 'decision'),
       commits: sumBy(get(M.streamsCommits), 'outcome', ofRole('pipeline')),
@@ -171,7 +175,7 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
     },
     lake: { running: lakeFiles !== undefined || lakeLast !== undefined, lag: lagOf('lake'), files: total(filesByTopic), filesByTopic, lastCommitAt: timestamp(lakeLast) },
     capi: {
-      running: capiEvents !== undefined || capiInflight !== undefined,
+      running: (capiEvents !== undefined || capiInflight !== undefined) && !failedRoles.includes('capi'),
       acknowledged: capi['acknowledged'] ?? 0,
       retried: capi['retried'] ?? 0,
       dlq: capi['dlq'] ?? 0,
@@ -182,6 +186,7 @@ export async function readStatus(registry: StatusOptions['registry'], merchant: 
       lastCommitAt: timestamp(get(M.capiLastCommit)),
       lag: lagOf('capi'),
     },
+    failedRoles,
     lag,
   };
 }

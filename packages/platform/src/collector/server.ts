@@ -52,6 +52,8 @@ export interface CollectorOptions {
   maxPastMs?: number;
   /** Readiness beyond the log: e.g. the merchants table has loaded. */
   isReady?: () => boolean;
+  /** Liveness: the roles of the process that stopped on an error they cannot recover from (/healthz fails while any has). */
+  failedRoles?: () => readonly string[];
   /**
    * Serve the ingest and beacon routes (the collector role). Default true. A process that runs
    * other roles only keeps the server for health, metrics and the analytics API.
@@ -267,7 +269,10 @@ export async function buildCollector(options: CollectorOptions): Promise<Fastify
     },
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', async (_req, reply) => {
+    const failed = options.failedRoles?.() ?? [];
+    return failed.length === 0 ? { status: 'ok' } : reply.code(503).send({ status: 'failed', roles: failed });
+  });
   app.get('/readyz', async (_req, reply) => {
     // After a failed write, ask the log directly rather than wait for traffic that a load balancer
     // no longer sends while this instance is not ready.

@@ -13,6 +13,9 @@ import { CollectorMetrics } from '../../src/collector/metrics.ts';
 import { rawRecordHeaders } from '../../src/contract/index.ts';
 import { LakeSink } from '../../src/lake/sink.ts';
 import { LocalStorage } from '../../src/lake/storage.ts';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startPlatform } from '../../src/platform.ts';
 import { openTestLog, tempDir } from '../helpers.ts';
 import { apiServer, readMerchant } from './fixture.ts';
 
@@ -214,5 +217,38 @@ describe('GET /v1/merchants/{id}/status', () => {
     assert.equal(roleOfApplication('tenant1.shopstream-pipeline'), 'pipeline');
     assert.equal(roleOfApplication('shopstream-capi-forwarder'), 'capi');
     assert.equal(roleOfApplication('demo-counts'), 'demo-counts');
+  });
+});
+
+describe('a role that stops on an error it cannot recover from', () => {
+  it('fails /healthz (so that the process is restarted) and shows in the status, not as running', { timeout: 60_000 }, async () => {
+    const t = tempDir();
+    const platform = await startPlatform({
+      dataDir: join(t.dir, 'data'),
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      roles: ['collector', 'pipeline'],
+      config: { merchants: [{ id: 'shop-a', writeKey: 'wk_failed_role_shop_a', readToken: 'rt_shop_a_token', currency: 'EUR' }] },
+    });
+    try {
+      assert.deepEqual(await (await fetch(`${platform.url}/healthz`)).json(), { status: 'ok' });
+      // The pipeline's outputs disappear under it: its next commit fails on an unknown topic, not a
+      // log outage to wait out but an error it cannot recover from.
+      await platform.log.admin.deleteTopics([platform.topics.filtered, platform.topics.bots, platform.topics.rejected]);
+      const crawler = { type: 'track', event: 'Product Viewed', messageId: 'failed-role-1', anonymousId: 'v1', timestamp: new Date().toISOString(), properties: { product_id: 'p1' }, context: { userAgent: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' } };
+      const sent = await fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('wk_failed_role_shop_a:').toString('base64')}` }, body: JSON.stringify({ batch: [crawler] }) });
+      assert.equal(sent.status, 200);
+      let res = await fetch(`${platform.url}/healthz`);
+      for (const deadline = Date.now() + 30_000; res.status === 200 && Date.now() < deadline; res = await fetch(`${platform.url}/healthz`)) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(res.status, 503);
+      assert.deepEqual(await res.json(), { status: 'failed', roles: ['pipeline'] });
+      const status = (await (await fetch(`${platform.url}/v1/merchants/shop-a/status`, { headers: { authorization: 'Bearer rt_shop_a_token' } })).json()) as StatusResponse;
+      assert.deepEqual(status.failedRoles, ['pipeline']);
+      assert.equal(status.pipeline.running, false);
+      assert.equal(status.collector.running, true);
+    } finally {
+      await platform.close();
+      t.cleanup();
+    }
   });
 });

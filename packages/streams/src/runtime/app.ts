@@ -611,6 +611,12 @@ export class StreamsApp {
     this.pendingSends = [];
     this.heldSends = [];
     if (txn !== undefined) await txn.abort().catch(() => undefined);
+    // A transaction whose commit or abort did not get through stays open on the broker and holds
+    // the group's committed offsets back (UNSTABLE_OFFSET_COMMIT) until it times out. A new producer
+    // epoch aborts it at once (Kafka Streams resets its producer likewise): beginning a transaction
+    // gets one when the last one ended that way (nothing happens if the log is still down: the next
+    // try does it).
+    if (this.eos) await this.member!.beginTransaction().abort().catch(() => undefined);
     for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
     this.metrics.tasks.set({ application: this.config.applicationId }, 0);
   }

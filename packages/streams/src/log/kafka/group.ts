@@ -269,7 +269,8 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
     if (this.group.instanceId !== undefined && this.memberIdValue !== '' && !this.consumer.memberId && (await this.replaced())) {
       // Another process joined with our instance id: we are the zombie. Never rejoin (that would
       // fence the new instance in turn); every later call throws FENCED.
-      this.fenced = new StreamsError(ErrorCodes.FENCED, `instance ${this.group.instanceId} of group ${this.groupId} was taken over by another member`);
+      // For good: not retriable (an application stops instead of fencing its successor back).
+      this.fenced = new StreamsError({ ...ErrorCodes.FENCED, retriable: false, fatal: true }, `instance ${this.group.instanceId} of group ${this.groupId} was taken over by another member`);
       this.dropAssignment();
       this.fetcher.signal.notify();
       throw this.fenced;

@@ -606,18 +606,13 @@ export class StreamsApp {
     const inflight = this.inflight;
     if (inflight !== undefined) await inflight.promise;
     this.inflight = undefined;
-    const txn = this.txn;
-    this.txn = undefined;
-    this.pendingSends = [];
-    this.heldSends = [];
-    if (txn !== undefined) await txn.abort().catch(() => undefined);
+    await this.dropUncommitted();
     // A transaction whose commit or abort did not get through stays open on the broker and holds
     // the group's committed offsets back (UNSTABLE_OFFSET_COMMIT) until it times out. A new producer
     // epoch aborts it at once (Kafka Streams resets its producer likewise): beginning a transaction
     // gets one when the last one ended that way (nothing happens if the log is still down: the next
     // try does it).
     if (this.eos) await this.member!.beginTransaction().abort().catch(() => undefined);
-    for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
     this.metrics.tasks.set({ application: this.config.applicationId }, 0);
   }
 
@@ -765,19 +760,20 @@ export class StreamsApp {
   /** A commit failed: nothing of it, nor anything processed since, is kept. */
   private async commitFailed(err: unknown): Promise<void> {
     this.metrics.commits.inc({ application: this.config.applicationId, outcome: 'aborted' });
+    await this.dropUncommitted();
+    // Fenced or aborted: the tasks are rebuilt from the committed offsets and state at the next iteration.
+    if (isStreamsError(err) && err.retriable) this.logger.warn({ code: err.code, message: err.message }, 'commit failed; rebuilding tasks from the last commit');
+    else throw err;
+  }
+
+  /** Aborts the open transaction and drops every task with its uncommitted work (rebuilt from the last commit at the next iteration). */
+  private async dropUncommitted(): Promise<void> {
     const txn = this.txn;
     this.txn = undefined;
     this.pendingSends = [];
     this.heldSends = [];
     if (txn !== undefined) await txn.abort().catch(() => undefined);
-    if (isStreamsError(err) && err.retriable) {
-      // Fenced or aborted: drop every task's uncommitted work; tasks are rebuilt from the
-      // committed offsets and state at the next iteration.
-      this.logger.warn({ code: err.code, message: err.message }, 'commit failed; rebuilding tasks from the last commit');
-      for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
-      return;
-    }
-    throw err;
+    for (const id of [...this.tasks.keys()]) this.closeTask(id, false);
   }
 
   /** Measures the lag of every input partition (log end minus this instance's position) into the gauge. */

@@ -40,6 +40,11 @@ export const ErrorCodes = {
   STATE_STORE: { code: 'SHOP_ERR_STATE_STORE', retriable: false, fatal: true },
   /** A user processor threw. */
   PROCESSING: { code: 'SHOP_ERR_PROCESSING', retriable: false, fatal: true },
+  /**
+   * A transaction of this application hangs on a partition (the broker lost its marker) and the
+   * application could not end it itself: run the `kafka-transactions.sh` command in the message.
+   */
+  HANGING_TRANSACTION: { code: 'SHOP_ERR_HANGING_TRANSACTION', retriable: false, fatal: true },
   /** An operation timed out. */
   TIMEOUT: { code: 'SHOP_ERR_TIMEOUT', retriable: true, fatal: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -174,6 +174,8 @@ export interface GroupOptions {
   maxRecords?: number;
   /** Where to start in a partition without a committed offset. Default: earliest. */
   autoOffsetReset?: 'earliest' | 'latest';
+  /** Told of what the member repaired by itself (on Kafka: a hanging transaction it ended), for the owner's log. */
+  onWarning?: (message: string, details: Record<string, unknown>) => void;
 }
 
 export interface PollResult {
@@ -216,6 +218,15 @@ export interface GroupMember {
   commitOffsets(offsets: readonly TopicPartitionOffset[]): Promise<void>;
   /** Transactional members: begin a transaction. One at a time. */
   beginTransaction(): Transaction;
+  /**
+   * Transactional members, after a failure and before reading committed offsets: makes the
+   * transactions ready to go on. On Kafka: a new producer epoch when the last transaction ended
+   * without an answer, and the markers of whatever it left hanging (log/kafka/hanging.ts), which
+   * would otherwise hold the group's offsets back. Nothing to do on the embedded log. Throws the
+   * log's retriable errors. `afterFailure`: the log failed since the last transaction, so even an
+   * answered commit may have lost markers: check it too.
+   */
+  settleTransactions(afterFailure?: boolean): Promise<void>;
   /** Leaves the group (partitions are reassigned to the other members at once) and closes the member. */
   close(): Promise<void>;
 }

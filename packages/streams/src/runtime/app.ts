@@ -197,6 +197,7 @@ export class StreamsApp {
         onRevoke: (tps) => this.lock.run(() => this.onRevoke(tps)),
         autoOffsetReset: this.config.autoOffsetReset ?? 'earliest',
         clientId: `${this.config.applicationId}-${this.config.instanceId ?? 'instance'}`,
+        onWarning: (message, details) => this.logger.warn(details, message),
       };
       if (this.config.instanceId !== undefined) groupOptions.instanceId = this.config.instanceId;
       if (this.config.sessionTimeoutMs !== undefined) groupOptions.sessionTimeoutMs = this.config.sessionTimeoutMs;
@@ -402,6 +403,7 @@ export class StreamsApp {
       // Committed offsets first (stable: they wait for the previous owner's transaction to end),
       // then the changelogs' ends: a restore must include the state of every offset it resumes from.
       const inputs = created.flatMap((t) => t.inputPartitions());
+      await member.settleTransactions();
       const committedList = await this.log.admin.committedOffsets(this.config.applicationId, inputs);
       for (const task of created) await this.restore(task);
       for (const task of created) {
@@ -609,10 +611,10 @@ export class StreamsApp {
     await this.dropUncommitted();
     // A transaction whose commit or abort did not get through stays open on the broker and holds
     // the group's committed offsets back (UNSTABLE_OFFSET_COMMIT) until it times out. A new producer
-    // epoch aborts it at once (Kafka Streams resets its producer likewise): beginning a transaction
-    // gets one when the last one ended that way (nothing happens if the log is still down: the next
-    // try does it).
-    if (this.eos) await this.member!.beginTransaction().abort().catch(() => undefined);
+    // epoch aborts it at once (Kafka Streams resets its producer likewise), and the member ends what
+    // the broker may have left hanging (nothing happens if the log is still down: the tasks are
+    // built again only after the member settled).
+    if (this.eos) await this.member!.settleTransactions(true).catch(() => undefined);
     this.metrics.tasks.set({ application: this.config.applicationId }, 0);
   }
 

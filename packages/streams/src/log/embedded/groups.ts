@@ -474,6 +474,11 @@ export class MemberImpl implements GroupMember {
     });
   }
 
+  /** The embedded log commits atomically: no transaction is ever left half-ended. */
+  settleTransactions(): Promise<void> {
+    return Promise.resolve();
+  }
+
   beginTransaction(): Transaction {
     this.ensureUsable();
     if (!this.options.transactional) {

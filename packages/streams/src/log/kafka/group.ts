@@ -44,6 +44,7 @@ import { partitionCounts, type KafkaProducerClient } from './producer.ts';
 import { DEFAULT_MAX_RECORDS } from './reader.ts';
 import { encodeBatch, fastProduceApi, type PartitionBatches } from './fastproduce.ts';
 import { KafkaTransaction, type Chunk, type TransactionHost } from './transaction.ts';
+import { describeTransaction, endOpenTransactions, offsetsPartitionFor, openTransactions, outcomeOf, partitionLeaders, type Outcome } from './hanging.ts';
 import { baseClientOptions, deferred, groupByTopic, sleep, type Deferred, type ResolvedOptions } from './util.ts';
 
 type PTransaction = NonNullable<KafkaProducerClient['transaction']>;
@@ -56,6 +57,8 @@ const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
 const DEFAULT_REBALANCE_TIMEOUT_MS = 30_000;
 const REJOIN_BACKOFF_MS = 1_000;
+/** Kafka's topic of group offsets (its partition of a group holds the group's transactional offset commits). */
+const OFFSETS_TOPIC = '__consumer_offsets';
 
 export interface GroupTuning {
   /** How long a rebalance waits for the member's next poll to run onRevoke. Default 3000 ms. */
@@ -148,6 +151,16 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
   private txn: KafkaTransaction | undefined;
   private needsInit = false;
   private producerReady = false;
+  /**
+   * Partitions of transactions that wrote something and did not end with an answered commit. At
+   * the next InitProducerId they are checked for a marker the broker lost (see hanging.ts).
+   */
+  private readonly unfinished = new Map<string, TopicPartition>();
+  private unfinishedOffsets = false;
+  /** The partitions of the last answered commit (its markers may not all have been written when a failure came). */
+  private lastCommitted: { partitions: TopicPartition[]; offsets: boolean } = { partitions: [], offsets: false };
+  /** The coordinator's outcome of the unfinished transaction, read before the InitProducerId that makes it forget it; with the producer ids it may carry. */
+  private unfinishedOutcome: { outcome: Outcome; producerIds: Set<bigint> } | undefined;
   private coordinator: number | undefined;
   private readonly counts = new Map<string, number>();
   private readonly produceTimeoutMs: number;
@@ -409,6 +422,8 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
     while (todo.length > 0) {
       if (this.closed || this.revokeRequest || this.rebalances !== epoch) return;
       try {
+        // Our own unfinished transaction would hold these offsets back: settle it first.
+        await this.settleTransactions();
         const committed = await this.fetchCommitted(todo);
         if (this.rebalances !== epoch) return;
         const missing: TopicPartition[] = [];
@@ -562,6 +577,24 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
       throw this.fenced;
     }
     try {
+      const init = !this.producerReady || this.needsInit;
+      // What the coordinator did with the last transaction, asked before the new epoch (after it, the
+      // coordinator only knows the new epoch's empty state). At the first start, a predecessor's
+      // transaction still in progress is aborted by our InitProducerId: its partitions are checked too.
+      if (init && this.unfinishedOutcome === undefined) {
+        // The last answered commit may have lost markers too; the coordinator's outcome covers it
+        // (a later transaction could not have begun before its markers were written).
+        for (const tp of this.lastCommitted.partitions) this.unfinished.set(tpKey(tp), tp);
+        if (this.lastCommitted.offsets) this.unfinishedOffsets = true;
+        this.lastCommitted = { partitions: [], offsets: false };
+        const d = await describeTransaction(this.producer, () => this.transactionCoordinator(), this.transactionalId!);
+        for (const tp of d.partitions) this.unfinished.set(tpKey(tp), tp);
+        if (this.unfinished.size > 0 || this.unfinishedOffsets) {
+          const producerIds = new Set<bigint>([d.producerId]);
+          if (this.producer.producerId !== undefined) producerIds.add(this.producer.producerId);
+          this.unfinishedOutcome = { outcome: d.state === 'Ongoing' ? 'abort' : outcomeOf(d), producerIds };
+        }
+      }
       const tx = await this.producer.beginTransaction(initOptions);
       if (this.needsInit && this.producerReady) {
         // A fenced or broken producer: a new epoch (aborting whatever this id left open).
@@ -569,12 +602,66 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
       }
       this.needsInit = false;
       this.producerReady = true;
+      if (this.unfinishedOutcome !== undefined) await this.endHangingTransactions(this.unfinishedOutcome);
       return tx;
     } catch (err) {
       this.producer.transaction?.cancel().catch(() => {});
       this.needsInit = true;
       throw err;
     }
+  }
+
+  /**
+   * After the new epoch: any partition of the unfinished transaction on which our producer id still
+   * has a transaction open lost its marker (a broker bug, see hanging.ts). Ends it there with the
+   * coordinator's outcome before this epoch writes anything, which would otherwise merge the old
+   * records into its own transaction.
+   */
+  private async endHangingTransactions(u: { outcome: Outcome; producerIds: Set<bigint> }): Promise<void> {
+    const partitions = [...this.unfinished.values()];
+    if (this.unfinishedOffsets) {
+      const count = (await partitionLeaders(this.producer, [OFFSETS_TOPIC])).get(OFFSETS_TOPIC)?.length ?? 0;
+      if (count === 0) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `${OFFSETS_TOPIC} has no partitions yet`);
+      const tp = { topic: OFFSETS_TOPIC, partition: offsetsPartitionFor(this.groupId, count) };
+      if (!this.unfinished.has(tpKey(tp))) partitions.push(tp);
+    }
+    const open = await openTransactions(this.producer, u.producerIds, partitions);
+    if (open.length > 0) {
+      await endOpenTransactions(this.producer, open, u.outcome);
+      this.group.onWarning?.(`ended a hanging transaction (the broker lost its ${u.outcome} marker) on ${open.map((o) => `${o.topic}-${o.partition}`).join(', ')}`, {
+        outcome: u.outcome,
+        partitions: open.map((o) => ({ topic: o.topic, partition: o.partition, producerId: String(o.producerId), producerEpoch: o.producerEpoch, startOffset: String(o.startOffset) })),
+      });
+    }
+    this.unfinished.clear();
+    this.unfinishedOffsets = false;
+    this.unfinishedOutcome = undefined;
+  }
+
+  transactionCommitted(partitions: readonly TopicPartition[], offsets: boolean): void {
+    this.lastCommitted = { partitions: partitions.map((tp) => ({ topic: tp.topic, partition: tp.partition })), offsets };
+  }
+
+  transactionUnfinished(partitions: readonly TopicPartition[], offsets: boolean): void {
+    for (const tp of partitions) this.unfinished.set(tpKey(tp), { topic: tp.topic, partition: tp.partition });
+    if (offsets) this.unfinishedOffsets = true;
+    this.needsInit = true;
+  }
+
+  /** The transaction coordinator of this member's transactional id. */
+  private async transactionCoordinator(): Promise<number> {
+    const found = await this.admin.client.findCoordinator({ keyType: FindCoordinatorKeyTypes.TRANSACTION, keys: [this.transactionalId!] });
+    const node = found[0]?.nodeId;
+    if (node === undefined || node < 0) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `no transaction coordinator for ${this.transactionalId}`);
+    return node;
+  }
+
+  async settleTransactions(afterFailure = false): Promise<void> {
+    // After a failure of the log: a new epoch, and a check of what the last transactions wrote.
+    if (afterFailure && this.producerReady) this.needsInit = true;
+    if (!this.transactionalId || !this.needsInit || (this.txn && !this.txn.done)) return;
+    const tx = await this.beginClientTransaction();
+    await tx.cancel();
   }
 
   producerNeedsInit(): void {

@@ -76,6 +76,17 @@ export interface TransactionHost {
   readonly groupId: string;
   /** The producer must get a new epoch before its next transaction. */
   producerNeedsInit(): void;
+  /**
+   * A transaction that wrote something ended without an answered commit (aborted, or its end
+   * unanswered): its partitions (and the group's offsets partition, when offsets were added) are
+   * checked for a lost marker at the producer's next epoch, which this also asks for.
+   */
+  transactionUnfinished(partitions: readonly { topic: string; partition: number }[], offsets: boolean): void;
+  /**
+   * A transaction's commit was answered. Its markers are written after the answer: a broker that
+   * dies before they are all written may lose some, so after a failure its partitions are checked too.
+   */
+  transactionCommitted(partitions: readonly { topic: string; partition: number }[], offsets: boolean): void;
   transactionEnded(tx: KafkaTransaction): void;
 }
 
@@ -91,6 +102,8 @@ export class KafkaTransaction implements Transaction {
   private readonly added = new Map<string, Set<number>>();
   /** Something of this transaction may have reached the broker, so ending it needs EndTxn. */
   private started = false;
+  /** The group's offsets were added to the transaction (AddOffsetsToTxn). */
+  private offsetsAdded = false;
   private readonly host: TransactionHost;
   /** The member's rebalance count and group metadata when the transaction began. */
   private readonly epoch: number;
@@ -192,16 +205,19 @@ export class KafkaTransaction implements Transaction {
       }
       if (offsets.length > 0) {
         this.started = true;
+        this.offsetsAdded = true;
         await tx.addConsumer({ groupId: this.host.groupId } as never);
         await this.host.sendOffsetsToTransaction(tx, offsets, this.generation, this.memberId);
       }
       if (this.started) await tx.commit();
       else await tx.cancel(); // nothing reached the broker: there is no transaction to end
       this.state = 'done';
+      if (this.started) this.host.transactionCommitted(this.partitions(), this.offsetsAdded);
       this.host.transactionEnded(this);
     } catch (err) {
       this.state = 'done';
       await this.abortClient(tx ?? (await this.client.catch(() => undefined)));
+      this.reportUnfinished();
       this.host.transactionEnded(this);
       throw this.mapCommitError(err);
     }
@@ -215,7 +231,16 @@ export class KafkaTransaction implements Transaction {
     await Promise.all(this.sends);
     const tx = await this.client.catch(() => undefined);
     await this.abortClient(tx);
+    this.reportUnfinished();
     this.host.transactionEnded(this);
+  }
+
+  private reportUnfinished(): void {
+    if (this.started) this.host.transactionUnfinished(this.partitions(), this.offsetsAdded);
+  }
+
+  private partitions(): Array<{ topic: string; partition: number }> {
+    return [...this.added].flatMap(([topic, set]) => [...set].map((partition) => ({ topic, partition })));
   }
 
   private async abortClient(tx: PTransaction | undefined): Promise<void> {

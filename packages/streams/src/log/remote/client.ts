@@ -133,7 +133,7 @@ class RemoteLog implements Log {
     if (options.assignor !== undefined) {
       throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, 'a remote log cannot take a custom assignor (a function cannot cross threads); the owner thread can');
     }
-    const { onRevoke, onAssign, assignor: _assignor, ...rest } = options;
+    const { onRevoke, onAssign, onWarning: _onWarning, assignor: _assignor, ...rest } = options;
     const h = this.handle();
     const member = new RemoteMember(this, h, options);
     this.members.set(h, member);
@@ -283,6 +283,11 @@ class RemoteMember implements GroupMember {
 
   async commitOffsets(offsets: readonly TopicPartitionOffset[]): Promise<void> {
     await this.log.call('member.commitOffsets', this.h, [offsets.map(plainOffset)]);
+  }
+
+  /** The served log is the embedded one: nothing to settle. */
+  settleTransactions(): Promise<void> {
+    return Promise.resolve();
   }
 
   beginTransaction(): Transaction {

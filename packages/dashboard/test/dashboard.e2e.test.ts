@@ -330,4 +330,27 @@ describe('the merchant dashboard, in a browser', { timeout: 120_000 }, () => {
     await page.waitForSelector('section#now[data-live="1"]');
     assert.equal(await page.locator('#shop-name').textContent(), DEMO.id);
   });
+
+  // Last: it stops the pipeline for good.
+  it('shows a role that stopped on an error as stopped, with what to do, not as "not running"', async () => {
+    await traffic.stop();
+    await page.click('nav a[data-view="pipeline"]');
+    await page.waitForSelector('#role-pipeline[data-running="true"]');
+    assert.equal(await page.locator('#failed-roles').count(), 0);
+    // The pipeline's outputs disappear under it: its next commit fails on an unknown topic, which
+    // it cannot recover from (a log outage would be retried).
+    await platform.log.admin.deleteTopics([platform.topics.filtered, platform.topics.bots, platform.topics.rejected]);
+    const event = { type: 'track', event: 'Product Viewed', messageId: `failed-${Date.now()}`, anonymousId: 'v-failed', timestamp: new Date().toISOString(), properties: { product_id: 'p1' } };
+    const sent = await fetch(`${platform.url}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${DEMO.writeKey}:`).toString('base64')}` }, body: JSON.stringify({ batch: [event] }) });
+    assert.equal(sent.status, 200);
+    await page.waitForSelector('#role-pipeline[data-failed="true"]', { timeout: 30_000 });
+    assert.equal((await fetch(`${platform.url}/healthz`)).status, 503);
+    assert.match((await page.locator('#failed-roles').textContent())!, /Stopped on an error: pipeline\. Restart the process/);
+    const card = (await page.locator('#role-pipeline').textContent())!;
+    assert.match(card, /Stopped on an error/);
+    assert.match(card, /Restart the process/);
+    assert.doesNotMatch(card, /not running in this deployment/);
+    assert.equal(await page.locator('#role-cubes').getAttribute('data-failed'), 'false');
+    await page.screenshot({ path: join(SHOTS, 'pipeline-role-stopped.png'), fullPage: true });
+  });
 });

@@ -2,19 +2,36 @@
  * Pipeline health, from the platform's metrics only (GET /v1/merchants/{id}/status reads the
  * Prometheus registry): consumer lag per role, rejected events and their reasons, Meta delivery,
  * the lake's files and last commit, the cubes' last commit. A role without metrics in this process
- * is shown as not running, never as zeros.
+ * is shown as not running, never as zeros; a role that stopped on an error (`failedRoles`) is shown
+ * as stopped, with what to do.
  */
 import { h, fill, table } from '../dom.ts';
 import { ago, clockTime, count } from '../format.ts';
 import type { StatusResponse } from '../types.ts';
 import { header, notRunning, type View, type ViewContext, type ViewSpec } from '../view.ts';
 
-function pill(running: boolean, text?: string): HTMLElement {
-  return h('span', { class: running ? 'pill ok' : 'pill off' }, text ?? (running ? 'Running' : 'Not running'));
+function pill(running: boolean, failed: boolean): HTMLElement {
+  if (failed) return h('span', { class: 'pill failed' }, 'Stopped on an error');
+  return h('span', { class: running ? 'pill ok' : 'pill off' }, running ? 'Running' : 'Not running');
 }
 
-function role(id: string, title: string, running: boolean, body: Array<HTMLElement | null>, whenOff: string): HTMLElement {
-  return h('article', { class: 'card role', id: `role-${id}`, 'data-running': String(running), 'aria-labelledby': `role-${id}-title` }, h('header', {}, h('h3', { id: `role-${id}-title` }, title), pill(running)), ...(running ? body : [notRunning(whenOff)]));
+/** What a role that stopped on an error it cannot recover from means, and what to do. */
+function stopped(what: string): HTMLElement {
+  return h(
+    'p',
+    { class: 'stopped' },
+    `${what} stopped on an error it cannot recover from (a log outage is retried, not this). Restart the process: /healthz answers 503 until then, so an orchestrator does it. ` +
+      'Its logs say why. Nothing acknowledged is lost: it goes on from its last commit.',
+  );
+}
+
+function role(id: string, title: string, running: boolean, failed: boolean, body: Array<HTMLElement | null>, whenOff: string): HTMLElement {
+  return h(
+    'article',
+    { class: 'card role', id: `role-${id}`, 'data-running': String(running), 'data-failed': String(failed), 'aria-labelledby': `role-${id}-title` },
+    h('header', {}, h('h3', { id: `role-${id}-title` }, title), pill(running, failed)),
+    ...(failed ? [stopped(whenOff)] : running ? body : [notRunning(whenOff)]),
+  );
 }
 
 function facts(items: Array<[string, string | HTMLElement]>): HTMLElement {
@@ -27,12 +44,13 @@ function lagText(records: number | null): string {
   return records === null ? 'not measured' : `${count(records)} records`;
 }
 
-export function renderStatus(s: StatusResponse): HTMLElement[] {
+export function renderStatus(s: StatusResponse): Array<HTMLElement | null> {
   const now = Date.parse(s.at);
   const at = (iso: string | null) => when(iso, now, s.merchant.timezone);
   const rejectedRows = Object.entries(s.collector.rejectedByCode).sort((a, b) => b[1] - a[1]).map(([code, n]) => ['collector', code, count(n)]);
   const pipelineRejected = s.pipeline.decisions['rejected'] ?? 0;
   if (pipelineRejected > 0) rejectedRows.push(['pipeline', 'validation (SHOP_ERR_…, see events.rejected)', count(pipelineRejected)]);
+  const failed = new Set(s.failedRoles);
   const lagRoles = [
     { role: 'pipeline', running: s.pipeline.running, lag: s.pipeline.lag, note: 'events.raw and events.validations' },
     { role: 'cubes', running: s.cubes.running, lag: s.cubes.lag, note: `events.filtered; last commit ${at(s.cubes.lastCommitAt)}` },
@@ -40,14 +58,22 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
     { role: 'capi', running: s.capi.running, lag: s.capi.lag, note: `last commit ${at(s.capi.lastCommitAt)}` },
   ];
   return [
+    failed.size > 0
+      ? h(
+          'div',
+          { class: 'alert', id: 'failed-roles', role: 'alert' },
+          `Stopped on an error: ${[...failed].join(', ')}. Restart the process (its logs say why); /healthz answers 503 until then.`,
+        )
+      : null,
     h(
       'div',
       { class: 'roles' },
-      role('collector', 'Collector', s.collector.running, [facts([['Events accepted', count(s.collector.accepted)], ['Events rejected', count(s.collector.rejected)]])], 'The collector'),
+      role('collector', 'Collector', s.collector.running, false, [facts([['Events accepted', count(s.collector.accepted)], ['Events rejected', count(s.collector.rejected)]])], 'The collector'),
       role(
         'pipeline',
         'Pipeline',
         s.pipeline.running,
+        failed.has('pipeline'),
         [facts([['Consumer lag', lagText(s.pipeline.lag)], ['Commits', count(s.pipeline.commits['committed'] ?? 0)], ['Aborted commits', count(s.pipeline.commits['aborted'] ?? 0)], ['Rejected by validation', count(pipelineRejected)]])],
         'The pipeline',
       ),
@@ -55,6 +81,7 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
         'cubes',
         'Cubes (analytics)',
         s.cubes.running,
+        failed.has('cubes'),
         [
           facts([
             ['Last commit', at(s.cubes.lastCommitAt)],
@@ -69,6 +96,7 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
         'lake',
         'Lake (Parquet)',
         s.lake.running,
+        failed.has('lake'),
         [facts([['Files written', count(s.lake.files)], ['Last commit', at(s.lake.lastCommitAt)]]), h('p', { class: 'note' }, 'Files appear when a segment is cut: by size, by event-time span, or after 10 minutes by default.')],
         'The lake sink',
       ),
@@ -76,6 +104,7 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
         'capi',
         'Meta delivery (CAPI)',
         s.capi.running,
+        failed.has('capi'),
         [
           facts([
             ['Acknowledged by Meta', count(s.capi.acknowledged)],
@@ -103,7 +132,7 @@ export function renderStatus(s: StatusResponse): HTMLElement[] {
         table(
           'Records each role has not processed yet',
           ['Role', 'Lag', 'Note'],
-          lagRoles.map((r) => [r.role, r.running ? lagText(r.lag) : 'not running in this deployment', r.running ? r.note : '–']),
+          lagRoles.map((r) => [r.role, failed.has(r.role) ? 'stopped on an error' : r.running ? lagText(r.lag) : 'not running in this deployment', r.running ? r.note : '–']),
           [false, true, false],
         ),
         s.lag.length > 0

@@ -128,6 +128,8 @@ export class CapiForwarder {
   private lastCommit = 0;
   private lastPrune = 0;
   private needsReset = false;
+  /** The log failed since the last assignment: settle the transactions before reading offsets. */
+  private failed = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly idle = new Set<() => void>();
   private readonly m: {
@@ -237,6 +239,10 @@ export class CapiForwarder {
     const member = this.member!;
     const mine = tps.filter((tp) => tp.topic === this.o.topics.capiOutbox);
     if (mine.length === 0) return;
+    // After a failure of the log, our last transaction may be unfinished or hanging on the broker and
+    // hold the group's offsets back (unstable): the member settles it first (streams docs, "Hanging transactions").
+    await member.settleTransactions(this.failed);
+    this.failed = false;
     const committed = new Map((await this.o.log.admin.committedOffsets(this.o.groupId, mine)).map((c) => [c.partition, c.offset]));
     const earliest = new Map((await this.o.log.admin.listOffsets(mine, 'earliest')).map((c) => [c.partition, c.offset]));
     const sent = await this.loadSent(mine.map((tp) => tp.partition));
@@ -318,6 +324,7 @@ export class CapiForwarder {
         this.o.logger?.warn({ err, retryInMs: backoff }, 'capi: failed; going on from the committed offsets (acknowledged events are not sent again)');
         await new Promise((r) => setTimeout(r, backoff));
         this.dropState();
+        this.failed = true;
         this.needsReset = true;
       }
     }

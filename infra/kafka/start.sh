@@ -10,6 +10,7 @@
 #   KAFKA_FRESH=1          wipe this port's data (restarting the broker if it runs)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness (default 120)
 #   KAFKA_HEAP_OPTS        JVM heap flags (default "-Xms256m -Xmx512m")
+#   KAFKA_EXTRA_CONFIG     lines appended to server.properties (tests that need another broker setting)
 #   JAVA_HOME              Java 17+ to use (default: java on PATH)
 set -euo pipefail
 
@@ -234,6 +235,7 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=16777216
 EOF
+if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then printf '%s\n' "${KAFKA_EXTRA_CONFIG}" >>"${PROPS}"; fi
 
 cat >"${LOG4J_CONF}" <<EOF
 # Written by infra/kafka/start.sh. Broker logs go to ${SERVER_LOG}.

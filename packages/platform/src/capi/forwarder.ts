@@ -194,6 +194,7 @@ export class CapiForwarder {
       groupId: this.o.groupId,
       topics: [this.o.topics.capiOutbox],
       transactional: true,
+      outputTopics: [this.o.topics.capiSent, this.o.topics.capiDlq],
       autoOffsetReset: 'earliest',
       clientId: this.o.groupId,
       ...(this.o.instanceId !== undefined && { instanceId: this.o.instanceId }),

@@ -174,6 +174,13 @@ export interface GroupOptions {
   maxRecords?: number;
   /** Where to start in a partition without a committed offset. Default: earliest. */
   autoOffsetReset?: 'earliest' | 'latest';
+  /**
+   * Transactional members: the topics their transactions write to. On Kafka they are checked at
+   * start for a transaction of this member's transactional id that a broker restarted together
+   * with the previous process left hanging (log/kafka/hanging.ts); without them only a
+   * transaction still in progress is seen.
+   */
+  outputTopics?: readonly string[];
   /** Told of what the member repaired by itself (on Kafka: a hanging transaction it ended), for the owner's log. */
   onWarning?: (message: string, details: Record<string, unknown>) => void;
 }

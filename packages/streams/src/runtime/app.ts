@@ -199,6 +199,8 @@ export class StreamsApp {
         clientId: `${this.config.applicationId}-${this.config.instanceId ?? 'instance'}`,
         onWarning: (message, details) => this.logger.warn(details, message),
       };
+      // Every topic this application may write (outputs, repartition topics, changelogs).
+      if (this.eos) groupOptions.outputTopics = [...new Set([...this.partitionCounts.keys(), ...(this.config.deadLetterTopic !== undefined ? [this.config.deadLetterTopic] : [])])];
       if (this.config.instanceId !== undefined) groupOptions.instanceId = this.config.instanceId;
       if (this.config.sessionTimeoutMs !== undefined) groupOptions.sessionTimeoutMs = this.config.sessionTimeoutMs;
       if (this.config.heartbeatIntervalMs !== undefined) groupOptions.heartbeatIntervalMs = this.config.heartbeatIntervalMs;

@@ -243,6 +243,13 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
   async start(): Promise<void> {
     try {
       if (this.transactionalId) {
+        // A predecessor that died with the broker may have left a transaction hanging on any
+        // partition it writes: all of them are checked once the new epoch is in place.
+        const outputs = this.group.outputTopics ?? [];
+        if (outputs.length > 0) {
+          for (const [topic, leaders] of await partitionLeaders(this.producer, outputs)) for (let p = 0; p < leaders.length; p++) this.unfinished.set(tpKey({ topic, partition: p }), { topic, partition: p });
+          this.unfinishedOffsets = true;
+        }
         // InitProducerId now, not at the first transaction: a restarted instance fences its
         // predecessor and aborts its open transaction before it reads any committed offset.
         const tx = await this.beginClientTransaction();
@@ -620,10 +627,10 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
   private async endHangingTransactions(u: { outcome: Outcome; producerIds: Set<bigint> }): Promise<void> {
     const partitions = [...this.unfinished.values()];
     if (this.unfinishedOffsets) {
+      // Absent on a cluster where no group has committed yet: then nothing can hang there.
       const count = (await partitionLeaders(this.producer, [OFFSETS_TOPIC])).get(OFFSETS_TOPIC)?.length ?? 0;
-      if (count === 0) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `${OFFSETS_TOPIC} has no partitions yet`);
-      const tp = { topic: OFFSETS_TOPIC, partition: offsetsPartitionFor(this.groupId, count) };
-      if (!this.unfinished.has(tpKey(tp))) partitions.push(tp);
+      const tp = { topic: OFFSETS_TOPIC, partition: count > 0 ? offsetsPartitionFor(this.groupId, count) : -1 };
+      if (count > 0 && !this.unfinished.has(tpKey(tp))) partitions.push(tp);
     }
     const open = await openTransactions(this.producer, u.producerIds, partitions);
     if (open.length > 0) {

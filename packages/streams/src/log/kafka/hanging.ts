@@ -82,9 +82,20 @@ export async function partitionLeaders(client: Client, topics: readonly string[]
   if (first.done) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, 'no broker is known');
   const connection = await connectionTo(client, first.value);
   const api = await clientApi(client, 'Metadata');
-  const res = (await api.async(connection, [...topics], false, false)) as { topics: Array<{ name: string; errorCode: number; partitions: Array<{ partitionIndex: number; leaderId: number }> }> };
+  type Response = { topics: Array<{ name: string; errorCode: number; partitions: Array<{ partitionIndex: number; leaderId: number }> }> };
+  let res: Response;
+  try {
+    res = (await api.async(connection, [...topics], false, false)) as Response;
+  } catch (err) {
+    // The client throws when any topic has an error: the others are still in the response. A topic
+    // that does not exist has nothing to check and is left out.
+    const partial = (err as { response?: Response }).response;
+    if (partial?.topics === undefined) throw err;
+    res = partial;
+  }
   const out = new Map<string, number[]>();
   for (const t of res.topics) {
+    if (t.errorCode !== 0) continue;
     const list: number[] = [];
     for (const p of t.partitions) list[p.partitionIndex] = p.leaderId;
     out.set(t.name, list);

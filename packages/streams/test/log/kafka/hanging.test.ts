@@ -3,13 +3,17 @@
  * (KAFKA_BOOTSTRAP, default 127.0.0.1:9092). A transaction left open by a producer stands in for a
  * hanging one: on the partition they look the same (an open transaction of a producer id, no
  * marker), which is what DescribeProducers sees and WriteTxnMarkers ends, as `kafka-transactions.sh abort` does.
+ * The last case makes a real hanging transaction, on a broker of its own.
  */
 import { after, before, describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { FindCoordinatorKeyTypes, ProduceAcks, Producer, kGetApi, kGetConnection, type Connection } from '@platformatic/kafka';
 import { connectKafkaLog } from '../../../src/log/kafka/index.ts';
 import { describeTransaction, endOpenTransactions, offsetsPartitionFor, openTransactions, partitionLeaders } from '../../../src/log/kafka/hanging.ts';
+import { encodeBatch, fastProduceApi } from '../../../src/log/kafka/fastproduce.ts';
 import type { KafkaAdmin } from '../../../src/log/kafka/admin.ts';
 import type { KafkaProducerClient } from '../../../src/log/kafka/producer.ts';
 import type { Log } from '../../../src/log/types.ts';
@@ -17,10 +21,10 @@ import type { Log } from '../../../src/log/types.ts';
 const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
 const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
-function transactionalProducer(transactionalId: string): KafkaProducerClient {
+function transactionalProducer(transactionalId: string, brokers = bootstrap): KafkaProducerClient {
   return new Producer({
     clientId: unique('hanging-test'),
-    bootstrapBrokers: [bootstrap],
+    bootstrapBrokers: [brokers],
     idempotent: true,
     acks: ProduceAcks.ALL,
     transactionalId,
@@ -145,6 +149,88 @@ describe('hanging transactions (Kafka)', () => {
       assert.deepEqual(await openTransactions(producer, new Set([producer.producerId!]), d.partitions), []);
     } finally {
       await producer.close(true).catch(() => {});
+    }
+  });
+});
+
+/**
+ * A real hanging transaction, made on a broker of this test's own that does not verify transactional
+ * produce requests (`transaction.partition.verification.enable=false`, the check Kafka added against
+ * such writes, KIP-890): after a committed transaction, one more batch of the same producer id goes
+ * to a partition without AddPartitionsToTxn. The coordinator knows nothing of it and the partition
+ * holds it open for good, as after a lost marker. A member that starts with this transactional id
+ * and the topic among its outputs must end it, with the coordinator's last outcome.
+ */
+describe("a hanging transaction of the member's transactional id, at start (Kafka, own broker)", () => {
+  const ROOT = resolve(import.meta.dirname, '../../../../..');
+  const port = Number(process.env['SHOPSTREAM_HANGING_KAFKA_PORT'] ?? 19412);
+  const own = `127.0.0.1:${port}`;
+  const env = { ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) };
+  let log: Log;
+  before(async () => {
+    execFileSync('bash', [join(ROOT, 'infra/kafka/start.sh')], { env: { ...env, KAFKA_FRESH: '1', KAFKA_EXTRA_CONFIG: 'transaction.partition.verification.enable=false' }, stdio: ['ignore', 'ignore', 'inherit'], timeout: 180_000 });
+    log = await connectKafkaLog({ bootstrapServers: own, clientId: 'hanging-start' });
+  });
+  after(async () => {
+    await log?.close().catch(() => {});
+    execFileSync('bash', [join(ROOT, 'infra/kafka/stop.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 });
+  });
+
+  it('is ended by the member when it starts, and the partition reads on', async () => {
+    const [input, output, groupId] = [unique('in'), unique('out'), unique('group')];
+    await log.admin.createTopics([
+      { name: input, partitions: 1 },
+      { name: output, partitions: 2 },
+    ]);
+    const producer = transactionalProducer(`${groupId}-i1`, own);
+    try {
+      const tx = await producer.beginTransaction();
+      await tx.send({ messages: [{ topic: output, partition: 0, key: Buffer.from('k'), value: Buffer.from('committed') }] });
+      await tx.commit();
+      // Its markers written (the description waits for them): nothing is open on the partition.
+      const coordinator = async () => (await (log.admin as KafkaAdmin).client.findCoordinator({ keyType: FindCoordinatorKeyTypes.TRANSACTION, keys: [`${groupId}-i1`] }))[0]!.nodeId;
+      assert.equal((await describeTransaction(producer, coordinator, `${groupId}-i1`)).state, 'CompleteCommit');
+      const pid = producer.producerId!;
+      assert.deepEqual(await openTransactions(producer, new Set([pid]), [{ topic: output, partition: 0 }]), []);
+      // The batch no transaction knows of: same producer id and epoch, next sequence, transactional.
+      const batch = encodeBatch([{ topic: output, key: Buffer.from('k'), value: Buffer.from('hanging') }], [0], Date.now(), pid, producer.producerEpoch!, 1, true);
+      const leader = (await partitionLeaders(producer, [output])).get(output)![0]!;
+      const broker = (await producer.metadata({ topics: [] })).brokers.get(leader)!;
+      const connection = await new Promise<Connection>((res, rej) => producer[kGetConnection](broker, (err, c) => (err || !c ? rej(err) : res(c))));
+      const answer = (await (await fastProduceApi(producer))!.async(connection, `${groupId}-i1`, -1, 10_000, new Map([[output, new Map([[0, batch]])]]))) as {
+        responses: Array<{ partitionResponses: Array<{ errorCode: number }> }>;
+      };
+      assert.equal(answer.responses[0]!.partitionResponses[0]!.errorCode, 0, 'the broker took the batch');
+      assert.equal((await openTransactions(producer, new Set([pid]), [{ topic: output, partition: 0 }])).length, 1, 'the partition holds a transaction open');
+      assert.equal((await describeTransaction(producer, coordinator, `${groupId}-i1`)).state, 'CompleteCommit', 'that the coordinator does not know of');
+    } finally {
+      await producer.close(true).catch(() => {});
+    }
+    const warnings: Array<Record<string, unknown>> = [];
+    const member = await log.joinGroup({ groupId, instanceId: 'i1', topics: [input], transactional: true, outputTopics: [output], onWarning: (_m, d) => warnings.push(d) });
+    try {
+      const checker = transactionalProducer(unique('checker'), own);
+      try {
+        assert.deepEqual(await openTransactions(checker, new Set([warnings.length > 0 ? BigInt((warnings[0]!['partitions'] as Array<{ producerId: string }>)[0]!.producerId) : -1n]), [{ topic: output, partition: 0 }]), []);
+      } finally {
+        await checker.close(true).catch(() => {});
+      }
+      assert.equal(warnings.length, 1);
+      assert.equal(warnings[0]!['outcome'], 'commit', "the coordinator's last outcome");
+      // The stable offset moved past it: a read_committed reader gets both records.
+      const [end] = await log.admin.listOffsets([{ topic: output, partition: 0 }], 'latest');
+      const reader = log.createReader();
+      const values: string[] = [];
+      try {
+        reader.assign([{ topic: output, partition: 0, offset: 0 }]);
+        const deadline = Date.now() + 10_000;
+        while (reader.position({ topic: output, partition: 0 }) < end!.offset && Date.now() < deadline) for (const r of await reader.poll(200)) values.push(r.value!.toString());
+      } finally {
+        await reader.close();
+      }
+      assert.deepEqual(values, ['committed', 'hanging']);
+    } finally {
+      await member.close();
     }
   });
 });

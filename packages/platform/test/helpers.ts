@@ -1,7 +1,6 @@
 /** Shared helpers for platform tests. */
 import { createServer } from 'node:net';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -27,32 +26,6 @@ export function tempDir(prefix = 'shopstream-test-'): { dir: string; cleanup: ()
 }
 
 export type LogKind = 'embedded' | 'kafka';
-
-/**
- * A Kafka broker of a test's own (infra/kafka/start.sh on another port, fresh storage), for tests
- * that kill the broker: the shared one stays up for the other tests.
- */
-export class OwnBroker {
-  readonly bootstrap: string;
-  private readonly root = join(import.meta.dirname, '../../..');
-  private readonly env: NodeJS.ProcessEnv;
-  private readonly port: number;
-  constructor(port: number) {
-    this.port = port;
-    this.bootstrap = `127.0.0.1:${port}`;
-    this.env = { ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) };
-  }
-  start(fresh = false): void {
-    execFileSync('bash', [join(this.root, 'infra/kafka/start.sh')], { env: { ...this.env, ...(fresh && { KAFKA_FRESH: '1' }) }, stdio: ['ignore', 'ignore', 'inherit'], timeout: 180_000 });
-  }
-  /** SIGKILL: no clean shutdown, as a crash or a power loss. */
-  kill(): void {
-    process.kill(Number(readFileSync(join(this.root, `.cache/kafka/run-${this.port}/kafka.pid`), 'utf8').trim()), 'SIGKILL');
-  }
-  stop(): void {
-    execFileSync('bash', [join(this.root, 'infra/kafka/stop.sh')], { env: this.env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 });
-  }
-}
 
 /** Opens a log of the given kind; `close` also removes the embedded log's folder. */
 export async function openTestLog(kind: LogKind): Promise<{ log: Log; close: () => Promise<void> }> {

@@ -5,39 +5,26 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { TestBroker } from '../../../../infra/kafka/broker.ts';
 import { connectKafkaLog } from '@shopstream/streams/kafka';
 import type { Log } from '@shopstream/streams';
 import { canonical, readTopic } from '../helpers.ts';
 import { basic, collectorFixture, trackMessage, type CollectorFixture } from './fixture.ts';
 
-const ROOT = resolve(import.meta.dirname, '../../../..');
-const PORT = Number(process.env['SHOPSTREAM_DURABILITY_KAFKA_PORT'] ?? 19392);
-const env = { ...process.env, KAFKA_PORT: String(PORT), KAFKA_CONTROLLER_PORT: String(PORT + 1) };
-
-function broker(action: 'start' | 'stop', extra: Record<string, string> = {}): void {
-  execFileSync('bash', [join(ROOT, `infra/kafka/${action}.sh`)], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'inherit'], timeout: 180_000 });
-}
-
-function killBroker(): void {
-  const pid = Number(readFileSync(join(ROOT, `.cache/kafka/run-${PORT}/kafka.pid`), 'utf8').trim());
-  process.kill(pid, 'SIGKILL');
-}
+const broker = new TestBroker(Number(process.env['SHOPSTREAM_DURABILITY_KAFKA_PORT'] ?? 19392));
 
 describe('collector durability on Kafka (broker killed mid-load)', () => {
   let log: Log;
   let f: CollectorFixture;
   before(async () => {
-    broker('start', { KAFKA_FRESH: '1' });
-    log = await connectKafkaLog({ bootstrapServers: `127.0.0.1:${PORT}`, clientId: 'durability', requestTimeoutMs: 3000, connectTimeoutMs: 1000, retries: 2, retryDelayMs: 200 });
+    broker.start({ fresh: true });
+    log = await connectKafkaLog({ bootstrapServers: broker.bootstrap, clientId: 'durability', requestTimeoutMs: 3000, connectTimeoutMs: 1000, retries: 2, retryDelayMs: 200 });
     f = await collectorFixture('kafka', { log, writeTimeoutMs: 4000 });
   });
   after(async () => {
     await f?.close().catch(() => {});
     await log?.close().catch(() => {});
-    broker('stop');
+    broker.stop();
   });
 
   it('every acknowledged event is in events.raw after the broker comes back', async () => {
@@ -58,9 +45,9 @@ describe('collector durability on Kafka (broker killed mid-load)', () => {
     const load = Promise.all([0, 1, 2, 3].map(client));
     await waitUntil(() => acked.size >= 2000, 30_000);
     const before = acked.size;
-    killBroker();
+    broker.kill();
     await new Promise((r) => setTimeout(r, 6_000));
-    broker('start');
+    broker.start();
     await waitUntil(() => acked.size >= before + 2000, 60_000);
     stop = true;
     await load;

@@ -22,12 +22,13 @@ import { FUNNEL_STEP } from '../../src/simulate/truth.ts';
 import { runSimulation } from '../../src/simulate/run.ts';
 import type { PipelineEvent } from '../../src/pipeline/topology.ts';
 import { topicNames } from '../../src/topics.ts';
-import { KAFKA_BOOTSTRAP, OwnBroker, TEST_POSTGRES, freePort, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
+import { KAFKA_BOOTSTRAP, TEST_POSTGRES, freePort, readAll, tempDir, unique, type LogKind } from '../helpers.ts';
 import { PostgresDb } from '../../src/cubes/db.ts';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { startMetaSim } from '@shopstream/meta-sim';
+import { TestBroker } from '../../../../infra/kafka/broker.ts';
 import { META_EVENT_NAMES } from '../../src/capi/mapping.ts';
 import { Serdes } from '@shopstream/streams';
 import { TopologyTestDriver } from '@shopstream/streams/testing';
@@ -147,8 +148,8 @@ const RUNS: Array<{ kind: LogKind; brokerCrash: boolean }> = [
 for (const { kind, brokerCrash } of RUNS) {
   describe(`simulator truth = pipeline output, with 3 SIGKILLs (${kind}${brokerCrash ? ', the second of the broker' : ''})`, () => {
     it('holds exactly', { timeout: 300_000 }, async (tc) => {
-      const broker = brokerCrash ? new OwnBroker(Number(process.env['SHOPSTREAM_CRASH_KAFKA_PORT'] ?? 19398)) : undefined;
-      broker?.start(true);
+      const broker = brokerCrash ? new TestBroker(Number(process.env['SHOPSTREAM_CRASH_KAFKA_PORT'] ?? 19398)) : undefined;
+      broker?.start({ fresh: true });
       const bootstrap = broker?.bootstrap ?? KAFKA_BOOTSTRAP;
       const t = tempDir();
       const port = await freePort();

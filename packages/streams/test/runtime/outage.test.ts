@@ -7,28 +7,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { TestBroker } from '../../../../infra/kafka/broker.ts';
 import { StreamsApp, StreamsBuilder, Serdes } from '../../src/index.ts';
 import type { Log } from '../../src/index.ts';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
 import { unique, waitFor } from './helpers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../../../..');
-const PORT = Number(process.env['SHOPSTREAM_OUTAGE_KAFKA_PORT'] ?? 19396);
-const env = { ...process.env, KAFKA_PORT: String(PORT), KAFKA_CONTROLLER_PORT: String(PORT + 1) };
-
-function broker(action: 'start' | 'stop', extra: Record<string, string> = {}): void {
-  execFileSync('bash', [join(ROOT, `infra/kafka/${action}.sh`)], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'inherit'], timeout: 180_000 });
-}
-
-function killBroker(): void {
-  process.kill(Number(readFileSync(join(ROOT, `.cache/kafka/run-${PORT}/kafka.pid`), 'utf8').trim()), 'SIGKILL');
-}
+const broker = new TestBroker(Number(process.env['SHOPSTREAM_OUTAGE_KAFKA_PORT'] ?? 19396));
 
 const S = Serdes.string();
 const WORKER = fileURLToPath(new URL('../log/fixtures/eos-worker.ts', import.meta.url));
@@ -36,12 +27,12 @@ const WORKER = fileURLToPath(new URL('../log/fixtures/eos-worker.ts', import.met
 describe('streams application through a broker outage (Kafka)', () => {
   let log: Log;
   before(async () => {
-    broker('start', { KAFKA_FRESH: '1' });
-    log = await connectKafkaLog({ bootstrapServers: `127.0.0.1:${PORT}`, clientId: 'outage', requestTimeoutMs: 3000, connectTimeoutMs: 1000, retries: 2, retryDelayMs: 200 });
+    broker.start({ fresh: true });
+    log = await connectKafkaLog({ bootstrapServers: broker.bootstrap, clientId: 'outage', requestTimeoutMs: 3000, connectTimeoutMs: 1000, retries: 2, retryDelayMs: 200 });
   });
   after(async () => {
     await log?.close().catch(() => {});
-    broker('stop');
+    broker.stop();
   });
 
   /** A topic's records up to its end (last stable offset; transaction markers take offsets, so a count of records says nothing about the end). */
@@ -106,12 +97,12 @@ describe('streams application through a broker outage (Kafka)', () => {
       await waitFor(async () => (await processed()) >= killAt, 60_000, `${killAt} records processed`);
       await new Promise((r) => setTimeout(r, Math.random() * 100));
       step(`${await processed()} records processed (kill at ${killAt}); killing the broker`);
-      killBroker();
+      broker.kill();
       await waitFor(async () => (await recoveries()) > 0, 30_000, 'the application to notice the outage');
       step('outage noticed');
       await new Promise((r) => setTimeout(r, 3_000));
       assert.equal(app.state, 'running', 'the application keeps going through the outage');
-      broker('start');
+      broker.start();
       step('broker started again');
       await sending;
       await send(N / 2, N);
@@ -155,7 +146,7 @@ describe('streams application through a broker outage (Kafka)', () => {
     const workers: ChildProcess[] = [];
     /** The exactly-once worker of the log tests (a consume-transform-produce loop holding each transaction open 40 ms). */
     const worker = () => {
-      const child = spawn(process.execPath, [WORKER], { env: { ...process.env, KAFKA_BOOTSTRAP: `127.0.0.1:${PORT}`, INPUT: input, OUTPUT: output, GROUP: group, INSTANCE: `${group}-1` }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [WORKER], { env: { ...process.env, KAFKA_BOOTSTRAP: broker.bootstrap, INPUT: input, OUTPUT: output, GROUP: group, INSTANCE: `${group}-1` }, stdio: ['ignore', 'pipe', 'inherit'] });
       let processed = 0;
       createInterface({ input: child.stdout! }).on('line', (line) => {
         const e = JSON.parse(line) as { event: string; processed?: number };
@@ -171,11 +162,11 @@ describe('streams application through a broker outage (Kafka)', () => {
       // comes back, and may lose its markers (in a few runs only: it depends on when the restarted
       // broker gets to it; test/log/kafka/hanging.test.ts makes that case every time); the process
       // that knew its partitions is gone, its successor checks its output topics.
-      killBroker();
+      broker.kill();
       first.child.kill('SIGKILL');
       step(`worker and broker killed after ${first.processed()} records`);
       await new Promise((r) => setTimeout(r, 2_000));
-      broker('start');
+      broker.start();
       step('broker started again');
       worker();
       const want = Array.from({ length: N }, (_, i) => `V${i}`).sort();

@@ -14,11 +14,11 @@ import {
   fetchV15,
   fetchV16,
   fetchV17,
-  kGetApi,
   type API,
   type Reader,
 } from '@platformatic/kafka';
 import type { ConsumedRecord, Header } from '../types.ts';
+import { clientApi, type RequestClient } from './util.ts';
 
 export interface FetchedPartition {
   topicId: string;
@@ -369,10 +369,7 @@ const apiCache = new WeakMap<object, FastFetchApi | null>();
 /** The fast Fetch API for the version the broker negotiated with `client`, or null below v13. */
 export async function fastFetchApi(client: object): Promise<FastFetchApi | null> {
   if (apiCache.has(client)) return apiCache.get(client)!;
-  const internals = client as unknown as { [kGetApi](name: string, cb: (err: Error | null, api?: { version: number }) => void): void };
-  const negotiated = await new Promise<{ version: number }>((resolve, reject) =>
-    internals[kGetApi]('Fetch', (err, api) => (err || !api ? reject(err) : resolve(api))),
-  );
+  const negotiated = await clientApi(client as RequestClient, 'Fetch');
   const version = Math.min(negotiated.version, 17);
   const builder = builders[version];
   const api = builder ? (createAPI(1, version, builder as never, parseResponse as never) as unknown as FastFetchApi) : null;

@@ -6,10 +6,11 @@
  * Producer id, epoch and transactional id come from the client (which still runs InitProducerId,
  * AddPartitionsToTxn, AddOffsetsToTxn and EndTxn); sequence numbers are kept by the caller.
  */
-import { Writer, crc32c, createAPI, kGetApi, produceV9, produceV10, produceV11, type API } from '@platformatic/kafka';
+import { Writer, crc32c, createAPI, produceV9, produceV10, produceV11, type API } from '@platformatic/kafka';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { ProducerRecord } from '../types.ts';
+import { clientApi, type RequestClient } from './util.ts';
 
 const MAGIC = 2;
 const TRANSACTIONAL = 1 << 4;
@@ -196,19 +197,12 @@ const parsers: Record<number, typeof produceV11.parseResponse> = {
   11: produceV11.parseResponse,
 };
 
-interface ClientInternals {
-  [kGetApi](name: string, callback: (err: Error | null, api?: { version: number }) => void): void;
-}
-
 const apiCache = new WeakMap<object, FastProduceApi | null>();
 
 /** The fast Produce API for the version the broker negotiated with `client`, or null when it is older than v9. */
 export async function fastProduceApi(client: object): Promise<FastProduceApi | null> {
   if (apiCache.has(client)) return apiCache.get(client)!;
-  const internals = client as unknown as ClientInternals;
-  const negotiated = await new Promise<{ version: number }>((resolve, reject) =>
-    internals[kGetApi]('Produce', (err, api) => (err || !api ? reject(err) : resolve(api))),
-  );
+  const negotiated = await clientApi(client as RequestClient, 'Produce');
   const version = Math.min(negotiated.version, 11);
   const parser = parsers[version];
   const api = parser ? (createAPI(0, version, createProduceRequest as never, parser) as unknown as FastProduceApi) : null;

@@ -23,9 +23,6 @@ import {
   ListOffsetTimestamps,
   ProduceAcks,
   Producer,
-  kGetApi,
-  kGetConnection,
-  type API,
   type ClusterMetadata,
   type Connection,
   type ExtendedGroupProtocolSubscription,
@@ -45,7 +42,7 @@ import { DEFAULT_MAX_RECORDS } from './reader.ts';
 import { encodeBatch, fastProduceApi, type PartitionBatches } from './fastproduce.ts';
 import { KafkaTransaction, type Chunk, type TransactionHost } from './transaction.ts';
 import { describeTransaction, endOpenTransactions, offsetsPartitionFor, openTransactions, outcomeOf, partitionLeaders, type Outcome } from './hanging.ts';
-import { baseClientOptions, deferred, groupByTopic, sleep, type Deferred, type ResolvedOptions } from './util.ts';
+import { baseClientOptions, clientApi, connectionTo, deferred, groupByTopic, sleep, type AsyncApi, type Deferred, type ResolvedOptions } from './util.ts';
 
 type PTransaction = NonNullable<KafkaProducerClient['transaction']>;
 type AnyConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
@@ -69,10 +66,6 @@ interface JoinEvent {
   generationId: number;
   memberId: string;
   assignments: GroupAssignment[];
-}
-
-function promisify<T>(fn: (cb: (err: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 /** Adapts our Assignor to the client's partitionAssigner. Member instance ids travel in the subscription's user data. */
@@ -758,17 +751,12 @@ export class KafkaGroupMember implements GroupMember, TransactionHost {
     client: AnyConsumer | KafkaProducerClient,
     apiName: string,
     what: string,
-    run: (api: API<never[], unknown> & { async: (...args: unknown[]) => Promise<unknown> }, connection: Connection) => Promise<unknown>,
+    run: (api: AsyncApi, connection: Connection) => Promise<unknown>,
   ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.coordinator === undefined) this.coordinator = await this.consumer.findGroupCoordinator();
-        const md = await this.consumer.metadata({ topics: [] });
-        const broker = md.brokers.get(this.coordinator);
-        if (!broker) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `group coordinator ${this.coordinator} is unknown`);
-        const connection = await promisify<Connection>((cb) => client[kGetConnection](broker, cb));
-        const api = await promisify<API<never[], unknown>>((cb) => client[kGetApi](apiName, cb));
-        await run(api as never, connection);
+        await run(await clientApi(client, apiName), await connectionTo(client, this.coordinator));
         return;
       } catch (err) {
         if (hasApiError(err, 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS', 'CONCURRENT_TRANSACTIONS') && attempt < 10) {

@@ -13,12 +13,11 @@
  * (KIP-664: DescribeProducers to find them, WriteTxnMarkers to end them); this module does the same
  * for the member's own producer id, with the outcome the coordinator chose.
  */
-import { Writer, createAPI, kGetApi, kGetConnection, type API, type Connection } from '@platformatic/kafka';
+import { Writer, createAPI, type Connection } from '@platformatic/kafka';
 import { ErrorCodes, StreamsError } from '../../errors.ts';
 import type { TopicPartition } from '../types.ts';
 import { hasApiError, toStreamsError } from './errors.ts';
-import type { KafkaProducerClient } from './producer.ts';
-import { groupByTopic, sleep } from './util.ts';
+import { clientApi, connectionTo, groupByTopic, sleep, type RequestClient } from './util.ts';
 
 export type Outcome = 'commit' | 'abort';
 
@@ -40,29 +39,11 @@ export interface OpenTransaction extends TopicPartition {
   startOffset: bigint;
 }
 
-type Client = KafkaProducerClient;
-type AsyncApi = API<never[], unknown> & { async: (...args: unknown[]) => Promise<unknown> };
-
-function promisify<T>(fn: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
-async function connectionTo(client: Client, nodeId: number): Promise<Connection> {
-  const md = await client.metadata({ topics: [] });
-  const broker = md.brokers.get(nodeId);
-  if (!broker) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `broker ${nodeId} is unknown`);
-  return promisify<Connection>((cb) => client[kGetConnection](broker, cb));
-}
-
-function clientApi(client: Client, name: string): Promise<AsyncApi> {
-  return promisify<AsyncApi>((cb) => client[kGetApi](name, cb as never));
-}
-
 /**
  * Leader of each partition, asked of a broker (the client's metadata cache leaves internal topics
  * such as `__consumer_offsets` out); a partition without one is unavailable (retry later).
  */
-async function leaders(client: Client, partitions: readonly TopicPartition[]): Promise<Map<number, TopicPartition[]>> {
+async function leaders(client: RequestClient, partitions: readonly TopicPartition[]): Promise<Map<number, TopicPartition[]>> {
   const md = await partitionLeaders(client, [...new Set(partitions.map((tp) => tp.topic))]);
   const out = new Map<number, TopicPartition[]>();
   for (const tp of partitions) {
@@ -76,7 +57,7 @@ async function leaders(client: Client, partitions: readonly TopicPartition[]): P
 }
 
 /** Leader node of every partition of `topics` (index: partition), internal topics included, from a Metadata request of our own. */
-export async function partitionLeaders(client: Client, topics: readonly string[]): Promise<Map<string, number[]>> {
+export async function partitionLeaders(client: RequestClient, topics: readonly string[]): Promise<Map<string, number[]>> {
   const brokers = (await client.metadata({ topics: [] })).brokers;
   const first = brokers.keys().next();
   if (first.done) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, 'no broker is known');
@@ -109,7 +90,7 @@ const IN_FLIGHT = new Set(['PrepareCommit', 'PrepareAbort', 'PrepareEpochFence']
  * The coordinator's view of `transactionalId`, once no marker of it is in flight (Prepare* states
  * are waited out). An id the coordinator does not know is `Empty`.
  */
-export async function describeTransaction(client: Client, coordinatorOf: () => Promise<number>, transactionalId: string, timeoutMs = 30_000): Promise<TransactionDescription> {
+export async function describeTransaction(client: RequestClient, coordinatorOf: () => Promise<number>, transactionalId: string, timeoutMs = 30_000): Promise<TransactionDescription> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -146,11 +127,28 @@ export function outcomeOf(description: TransactionDescription): Outcome {
   return description.state === 'CompleteCommit' ? 'commit' : 'abort';
 }
 
+/**
+ * Runs `fn` again while it fails with a retriable error (a partition without a leader yet, just
+ * created or just restarted), for up to `timeoutMs`.
+ */
+async function retried<T>(what: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err instanceof StreamsError ? err : toStreamsError(err, what);
+      if (!e.retriable || Date.now() >= deadline) throw e;
+      await sleep(100);
+    }
+  }
+}
+
 /** Open transactions of the producer ids `producerIds` on `partitions`, asked of each partition's leader. */
-export async function openTransactions(client: Client, producerIds: ReadonlySet<bigint>, partitions: readonly TopicPartition[]): Promise<OpenTransaction[]> {
-  if (partitions.length === 0) return [];
-  const out: OpenTransaction[] = [];
-  try {
+export function openTransactions(client: RequestClient, producerIds: ReadonlySet<bigint>, partitions: readonly TopicPartition[]): Promise<OpenTransaction[]> {
+  if (partitions.length === 0) return Promise.resolve([]);
+  return retried('describe the producers of the partitions of an unfinished transaction', async () => {
+    const out: OpenTransaction[] = [];
     for (const [leader, tps] of await leaders(client, partitions)) {
       const connection = await connectionTo(client, leader);
       const api = await clientApi(client, 'DescribeProducers');
@@ -167,10 +165,8 @@ export async function openTransactions(client: Client, producerIds: ReadonlySet<
         }
       }
     }
-  } catch (err) {
-    throw toStreamsError(err, 'describe the producers of the partitions of an unfinished transaction');
-  }
-  return out;
+    return out;
+  });
 }
 
 /*
@@ -251,9 +247,9 @@ export function abortCommand(t: OpenTransaction): string {
  * Needs the ClusterAction permission (as `kafka-transactions.sh abort`); without it, or on any
  * other refusal, throws SHOP_ERR_HANGING_TRANSACTION naming what to run by hand.
  */
-export async function endOpenTransactions(client: Client, open: readonly OpenTransaction[], outcome: Outcome): Promise<void> {
+export async function endOpenTransactions(client: RequestClient, open: readonly OpenTransaction[], outcome: Outcome): Promise<void> {
   if (open.length === 0) return;
-  const byLeader = await leaders(client, open);
+  const byLeader = await retried('find the leaders of hanging transactions', () => leaders(client, open));
   const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
   const byKey = new Map(open.map((o) => [key(o), o]));
   for (const [leader, tps] of byLeader) {

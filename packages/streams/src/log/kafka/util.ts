@@ -1,4 +1,6 @@
 /** Small helpers shared by the Kafka log's parts. */
+import { kGetApi, kGetConnection, type API, type Base, type Connection } from '@platformatic/kafka';
+import { ErrorCodes, StreamsError } from '../../errors.ts';
 
 export interface KafkaLogOptions {
   /** `host:port` list (or comma-separated string) of bootstrap brokers. */
@@ -148,4 +150,26 @@ export function groupByTopic<T extends { topic: string }>(items: readonly T[]): 
     list.push(item);
   }
   return out;
+}
+
+export function promisify<T>(fn: (cb: (err: unknown, value?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** The clients' parts used to send a request of our own: their metadata, connections and negotiated APIs. */
+export type RequestClient = Pick<Base, 'metadata' | typeof kGetConnection | typeof kGetApi>;
+
+/** A request API at the version the client negotiated, with its promise form. */
+export type AsyncApi = API<never[], unknown> & { async: (...args: unknown[]) => Promise<unknown> };
+
+/** A connection of `client` to broker `nodeId`. */
+export async function connectionTo(client: RequestClient, nodeId: number): Promise<Connection> {
+  const broker = (await client.metadata({ topics: [] })).brokers.get(nodeId);
+  if (!broker) throw new StreamsError(ErrorCodes.LOG_UNAVAILABLE, `broker ${nodeId} is unknown`);
+  return promisify<Connection>((cb) => client[kGetConnection](broker, cb));
+}
+
+/** The API `name` (e.g. 'TxnOffsetCommit') at the highest version the client and the broker share. */
+export function clientApi(client: RequestClient, name: string): Promise<AsyncApi> {
+  return promisify<AsyncApi>((cb) => client[kGetApi](name, cb as never));
 }

@@ -6,8 +6,6 @@
  * The last case makes a real hanging transaction, on a broker of its own.
  */
 import { after, before, describe, it } from 'node:test';
-import { execFileSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { FindCoordinatorKeyTypes, ProduceAcks, Producer, kGetApi, kGetConnection, type Connection } from '@platformatic/kafka';
@@ -17,6 +15,7 @@ import { encodeBatch, fastProduceApi } from '../../../src/log/kafka/fastproduce.
 import type { KafkaAdmin } from '../../../src/log/kafka/admin.ts';
 import type { KafkaProducerClient } from '../../../src/log/kafka/producer.ts';
 import type { Log } from '../../../src/log/types.ts';
+import { TestBroker } from '../../../../../infra/kafka/broker.ts';
 
 const bootstrap = process.env.KAFKA_BOOTSTRAP ?? '127.0.0.1:9092';
 const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
@@ -162,18 +161,16 @@ describe('hanging transactions (Kafka)', () => {
  * and the topic among its outputs must end it, with the coordinator's last outcome.
  */
 describe("a hanging transaction of the member's transactional id, at start (Kafka, own broker)", () => {
-  const ROOT = resolve(import.meta.dirname, '../../../../..');
-  const port = Number(process.env['SHOPSTREAM_HANGING_KAFKA_PORT'] ?? 19412);
-  const own = `127.0.0.1:${port}`;
-  const env = { ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) };
+  const broker = new TestBroker(Number(process.env['SHOPSTREAM_HANGING_KAFKA_PORT'] ?? 19412));
+  const own = broker.bootstrap;
   let log: Log;
   before(async () => {
-    execFileSync('bash', [join(ROOT, 'infra/kafka/start.sh')], { env: { ...env, KAFKA_FRESH: '1', KAFKA_EXTRA_CONFIG: 'transaction.partition.verification.enable=false' }, stdio: ['ignore', 'ignore', 'inherit'], timeout: 180_000 });
+    broker.start({ fresh: true, extraConfig: 'transaction.partition.verification.enable=false' });
     log = await connectKafkaLog({ bootstrapServers: own, clientId: 'hanging-start' });
   });
   after(async () => {
     await log?.close().catch(() => {});
-    execFileSync('bash', [join(ROOT, 'infra/kafka/stop.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 });
+    broker.stop();
   });
 
   it('is ended by the member when it starts, and the partition reads on', async () => {

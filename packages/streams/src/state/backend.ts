@@ -4,6 +4,7 @@
  * typed store's write buffer until the runtime's transaction has committed (see stores.ts).
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { BloomFilter } from './bloom.ts';
 
 export type Batch = Iterable<readonly [key: Buffer, value: Buffer | null]>;
 
@@ -144,7 +145,24 @@ export class LmdbBackend implements Backend {
     this.name = name;
   }
 
+  /**
+   * The keys this database holds, as a Bloom filter: most reads of a stream processor's stores
+   * miss (a new message id, a new window), and the filter answers those without an LMDB lookup.
+   * Built from the keys on the first read, kept up by `write`, rebuilt when it is full.
+   */
+  private filter: BloomFilter | undefined;
+
+  private keyFilter(): BloomFilter {
+    if (this.filter === undefined) {
+      const f = new BloomFilter(2 * this.approximateCount());
+      for (const key of this.db.getKeys()) f.add(key);
+      this.filter = f;
+    }
+    return this.filter;
+  }
+
   get(key: Buffer, transient = false): Buffer | undefined {
+    if (!this.keyFilter().mightContain(key)) return undefined;
     if (!transient) return this.db.getBinary(key) ?? undefined;
     const b = this.db.getBinaryFast(key);
     // LMDB's reused buffer carries a `length` of its own over a larger array: a plain view has the
@@ -160,13 +178,19 @@ export class LmdbBackend implements Backend {
   }
 
   write(batch: Batch, checkpoint?: number): void {
+    // Keys join the filter before LMDB has them: a write that then fails leaves only false positives.
+    const filter = this.filter;
     this.root.transactionSync(() => {
       for (const [k, v] of batch) {
         if (v === null) this.db.removeSync(k);
-        else this.db.putSync(k, v);
+        else {
+          filter?.add(k);
+          this.db.putSync(k, v);
+        }
       }
       if (checkpoint !== undefined) this.checkpoints.putSync(this.name, checkpoint);
     });
+    if (filter?.full === true) this.filter = undefined; // rebuilt, larger and without deleted keys, on the next read
   }
 
   deleteRange(from: Buffer, to: Buffer): void {
@@ -186,6 +210,7 @@ export class LmdbBackend implements Backend {
   clear(): void {
     this.db.clearSync();
     this.checkpoints.removeSync(this.name);
+    this.filter = undefined;
   }
 
   close(): void {}

@@ -170,9 +170,10 @@ export abstract class BufferedStore<V> implements StateStore {
   private memoKey: Buffer | undefined;
   private memoNum = NaN;
   private memoOut: Buffer | undefined;
-  protected composite(bkey: Buffer, n: number, build: () => Buffer): Buffer {
+  protected composite(bkey: Buffer, n: number, build: (bkey: Buffer, n: number) => Buffer): Buffer {
     if (bkey === this.memoKey && n === this.memoNum) return this.memoOut!;
-    const out = build();
+    // `build` is a function made once, not a closure per call: reads are the hot path.
+    const out = build(bkey, n);
     this.memoKey = bkey;
     this.memoNum = n;
     this.memoOut = out;
@@ -444,6 +445,8 @@ function segKey(seg: number, key: Buffer): Buffer {
   return b;
 }
 
+const segKeyOf = (key: Buffer, seg: number): Buffer => segKey(seg, key);
+
 function segBound(seg: number): Buffer {
   const b = Buffer.allocUnsafe(8);
   writeU64(b, seg, 0);
@@ -529,7 +532,7 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
     const low = this.minLiveSeg();
     for (const seg of this.liveSegments()) {
       if (seg < low) break;
-      const k = this.composite(bkey, seg, () => segKey(seg, bkey));
+      const k = this.composite(bkey, seg, segKeyOf);
       const e = this.bufferGet(k) ?? this.backendGet(k);
       if (e === undefined) continue;
       if (e.value === null || e.timestamp < cutoff) return undefined;
@@ -545,7 +548,7 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
     if (seg > this.maxSeg) this.maxSeg = seg;
     this.noteSegment(seg);
     const bkey = this.keyBytes(key);
-    this.bufferPut(this.composite(bkey, seg, () => segKey(seg, bkey)), value, ts);
+    this.bufferPut(this.composite(bkey, seg, segKeyOf), value, ts);
     if (value === null) {
       // A delete must hide older segments' copies too: tombstone every live segment holding the key.
       for (let s = seg - 1; s >= Math.max(this.minLiveSeg(), seg - 3); s--) {
@@ -641,8 +644,10 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
     return Math.floor(start / this.segmentMs);
   }
 
+  private readonly encodeNewFn = (bkey: Buffer, start: number): Buffer => this.encodeNew(bkey, start);
+
   private encode(bkey: Buffer, start: number): Buffer {
-    return this.composite(bkey, start, () => this.encodeNew(bkey, start));
+    return this.composite(bkey, start, this.encodeNewFn);
   }
 
   private encodeNew(bkey: Buffer, start: number): Buffer {

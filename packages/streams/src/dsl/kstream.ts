@@ -888,7 +888,8 @@ class WindowedAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K
         if (v === null) return;
         const len = composite.readUInt32BE(8);
         const key = this.keySerde.deserialize(composite.subarray(12, 12 + len)) as K;
-        const start = Number(composite.readBigInt64BE(12 + len));
+        // Two 32-bit reads, not a BigInt per forwarded window (window starts are safe integers).
+        const start = composite.readUInt32BE(12 + len) * 2 ** 32 + composite.readUInt32BE(16 + len);
         ctx.forward({ key: { key, start, end: start + size }, value: v, timestamp: ts, headers: [] });
       });
     }

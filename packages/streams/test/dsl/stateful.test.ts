@@ -94,6 +94,31 @@ test('tumbling window count with grace: late records are dropped and counted', (
   assert.equal(d.getWindowStore<string, number>('wc').fetch('a', 10), 3);
 });
 
+test('a cached windowed count forwards windows of real epoch times (above 2^32 ms) with their exact bounds', () => {
+  const day = Date.UTC(2026, 10, 27); // 1.8e12 ms: the window start's high 32 bits are not zero
+  const b = new StreamsBuilder();
+  b.stream<string, number>('in', { keySerde: S, valueSerde: J })
+    .groupByKey()
+    .windowedBy(TimeWindows.ofSizeAndGrace(60_000, 0))
+    .count({ name: 'epoch-wc', caching: true })
+    .toStream()
+    .to('out', { keySerde: windowedSerde(S), valueSerde: L });
+  const d = new TopologyTestDriver(b.build(), { commitEveryInput: false, commitIntervalMs: 1000 });
+  const input = d.createInputTopic('in', S, J);
+  input.pipeInput('a', 1, day + 61_000);
+  input.pipeInput('a', 1, day + 62_000);
+  input.pipeInput('b', 1, day + 125_000);
+  d.advanceWallClockTime(1000); // the commit flushes the cache
+  const out = d.createOutputTopic('out', windowedSerde(S), L).readKeyValuesToList();
+  assert.deepEqual(
+    out.map((r) => [r.key!.key, r.key!.start, r.key!.end, r.value]),
+    [
+      ['a', day + 60_000, day + 120_000, 2],
+      ['b', day + 120_000, day + 180_000, 1],
+    ],
+  );
+});
+
 test('hopping windows put a record in every window that contains it', () => {
   const b = new StreamsBuilder();
   b.stream<string, number>('in', { keySerde: S, valueSerde: J })

@@ -841,7 +841,7 @@ export class TimeWindowedKStream<K, V> {
     const caching = !final && materialized.caching !== false;
     topology.addProcessor(
       name,
-      () => new WindowedAggregateProcessor<K, V, VA>(storeName, w, initializer, aggregator, caching, final, keySerde) as Processor<unknown, unknown>,
+      () => new WindowedAggregateProcessor<K, V, VA>(storeName, w, initializer, aggregator, caching, final) as Processor<unknown, unknown>,
       [this.stream.nodeName],
       [storeName],
     );
@@ -858,7 +858,6 @@ class WindowedAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K
   private readonly aggregator: (key: K, value: V, agg: VA | undefined) => VA;
   private readonly caching: boolean;
   private readonly final: boolean;
-  private readonly keySerde: AnySerde;
   private lastCloseCheck = -Infinity;
 
   constructor(
@@ -868,7 +867,6 @@ class WindowedAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K
     aggregator: (key: K, value: V, agg: VA | undefined) => VA,
     caching: boolean,
     final: boolean,
-    keySerde: AnySerde,
   ) {
     this.storeName = storeName;
     this.windows = windows;
@@ -876,7 +874,6 @@ class WindowedAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K
     this.aggregator = aggregator;
     this.caching = caching;
     this.final = final;
-    this.keySerde = keySerde;
   }
 
   init(ctx: ProcessorContext<Windowed<K>, VA>): void {
@@ -884,12 +881,8 @@ class WindowedAggregateProcessor<K, V, VA> implements Processor<K, V, Windowed<K
     this.store = ctx.getStateStore(this.storeName);
     if (this.caching) {
       const size = this.windows.sizeMs;
-      this.store.setFlushListener((composite, v, ts) => {
+      this.store.onCommit((key, start, v, ts) => {
         if (v === null) return;
-        const len = composite.readUInt32BE(8);
-        const key = this.keySerde.deserialize(composite.subarray(12, 12 + len)) as K;
-        // Two 32-bit reads, not a BigInt per forwarded window (window starts are safe integers).
-        const start = composite.readUInt32BE(12 + len) * 2 ** 32 + composite.readUInt32BE(16 + len);
         ctx.forward({ key: { key, start, end: start + size }, value: v, timestamp: ts, headers: [] });
       });
     }

@@ -602,6 +602,8 @@ export interface WindowStore<K, V> extends StateStore {
   /** All windows with timeFrom <= start <= timeTo (ordered by start on time-first stores). */
   fetchAll(timeFrom: number, timeTo: number): Array<{ key: K; start: number; value: V }>;
   readonly retentionMs: number;
+  /** As KeyValueStore.onCommit: the last value of every window written since the previous commit, with its key and start. */
+  onCommit(listener: (key: K, start: number, value: V | null, timestamp: number) => void): void;
 }
 
 /**
@@ -665,6 +667,13 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
     bkey.copy(b, 12);
     writeU64(b, start, 12 + bkey.length);
     return b;
+  }
+
+  onCommit(listener: (key: K, start: number, value: V | null, timestamp: number) => void): void {
+    this.setFlushListener((composite, value, timestamp) => {
+      const { key, start } = this.decodeComposite(composite);
+      listener(this.keySerde.deserialize(key, this.name) as K, start, value, timestamp);
+    });
   }
 
   private decodeComposite(c: Buffer): { key: Buffer; start: number } {

@@ -3,6 +3,10 @@
  * share its event loop. Modes:
  *   collector  the real collector on a fresh embedded log (fsync on, as in production)
  *   ceiling    the same Fastify setup and body decoding, with a route that parses and discards
+ *   floor      the ceiling's route, then each event's bytes (the collector's boundary scan) appended to
+ *              a fresh embedded log (fsync on) as one record keyed by its anonymousId, answered once
+ *              durable: no authentication, no envelope check, no headers. The least a durable collector
+ *              that writes one record per event must do; what is left of the ceiling for all the rest.
  * Prints `READY <port>` when listening; exits on SIGTERM, printing the embedded log's record count.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +16,9 @@ import Fastify from 'fastify';
 import { pino } from 'pino';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
-import { decodeBody } from '../packages/platform/src/collector/body.ts';
+import { MAX_JSON_DEPTH, decodeBody, type DecodedBody } from '../packages/platform/src/collector/body.ts';
+import { TOO_DEEP, batchElementRanges } from '../packages/platform/src/collector/batch-scan.ts';
+import type { ProducerRecord } from '../packages/streams/src/index.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
 import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
 import { profiled } from './common.ts';
@@ -25,23 +31,45 @@ function untilTerm(name: string): Promise<void> {
   return profiled(`ingest-${name}`, () => new Promise<void>((resolve) => process.once('SIGTERM', () => resolve())));
 }
 
-if (mode === 'ceiling') {
+if (mode === 'ceiling' || mode === 'floor') {
   const app = Fastify({ bodyLimit: 500 * 1024 });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     try {
-      done(null, decodeBody(body as Buffer, req.headers['content-encoding'], 500 * 1024).value);
+      done(null, decodeBody(body as Buffer, req.headers['content-encoding'], 500 * 1024));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.post('/v1/batch', async (req) => {
-    if ((req.body as { batch?: unknown[] }).batch === undefined) throw new Error('no batch');
-    return { success: true };
-  });
+  if (mode === 'ceiling') {
+    app.post('/v1/batch', async (req) => {
+      if (((req.body as DecodedBody).value as { batch?: unknown[] }).batch === undefined) throw new Error('no batch');
+      return { success: true };
+    });
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'shopstream-bench-floor-'));
+    const log = await openEmbeddedLog({ dir, fsync: process.env['BENCH_FSYNC'] !== '0', retentionCheckIntervalMs: 0 });
+    const topics = topicNames();
+    await ensurePlatformTopics(log, { partitions: 4 });
+    const producer = log.createProducer({ clientId: 'floor' });
+    app.post('/v1/batch', async (req) => {
+      const { bytes, value } = req.body as DecodedBody;
+      const batch = (value as { batch?: { anonymousId?: string }[] }).batch;
+      const ranges = batchElementRanges(bytes, MAX_JSON_DEPTH);
+      if (batch === undefined || ranges === undefined || ranges === TOO_DEEP) throw new Error('no batch');
+      const records: ProducerRecord[] = batch.map((e, i) => ({ topic: topics.raw, key: Buffer.from(String(e.anonymousId)), value: bytes.subarray(ranges[i]![0], ranges[i]![1]) }));
+      await producer.send(records);
+      return { success: true };
+    });
+    app.addHook('onClose', async () => {
+      await producer.close();
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
   await app.listen({ host: '127.0.0.1', port: 0 });
   console.log(`READY ${(app.server.address() as { port: number }).port}`);
-  await untilTerm('ceiling');
+  await untilTerm(mode);
   await app.close();
   process.exit(0);
 } else if (mode === 'collector') {
@@ -73,6 +101,6 @@ if (mode === 'ceiling') {
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 } else {
-  console.error('usage: node bench/ingest-server.ts collector|ceiling');
+  console.error('usage: node bench/ingest-server.ts collector|ceiling|floor');
   process.exit(2);
 }

@@ -8,6 +8,11 @@
  *   node bench/ingest.bench.ts            (BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_CONNECTIONS=16)
  *   BENCH_PROFILE=<dir>                   a CPU profile of each server under load (start-up and shutdown left out)
  *
+ * Also measured, in the same rounds: a floor (bench/ingest-server.ts `floor`): the ceiling's route plus
+ * the least durable work a collector writing one record per event must do (cut the body into events,
+ * append them to the embedded log with fsync, answer once durable), with no authentication, checks or
+ * headers. Its ratio to the ceiling bounds what any such collector can reach on this machine.
+ *
  * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling; per round, the
  * cores kept busy by the server and by the load generator (this process), which share the machine.
  */
@@ -130,11 +135,12 @@ async function load(port: number, pid: number): Promise<Round> {
 }
 
 
-const results: Record<'ceiling' | 'collector', Round[]> = { ceiling: [], collector: [] };
+const MODES = ['ceiling', 'floor', 'collector'] as const;
+const results: Record<(typeof MODES)[number], Round[]> = { ceiling: [], floor: [], collector: [] };
 let recordsChecked = 0;
 let accepted = 0;
 for (let r = 0; r < ROUNDS; r++) {
-  for (const mode of ['ceiling', 'collector'] as const) {
+  for (const mode of MODES) {
     const s = await startServer(mode);
     const round = await load(s.port, s.child.pid!);
     const out = await s.stop();
@@ -150,8 +156,10 @@ for (let r = 0; r < ROUNDS; r++) {
 
 const ceiling = median(results.ceiling.map((x) => x.eventsPerS));
 const collector = median(results.collector.map((x) => x.eventsPerS));
+const floor = median(results.floor.map((x) => x.eventsPerS));
 console.log(`\ningest, batches of ${BATCH} events (~${Math.round(avgBytes / BATCH)} B/event), ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds`);
 console.log(`ceiling (parse and discard): ${Math.round(ceiling).toLocaleString('en')} events/s, p99 ${median(results.ceiling.map((x) => x.p99Ms))} ms`);
+console.log(`floor (parse, cut, one durable record per event, nothing else): ${Math.round(floor).toLocaleString('en')} events/s, p99 ${median(results.floor.map((x) => x.p99Ms))} ms, ratio ${(floor / ceiling).toFixed(2)}`);
 console.log(`collector (embedded log, fsync): ${Math.round(collector).toLocaleString('en')} events/s, p99 ${median(results.collector.map((x) => x.p99Ms))} ms`);
 console.log(`ratio collector/ceiling: ${(collector / ceiling).toFixed(2)}  (targets: >= 50,000 events/s and >= 0.70)`);
 console.log(`records in events.raw: ${recordsChecked.toLocaleString('en')} (acknowledged: ~${accepted.toLocaleString('en')})`);

@@ -11,6 +11,10 @@
  *    visitors, 5% crawlers, 5% never validated (held, then bots), 1% duplicate retries. The
  *    reference is a plain reader of the same topic in the same run. A run is timed from start()
  *    until the committed offsets reach the end of both inputs. Medians of BENCH_RUNS runs.
+ *    Also in the same run, a floor: an exactly-once topology on the same input that does only what
+ *    every design of this pipeline must do per event (bench/topologies.ts `pipelineFloor`): parse the
+ *    message, de-duplicate it by message id in a store, and write it out as JSON. No enrichment, no
+ *    sessions, no bot filter. What it reaches bounds what the pipeline can reach with this engine.
  * 2. The bot lookup (validation and held state of the visitor, in the task's store), p50 and p99,
  *    measured around the lookup inside the processor during the runs.
  * 3. End to end (embedded log): the collector and the pipeline in one process; batches of
@@ -27,6 +31,7 @@ import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
+import { pipelineFloor } from './topologies.ts';
 import { BENCH_UA, endTotal, median, profiled, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
@@ -101,6 +106,22 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   });
   const s = (performance.now() - t0) / 1000;
   await runner.close();
+  rmSync(stateDir, { recursive: true, force: true });
+  return N / s;
+}
+
+/** The floor topology (see the header) on the same input, into its own output topic; events/s. */
+async function runFloor(log: Log, topics: TopicNames, output: string): Promise<number> {
+  const applicationId = `bench-floor-${randomUUID().slice(0, 8)}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'bench-floor-'));
+  const app = new StreamsApp(pipelineFloor(topics.raw, output), { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000, log });
+  const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: topics.raw, partition }));
+  const total = await endTotal(log, tps);
+  const t0 = performance.now();
+  await app.start();
+  await untilCommitted(log, applicationId, tps, total, app);
+  const s = (performance.now() - t0) / 1000;
+  await app.close();
   rmSync(stateDir, { recursive: true, force: true });
   return N / s;
 }
@@ -198,12 +219,16 @@ for (const kind of logs) {
   const raw: number[] = [];
   const pipe: number[] = [];
   const lookups: number[] = [];
+  const floor: number[] = [];
+  const floorTopic = `${prefix}bench.floor`;
+  await log.admin.createTopics([{ name: floorTopic, partitions: PARTITIONS }]);
   for (let run = 0; run < RUNS; run++) {
     raw.push(await rawRead(log, topics.raw, PARTITIONS, N));
+    floor.push(await runFloor(log, topics, floorTopic));
     pipe.push(await runPipeline(log, topics, lookups));
-    process.stderr.write(`  ${kind} run ${run + 1}/${RUNS}: raw read ${raw.at(-1)!.toFixed(0)}/s, pipeline ${pipe.at(-1)!.toFixed(0)}/s\n`);
+    process.stderr.write(`  ${kind} run ${run + 1}/${RUNS}: raw read ${raw.at(-1)!.toFixed(0)}/s, floor ${floor.at(-1)!.toFixed(0)}/s, pipeline ${pipe.at(-1)!.toFixed(0)}/s\n`);
   }
-  if (kind === 'kafka') await log.admin.deleteTopics(Object.values(topics)).catch(() => {});
+  if (kind === 'kafka') await log.admin.deleteTopics([...Object.values(topics), floorTopic]).catch(() => {});
   await log.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
   const r = median(raw);
@@ -211,6 +236,8 @@ for (const kind of logs) {
   if (kind === 'embedded') embeddedRate = p;
   const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`;
   rows.push(`| ${kind} | raw read of events.raw (reference) | ${Math.round(r).toLocaleString('en-US')} events/s | 1.00 |`);
+  const f = median(floor);
+  rows.push(`| ${kind} | floor: parse, de-duplicate, write (exactly-once) | ${Math.round(f).toLocaleString('en-US')} events/s | ${(f / r).toFixed(2)} |`);
   rows.push(`| ${kind} | pipeline, exactly-once | ${Math.round(p).toLocaleString('en-US')} events/s | ${(p / r).toFixed(2)} |`);
   rows.push(`| ${kind} | bot lookup p50 / p99 | ${us(quantile(lookups, 0.5))} / ${us(quantile(lookups, 0.99))} | |`);
 }

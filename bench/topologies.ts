@@ -30,3 +30,15 @@ export function stateful(input: string, output: string): Topology {
     .to(output, { keySerde: Serdes.json(), valueSerde: Serdes.json() });
   return b.build();
 }
+
+/**
+ * The pipeline bench's floor: what every design of the pipeline must do per event, and nothing else:
+ * parse the Segment message, drop a repeated message id (a store, 24 h), write the message as JSON.
+ */
+export function pipelineFloor(input: string, output: string): Topology {
+  const b = new StreamsBuilder();
+  b.stream<string, { messageId?: string }>(input, { valueSerde: Serdes.json() })
+    .deduplicate((_k, v) => String(v.messageId), { name: 'floor-dedupe', windowMs: 86_400_000 })
+    .to(output, { valueSerde: Serdes.json() });
+  return b.build();
+}

@@ -7,6 +7,8 @@
  *              a fresh embedded log (fsync on) as one record keyed by its anonymousId, answered once
  *              durable: no authentication, no envelope check, no headers. The least a durable collector
  *              that writes one record per event must do; what is left of the ceiling for all the rest.
+ *              BENCH_FLOOR_BODY=1: the whole body as one record instead (no cut; not a valid collector,
+ *              it only shows what the durable append itself costs).
  * Prints `READY <port>` when listening; exits on SIGTERM, printing the embedded log's record count.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -52,9 +54,14 @@ if (mode === 'ceiling' || mode === 'floor') {
     const topics = topicNames();
     await ensurePlatformTopics(log, { partitions: 4 });
     const producer = log.createProducer({ clientId: 'floor' });
+    const wholeBody = process.env['BENCH_FLOOR_BODY'] === '1';
     app.post('/v1/batch', async (req) => {
       const { bytes, value } = req.body as DecodedBody;
       const batch = (value as { batch?: { anonymousId?: string }[] }).batch;
+      if (wholeBody) {
+        await producer.send([{ topic: topics.raw, key: null, value: bytes }]);
+        return { success: true };
+      }
       const ranges = batchElementRanges(bytes, MAX_JSON_DEPTH);
       if (batch === undefined || ranges === undefined || ranges === TOO_DEEP) throw new Error('no batch');
       const records: ProducerRecord[] = batch.map((e, i) => ({ topic: topics.raw, key: Buffer.from(String(e.anonymousId)), value: bytes.subarray(ranges[i]![0], ranges[i]![1]) }));

@@ -12,6 +12,7 @@
  * the least durable work a collector writing one record per event must do (cut the body into events,
  * append them to the embedded log with fsync, answer once durable), with no authentication, checks or
  * headers. Its ratio to the ceiling bounds what any such collector can reach on this machine.
+ * BENCH_FLOOR_BODY=1 makes the floor append each body whole, as one record (see ingest-server.ts).
  *
  * Prints events/s accepted, p99 latency, and the ratio of the collector to the ceiling; per round, the
  * cores kept busy by the server and by the load generator (this process), which share the machine.

@@ -63,7 +63,7 @@ if (mode === 'ceiling' || mode === 'floor') {
         return { success: true };
       }
       const ranges = batchElementRanges(bytes, MAX_JSON_DEPTH);
-      if (batch === undefined || ranges === undefined || ranges === TOO_DEEP) throw new Error('no batch');
+      if (batch === undefined || ranges === undefined || ranges === TOO_DEEP || ranges.length !== batch.length) throw new Error('no batch');
       const records: ProducerRecord[] = batch.map((e, i) => ({ topic: topics.raw, key: Buffer.from(String(e.anonymousId)), value: bytes.subarray(ranges[i]![0], ranges[i]![1]) }));
       await producer.send(records);
       return { success: true };

@@ -5,7 +5,7 @@
  *
  *   SHOPSTREAM_TEST_FILES='packages/streams/test/dsl/*.test.ts' npm test   runs a subset
  *   SHOPSTREAM_SKIP_CHECKS=1                                               skips tsc and eslint
- *   SHOPSTREAM_TEST_CONCURRENCY=1                                          one test file at a time (default 2)
+ *   SHOPSTREAM_TEST_CONCURRENCY=2                                          two test files at a time (default 1)
  */
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
@@ -57,10 +57,11 @@ if (!(await reachable())) {
 
 const files = process.env.SHOPSTREAM_TEST_FILES ?? 'packages/*/test/**/*.test.ts';
 console.log(`› running tests (${files}) against Kafka on ${bootstrap} …`);
-// Two test files at a time: much of the suite waits (on brokers, restarts, HTTP), and every file
-// keeps to its own topics, groups, folders and ports, so on two cores this takes a quarter off the
-// wall time. SHOPSTREAM_TEST_CONCURRENCY=1 runs one file at a time.
-const concurrency = process.env.SHOPSTREAM_TEST_CONCURRENCY ?? '2';
+// One test file at a time by default. Every file keeps to its own topics, groups, folders and ports,
+// so SHOPSTREAM_TEST_CONCURRENCY=2 runs two at a time and takes about a quarter off the wall time on
+// two cores; but the dashboard's browser test asserts load times (under 1 s), which a busy machine
+// can miss, so CI keeps one.
+const concurrency = process.env.SHOPSTREAM_TEST_CONCURRENCY ?? '1';
 const status = run(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', files], { ...process.env, KAFKA_BOOTSTRAP: bootstrap });
 
 if (started) {

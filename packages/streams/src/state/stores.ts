@@ -438,14 +438,13 @@ export class PlainKeyValueStore<K, V> extends KeyValueBase<K, V> {
   }
 }
 
-function segKey(seg: number, key: Buffer): Buffer {
+/** The stored key of `key` in segment `seg` (the argument order of `composite`'s builder). */
+function segKey(key: Buffer, seg: number): Buffer {
   const b = Buffer.allocUnsafe(8 + key.length);
   writeU64(b, seg, 0);
   key.copy(b, 8);
   return b;
 }
-
-const segKeyOf = (key: Buffer, seg: number): Buffer => segKey(seg, key);
 
 function segBound(seg: number): Buffer {
   const b = Buffer.allocUnsafe(8);
@@ -532,7 +531,7 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
     const low = this.minLiveSeg();
     for (const seg of this.liveSegments()) {
       if (seg < low) break;
-      const k = this.composite(bkey, seg, segKeyOf);
+      const k = this.composite(bkey, seg, segKey);
       const e = this.bufferGet(k) ?? this.backendGet(k);
       if (e === undefined) continue;
       if (e.value === null || e.timestamp < cutoff) return undefined;
@@ -548,11 +547,11 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
     if (seg > this.maxSeg) this.maxSeg = seg;
     this.noteSegment(seg);
     const bkey = this.keyBytes(key);
-    this.bufferPut(this.composite(bkey, seg, segKeyOf), value, ts);
+    this.bufferPut(this.composite(bkey, seg, segKey), value, ts);
     if (value === null) {
       // A delete must hide older segments' copies too: tombstone every live segment holding the key.
       for (let s = seg - 1; s >= Math.max(this.minLiveSeg(), seg - 3); s--) {
-        const k = segKey(s, bkey);
+        const k = segKey(bkey, s);
         if ((this.bufferGet(k) ?? this.backendGet(k)) !== undefined) this.bufferPut(k, null, ts);
       }
     }

@@ -5,6 +5,8 @@
  * API's, a foreign token is refused, it loads in under a second and weighs under 500 KB sent.
  * Screenshots of every view (laptop and phone widths) go to tmp/dashboard-screenshots/
  * (SHOPSTREAM_SCREENSHOTS to change).
+ *
+ * @shopstream-test alone — it asserts wall-clock load times, so `npm test` runs it on an idle machine.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -5,6 +5,7 @@
  *   node bench/pipeline.bench.ts                  both logs (start a broker first: npm run kafka:start)
  *   BENCH_LOGS=embedded BENCH_EVENTS=100000 BENCH_RUNS=3 node bench/pipeline.bench.ts
  *   BENCH_THREADS=2 …                             the pipeline in 2 stream threads (docs/streams.md, "Stream threads")
+ *   BENCH_STORE_CACHE=0 …                         the pipeline's stores without their read cache (bytes per store; default the engine's)
  *
  * 1. Throughput: events.raw is filled as the collector fills it (Segment messages as sent, request
  *    facts in headers, record time = arrival) with ~700 B events of 5,000 visitors: 90% validated
@@ -84,7 +85,8 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const sample = (s: number) => {
     if (lookups.length < 200_000) lookups.push(s);
   };
-  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 };
+  const cache = process.env['BENCH_STORE_CACHE'];
+  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000, ...(cache === undefined ? {} : { storeCacheBytesPerStore: Number(cache) }) };
   // BENCH_THREADS > 1: stream threads (the bot lookup is then timed in the threads, not sampled here)
   const runner =
     THREADS > 1

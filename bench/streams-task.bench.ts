@@ -53,6 +53,7 @@ function runTask(): number {
     collector: { send: () => void sent++, partitionsOf: () => 1 },
     openBackend: (spec) => env.backend(spec.name),
     maxBufferBytes: 1e9,
+    cacheBytes: 1024 * 1024,
     changelogs: true,
     wallClock: () => Date.now(),
     requestCommit: () => {},

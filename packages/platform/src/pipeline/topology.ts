@@ -385,9 +385,15 @@ class PipelineProcessor implements Processor<string, Buffer, string, Routed> {
     // The punctuator runs every holdCheckIntervalMs of stream time, mostly with nothing due: skip
     // the index scan until the earliest deadline known (a lower bound: deletions leave it early).
     if (horizon < this.nextDeadline) return;
+    // Every live index key is at or after nextDeadline, so the scan starts there: the keys before it
+    // were deleted by earlier scans, and while a commit interval runs, they are still in the store's
+    // write buffer as deletions, which a scan from the start would walk again at every punctuation
+    // (catching up on a backlog, stream time runs far ahead of the wall clock: many punctuations per
+    // commit interval).
+    const from = Number.isFinite(this.nextDeadline) ? indexKey(this.nextDeadline, '') : undefined;
     const due: string[] = [];
     this.nextDeadline = Infinity;
-    for (const [k] of this.holdIndex.range(undefined, undefined)) {
+    for (const [k] of this.holdIndex.range(from, undefined)) {
       const deadline = Number(k.slice(0, PAD));
       if (deadline > horizon) {
         this.nextDeadline = deadline;

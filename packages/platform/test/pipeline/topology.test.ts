@@ -27,10 +27,13 @@ function message(visitor: string, at: number, fields: Record<string, unknown> = 
   };
 }
 
-function setup(options: { graceMs?: number; decisions?: string[] } = {}) {
+function setup(options: { graceMs?: number; decisions?: string[]; commitEveryInput?: boolean } = {}) {
   const decisions = options.decisions;
   const onDecision = decisions ? (d: string) => void decisions.push(d) : null;
-  const driver = new TopologyTestDriver(pipelineTopology(T, { graceMs: options.graceMs ?? GRACE, onDecision }), { wallClockMs: T0 });
+  const driver = new TopologyTestDriver(pipelineTopology(T, { graceMs: options.graceMs ?? GRACE, onDecision }), {
+    wallClockMs: T0,
+    commitEveryInput: options.commitEveryInput ?? true,
+  });
   const raw = driver.createInputTopic(T.raw, Serdes.string(), Serdes.bytes());
   const validations = driver.createInputTopic(T.validations, Serdes.string(), Serdes.json<Record<string, unknown>>());
   const filtered = driver.createOutputTopic(T.filtered, Serdes.string(), Serdes.json<PipelineEvent>());
@@ -177,6 +180,36 @@ describe('pipeline topology', () => {
     assert.equal(p.bots.readRecordsToList().length, 0);
     p.validate('other', t1 + 5_000 + GRACE);
     assert.deepEqual(p.ids(p.bots.readRecordsToList()), [late['messageId']]);
+  });
+
+  it('expires each held event at its deadline when many expiry checks run within one commit interval (a backlog), a late arrival with an earlier deadline too', () => {
+    // One commit for the whole test: the index keys that each check deletes stay in the store's
+    // write buffer as deletions while the next checks run.
+    const p = setup({ commitEveryInput: false });
+    const held = [0, 1, 2, 3, 4].map((k) => message(`w${k}`, T0 + k * 5_000));
+    for (const m of held) p.send(m);
+    for (const [k, m] of held.entries()) {
+      const deadline = T0 + k * 5_000 + GRACE;
+      p.validate('other', deadline - 1);
+      assert.equal(p.bots.readRecordsToList().length, 0, `w${k} still held at its deadline - 1`);
+      p.validate('other', deadline);
+      assert.deepEqual(p.ids(p.bots.readRecordsToList()), [m['messageId']], `w${k} a bot at its deadline`);
+    }
+    // Stream time is now T0 + 20 s + GRACE. A held event due later, then a late one (arrived 10 s
+    // behind stream time) whose deadline comes first: each expires at its own deadline.
+    const now = T0 + 20_000 + GRACE;
+    const later = message('w5', now);
+    p.send(later, now + 5_000);
+    const late = message('w6', now - 10_000);
+    p.send(late, now - 10_000);
+    p.validate('other', now + GRACE - 10_000 - 1);
+    assert.equal(p.bots.readRecordsToList().length, 0);
+    p.validate('other', now + GRACE - 10_000);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [late['messageId']]);
+    p.validate('other', now + 5_000 + GRACE - 1);
+    assert.equal(p.bots.readRecordsToList().length, 0);
+    p.validate('other', now + 5_000 + GRACE);
+    assert.deepEqual(p.ids(p.bots.readRecordsToList()), [later['messageId']]);
   });
 
   it('keeps a visitor order: an event never overtakes one still held', () => {

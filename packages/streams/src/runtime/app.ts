@@ -63,6 +63,12 @@ export interface StreamsConfig {
   maxTaskIdleMs?: number;
   /** Max bytes of one store's uncommitted writes before an early commit. Default 64 MiB. */
   maxUncommittedBytesPerStore?: number;
+  /**
+   * Stored bytes of committed values that each store of each task keeps decoded in memory, so that
+   * hot keys skip the backend read and the decode (like Kafka Streams' record cache and RocksDB's
+   * block cache). Default 1 MiB; 0 turns the cache off.
+   */
+  storeCacheBytesPerStore?: number;
   /** Records that cannot be deserialised go here (created if missing). Without it they fail the application. */
   deadLetterTopic?: string;
   /** Where to start in a partition with no committed offset. */
@@ -119,7 +125,7 @@ interface InflightCommit {
 
 export class StreamsApp {
   readonly topology: Topology;
-  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'lagIntervalMs'>> &
+  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'storeCacheBytesPerStore' | 'lagIntervalMs'>> &
     StreamsConfig;
   readonly metrics: StreamsMetrics;
   private readonly log: Log;
@@ -160,6 +166,7 @@ export class StreamsApp {
       maxIterationMs: 5,
       maxTaskIdleMs: 0,
       maxUncommittedBytesPerStore: 64 * 1024 * 1024,
+      storeCacheBytesPerStore: 1024 * 1024,
       lagIntervalMs: 5000,
       ...config,
     };
@@ -391,6 +398,7 @@ export class StreamsApp {
         collector: this.collector(),
         openBackend: (spec, taskId) => this.openBackend(spec, taskId),
         maxBufferBytes: this.config.maxUncommittedBytesPerStore,
+        cacheBytes: this.config.storeCacheBytesPerStore,
         deadLetterTopic: this.config.deadLetterTopic,
         changelogs: true,
         wallClock: () => Date.now(),

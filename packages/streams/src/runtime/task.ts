@@ -9,7 +9,7 @@ import type { Cancellable, Processor, ProcessorContext, PunctuationType, Record,
 import type { Node, StoreSpec, Subtopology, Topology } from '../topology.ts';
 import { resolveTopic } from '../topology.ts';
 import type { Backend } from '../state/backend.ts';
-import type { BufferedStore} from '../state/stores.ts';
+import type { BufferedStore, StoreLimits } from '../state/stores.ts';
 import { PlainKeyValueStore, SegmentedWindowStore, TtlKeyValueStore } from '../state/stores.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
@@ -40,6 +40,8 @@ export interface TaskOptions {
   openBackend(spec: StoreSpec, taskId: string): Backend;
   /** Max bytes of a store's write buffer before the task asks for a commit. */
   maxBufferBytes: number;
+  /** Stored bytes of committed values each store keeps decoded in its read cache (0: none). */
+  cacheBytes: number;
   /** Topic for records that cannot be deserialised; undefined: fail the task. */
   deadLetterTopic?: string | undefined;
   /** Write changelogs (false in the test driver). */
@@ -120,7 +122,7 @@ export class Task {
     for (const storeName of opts.subtopology.stores) {
       const spec = topology.stores.get(storeName)!;
       const backend = opts.openBackend(spec, this.id);
-      this.stores.set(storeName, createStore(spec, backend, opts.maxBufferBytes));
+      this.stores.set(storeName, createStore(spec, backend, { maxBufferBytes: opts.maxBufferBytes, cacheBytes: opts.cacheBytes }));
       if (opts.changelogs && spec.logging !== false) {
         this.changelogs.set(storeName, {
           topic: resolveTopic({ internal: topology.changelogTopic(storeName).name }, opts.applicationId),
@@ -498,11 +500,11 @@ export class Task {
   }
 }
 
-export function createStore(spec: StoreSpec, backend: Backend, maxBufferBytes: number): BufferedStore<unknown> {
+export function createStore(spec: StoreSpec, backend: Backend, limits: StoreLimits): BufferedStore<unknown> {
   if (spec.kind === 'key-value') {
     return spec.ttlMs === undefined
-      ? new PlainKeyValueStore(spec.name, backend, spec.keySerde, spec.valueSerde, maxBufferBytes)
-      : new TtlKeyValueStore(spec.name, backend, spec.keySerde, spec.valueSerde, maxBufferBytes, spec.ttlMs);
+      ? new PlainKeyValueStore(spec.name, backend, spec.keySerde, spec.valueSerde, limits)
+      : new TtlKeyValueStore(spec.name, backend, spec.keySerde, spec.valueSerde, limits, spec.ttlMs);
   }
-  return new SegmentedWindowStore(spec.name, backend, spec.keySerde, spec.valueSerde, maxBufferBytes, spec.retentionMs, spec.layout);
+  return new SegmentedWindowStore(spec.name, backend, spec.keySerde, spec.valueSerde, limits, spec.retentionMs, spec.layout);
 }

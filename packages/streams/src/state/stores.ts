@@ -7,6 +7,12 @@
  *    commit leaves the backend at the last committed state, and a crash after it is repaired by
  *    replaying the changelog from the backend's checkpoint. This is the only exactly-once
  *    mechanism for state, and it is the same on both logs.
+ *  - a read cache of committed values, decoded (`cacheBytes`, bounded by their stored size, oldest
+ *    out first): a value read from the backend is kept, and follows its key's commits, so a hot key
+ *    is not read from LMDB and decoded again at every commit interval. It only ever holds what the
+ *    backend holds, and it is dropped whenever the backend changes under it (restore, retention,
+ *    wipe) or the uncommitted state is discarded (values returned by reads may have been changed in
+ *    place by a processor before a failed commit).
  *  - while a commit is in flight, processing goes on (`freeze`): the buffer's entries are marked as
  *    the commit's, and an entry written again keeps the committing value aside, so that reads see
  *    the newest value with one lookup. `applyFrozen` writes the commit's values to the backend once
@@ -38,6 +44,21 @@ export interface StoreContext {
 
 export interface ChangelogSink {
   send(key: Buffer, value: Buffer | null, timestamp: number): void;
+}
+
+/** Limits of a store's memory. */
+export interface StoreLimits {
+  /** Bytes of uncommitted writes (approximate) past which the store asks for an early commit. */
+  maxBufferBytes: number;
+  /** Stored bytes of committed values kept decoded in the read cache; 0 turns it off. Default 0. */
+  cacheBytes?: number | undefined;
+}
+
+/** A cached committed value: decoded, with its stored timestamp and size. */
+interface Cached<V> {
+  value: V | null;
+  timestamp: number;
+  bytes: number;
 }
 
 interface Entry<V> {
@@ -107,15 +128,20 @@ export abstract class BufferedStore<V> implements StateStore {
   private current = 0;
   private bufferBytes = 0;
   private readonly maxBufferBytes: number;
+  /** The read cache (see the header): map key → committed value, oldest first. */
+  private cache = new Map<string, Cached<V>>();
+  private cacheUsed = 0;
+  private readonly cacheBytes: number;
   /** Called at flush for each buffered entry (used by caching aggregations to forward on flush). */
   private flushListener: ((key: Buffer, value: V | null, timestamp: number) => void) | undefined;
 
-  constructor(name: string, backend: Backend, valueSerde: Serde<V>, maxBufferBytes: number) {
+  constructor(name: string, backend: Backend, valueSerde: Serde<V>, limits: StoreLimits) {
     this.name = name;
     this.backend = backend;
     this.valueSerde = valueSerde;
     this.transientReads = deserializeDetaches(valueSerde as Serde<unknown>);
-    this.maxBufferBytes = maxBufferBytes;
+    this.maxBufferBytes = limits.maxBufferBytes;
+    this.cacheBytes = limits.cacheBytes ?? 0;
   }
 
   get persistent(): boolean {
@@ -144,12 +170,48 @@ export abstract class BufferedStore<V> implements StateStore {
 
   /** Applies changelog records read during restore (raw stored bytes). */
   restoreBatch(records: Iterable<readonly [Buffer, Buffer | null]>, checkpoint: number): void {
+    this.clearCache();
     this.backend.write(records, checkpoint);
   }
 
   /** Drops the local state (the checkpoint is missing or unusable): restore starts from the changelog's start. */
   wipe(): void {
+    this.clearCache();
     this.backend.clear();
+  }
+
+  /**
+   * Deletes a key range from the backend locally (retention), and empties the cache. Reads already
+   * skip what retention dropped (by stream time), so this only keeps the rule that the cache holds
+   * nothing the backend does not.
+   */
+  protected dropRange(from: Buffer, to: Buffer): void {
+    this.clearCache();
+    this.backend.deleteRange(from, to);
+  }
+
+  private clearCache(): void {
+    if (this.cacheUsed === 0 && this.cache.size === 0) return;
+    this.cache = new Map();
+    this.cacheUsed = 0;
+  }
+
+  /** Caches a committed value read from the backend, evicting the oldest entries past the budget. */
+  private cacheAdd(s: string, keyBytes: number, value: V | null, timestamp: number, storedBytes: number): void {
+    const bytes = keyBytes + storedBytes + 64;
+    if (bytes > this.cacheBytes) return;
+    this.cache.set(s, { value, timestamp, bytes });
+    this.cacheUsed += bytes;
+    this.cacheTrim();
+  }
+
+  private cacheTrim(): void {
+    if (this.cacheUsed <= this.cacheBytes) return;
+    for (const [k, c] of this.cache) {
+      this.cache.delete(k);
+      this.cacheUsed -= c.bytes;
+      if (this.cacheUsed <= this.cacheBytes) break;
+    }
   }
 
   private lastComposite: Buffer | undefined;
@@ -229,11 +291,23 @@ export abstract class BufferedStore<V> implements StateStore {
   /** Hook for secondary indexes of the buffer. */
   protected onBufferPut(_s: string, _bkey: Buffer): void {}
 
-  /** Reads a committed value from the backend. */
+  /** Reads a committed value: from the cache, else from the backend (and caches it). */
   protected backendGet(bkey: Buffer): { value: V | null; timestamp: number } | undefined {
+    if (this.cacheBytes === 0) {
+      const raw = this.backend.get(bkey, this.transientReads);
+      return raw === undefined ? undefined : { value: this.decode(raw), timestamp: decodeTimestamp(raw) };
+    }
+    const s = this.mapKey(bkey);
+    const c = this.cache.get(s);
+    if (c !== undefined) return c.value === null ? undefined : c;
     const raw = this.backend.get(bkey, this.transientReads);
+    // A miss is not cached: most misses are new keys (a message id), answered by the backend's
+    // Bloom filter without a lookup, and they would crowd the hot keys out.
     if (raw === undefined) return undefined;
-    return { value: this.decode(raw), timestamp: decodeTimestamp(raw) };
+    const value = this.decode(raw);
+    const timestamp = decodeTimestamp(raw);
+    this.cacheAdd(s, bkey.length, value, timestamp, raw.length);
+    return { value, timestamp };
   }
 
   protected decode(raw: Buffer): V | null {
@@ -270,16 +344,34 @@ export abstract class BufferedStore<V> implements StateStore {
   applyFrozen(checkpoint: number | undefined): void {
     const gen = this.frozenGen;
     const batch: [Buffer, Buffer | null][] = [];
+    const caching = this.cacheBytes > 0;
     for (const [s, e] of this.buffer) {
       if (e.gen === gen) {
-        batch.push([e.key, e.encoded !== undefined ? e.encoded : encodeValue(this.valueSerde, e.value, e.timestamp, this.name)]);
+        const stored = e.encoded !== undefined ? e.encoded : encodeValue(this.valueSerde, e.value, e.timestamp, this.name);
+        batch.push([e.key, stored]);
         this.buffer.delete(s);
         this.bufferBytes -= e.key.length * 2 + 64;
+        // A cached key keeps its committed value (a delete as known absent). Keys enter the cache
+        // only when read from the backend: keys written once and never read again (a message id)
+        // would cost a cache entry each and crowd the hot keys out.
+        if (caching) {
+          const c = this.cache.get(s);
+          if (c !== undefined) {
+            const bytes = e.key.length + (stored === null ? 0 : stored.length) + 64;
+            this.cacheUsed += bytes - c.bytes;
+            c.value = stored === null ? null : e.value;
+            c.timestamp = e.timestamp;
+            c.bytes = bytes;
+          }
+        }
       } else if (e.committing !== undefined) {
         batch.push([e.key, e.committing]);
         e.committing = undefined;
+        // Only the bytes of this commit's value are at hand (the buffer holds a newer one): forget it.
+        if (caching) this.cacheDelete(s);
       }
     }
+    if (caching) this.cacheTrim();
     if (batch.length > 0 || checkpoint !== undefined) this.backend.write(batch, checkpoint);
     this.frozenGen = undefined;
     this.afterApply();
@@ -291,7 +383,17 @@ export abstract class BufferedStore<V> implements StateStore {
     this.clearBuffer();
   }
 
+  private cacheDelete(s: string): void {
+    const c = this.cache.get(s);
+    if (c === undefined) return;
+    this.cache.delete(s);
+    this.cacheUsed -= c.bytes;
+  }
+
   protected clearBuffer(): void {
+    // Values read since the last commit may have been changed in place by the processor: the cache
+    // cannot be trusted past a discarded commit.
+    this.clearCache();
     this.buffer = new Map();
     this.frozenGen = undefined;
     this.current = 0;
@@ -390,8 +492,8 @@ export class PlainKeyValueStore<K, V> extends KeyValueBase<K, V> {
     return this.keyBytesWith(this.keySerde, key);
   }
 
-  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number) {
-    super(name, backend, valueSerde, maxBufferBytes);
+  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, limits: StoreLimits) {
+    super(name, backend, valueSerde, limits);
     this.keySerde = keySerde;
   }
 
@@ -470,8 +572,8 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
   /** Segments that may hold entries (backend or buffer), newest first when read. */
   private segments: number[] | undefined;
 
-  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, maxBufferBytes: number, ttlMs: number) {
-    super(name, backend, valueSerde, maxBufferBytes);
+  constructor(name: string, backend: Backend, keySerde: Serde<K>, valueSerde: Serde<V>, limits: StoreLimits, ttlMs: number) {
+    super(name, backend, valueSerde, limits);
     this.keySerde = keySerde;
     this.ttlMs = ttlMs;
     this.segmentMs = Math.max(1, Math.floor(ttlMs / 2));
@@ -586,7 +688,7 @@ export class TtlKeyValueStore<K, V> extends KeyValueBase<K, V> {
   protected override afterCommit(): void {
     const below = this.minLiveSeg();
     if (Number.isFinite(below) && below > 0 && below > this.droppedBelow) {
-      this.backend.deleteRange(segBound(0), segBound(below));
+      this.dropRange(segBound(0), segBound(below));
       this.droppedBelow = below;
       if (this.segments !== undefined) this.segments = this.segments.filter((s) => s >= below);
     }
@@ -629,12 +731,12 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
     backend: Backend,
     keySerde: Serde<K>,
     valueSerde: Serde<V>,
-    maxBufferBytes: number,
+    limits: StoreLimits,
     retentionMs: number,
     layout: 'key-first' | 'time-first',
     segmentMs?: number,
   ) {
-    super(name, backend, valueSerde, maxBufferBytes);
+    super(name, backend, valueSerde, limits);
     this.keySerde = keySerde;
     this.retentionMs = retentionMs;
     this.segmentMs = segmentMs ?? Math.max(60_000, Math.floor(retentionMs / 2));
@@ -808,7 +910,7 @@ export class SegmentedWindowStore<K, V> extends BufferedStore<V> implements Wind
   protected override afterCommit(): void {
     const below = this.seg(this.minLiveStart());
     if (Number.isFinite(below) && below > 0 && below > this.droppedBelow) {
-      this.backend.deleteRange(segBound(0), segBound(below));
+      this.dropRange(segBound(0), segBound(below));
       this.droppedBelow = below;
     }
   }

@@ -72,6 +72,8 @@ export class TopologyTestDriver {
         collector,
         openBackend: () => new MemoryBackend(),
         maxBufferBytes: Number.MAX_SAFE_INTEGER,
+        // As in an application, so that topology tests read through the stores' cache too.
+        cacheBytes: 1024 * 1024,
         deadLetterTopic: options.deadLetterTopic,
         changelogs: false,
         wallClock: () => this.wallClock,

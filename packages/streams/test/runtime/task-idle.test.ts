@@ -28,6 +28,7 @@ function twoInputTask(): { task: Task; out: string[] } {
     collector: { send: (r: ProducerRecord) => void out.push(r.value!.toString()), partitionsOf: () => 1 },
     openBackend: () => new MemoryBackend(),
     maxBufferBytes: Number.MAX_SAFE_INTEGER,
+    cacheBytes: 0,
     changelogs: false,
     wallClock: () => 0,
     requestCommit: () => {},

@@ -26,7 +26,7 @@ function backendContents(b: MemoryBackend): Record<string, unknown> {
 
 function kvStore(): { store: PlainKeyValueStore<string, number>; backend: MemoryBackend; changelog: Array<[string, unknown]> } {
   const backend = new MemoryBackend();
-  const store = new PlainKeyValueStore<string, number>('s', backend, Serdes.string(), Serdes.json<number>(), 1 << 20);
+  const store = new PlainKeyValueStore<string, number>('s', backend, Serdes.string(), Serdes.json<number>(), { maxBufferBytes: 1 << 20 });
   const changelog: Array<[string, unknown]> = [];
   store.init(context(), { send: (k, v) => changelog.push([k.toString(), v === null ? null : JSON.parse(v.subarray(8).toString())]) });
   return { store, backend, changelog };
@@ -97,7 +97,7 @@ describe('stores with a commit in flight', () => {
   it('a window store answers ranges across the commit in flight, before and after it is applied', () => {
     const backend = new MemoryBackend();
     const time = { now: 60_000 };
-    const store = new SegmentedWindowStore<string, number>('w', backend, Serdes.string(), Serdes.json<number>(), 1 << 20, 3_600_000, 'key-first');
+    const store = new SegmentedWindowStore<string, number>('w', backend, Serdes.string(), Serdes.json<number>(), { maxBufferBytes: 1 << 20 }, 3_600_000, 'key-first');
     store.init(context(time), undefined);
     store.put('k', 1, 0);
     store.put('k', 2, 60_000);
@@ -117,7 +117,7 @@ describe('stores with a commit in flight', () => {
   it('a TTL store lists the newest copy of each key across the commit in flight', () => {
     const backend = new MemoryBackend();
     const time = { now: 1_000 };
-    const store = new TtlKeyValueStore<string, number>('t', backend, Serdes.string(), Serdes.json<number>(), 1 << 20, 60_000);
+    const store = new TtlKeyValueStore<string, number>('t', backend, Serdes.string(), Serdes.json<number>(), { maxBufferBytes: 1 << 20 }, 60_000);
     store.init(context(time), undefined);
     store.put('x', 1);
     store.put('y', 2);
@@ -139,9 +139,9 @@ describe('reads from LMDB', () => {
       assert.equal(deserializeDetaches(Serdes.bytes() as never), false);
       const kept: Buffer[] = [];
       const keeping = Serdes.from<Buffer>((b) => b, (b) => (kept.push(b), b));
-      const json = new PlainKeyValueStore<string, { v: string }>('json', env.backend('json'), Serdes.string(), Serdes.json(), 1 << 20);
-      const bytes = new PlainKeyValueStore<string, Buffer>('bytes', env.backend('bytes'), Serdes.string(), Serdes.bytes(), 1 << 20);
-      const custom = new PlainKeyValueStore<string, Buffer>('custom', env.backend('custom'), Serdes.string(), keeping, 1 << 20);
+      const json = new PlainKeyValueStore<string, { v: string }>('json', env.backend('json'), Serdes.string(), Serdes.json(), { maxBufferBytes: 1 << 20 });
+      const bytes = new PlainKeyValueStore<string, Buffer>('bytes', env.backend('bytes'), Serdes.string(), Serdes.bytes(), { maxBufferBytes: 1 << 20 });
+      const custom = new PlainKeyValueStore<string, Buffer>('custom', env.backend('custom'), Serdes.string(), keeping, { maxBufferBytes: 1 << 20 });
       for (const s of [json, bytes, custom]) s.init(context(), undefined);
       // Values of different lengths: a view that kept LMDB's larger buffer would show its tail.
       json.put('short', { v: 'a' });
@@ -171,5 +171,106 @@ describe('reads from LMDB', () => {
       env.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** A memory backend that counts its point reads. */
+class CountingBackend extends MemoryBackend {
+  gets = 0;
+  override get(key: Buffer): Buffer | undefined {
+    this.gets++;
+    return super.get(key);
+  }
+}
+
+/** Commits what the store holds (flush, freeze, apply), as the runtime does after a transaction. */
+function commit(store: { flush(): void; freeze(): void; applyFrozen(cp: number | undefined): void }): void {
+  store.flush();
+  store.freeze();
+  store.applyFrozen(undefined);
+}
+
+describe('the read cache of committed values', () => {
+  function cached(cacheBytes: number) {
+    const backend = new CountingBackend();
+    const store = new PlainKeyValueStore<string, { n: number }>('c', backend, Serdes.string(), Serdes.json(), { maxBufferBytes: 1 << 20, cacheBytes });
+    store.init(context(), undefined);
+    return { store, backend };
+  }
+
+  it('answers a hot key from memory once read, follows its commits, and knows a committed delete', () => {
+    const { store, backend } = cached(1 << 20);
+    store.put('a', { n: 1 });
+    commit(store);
+    assert.deepEqual(store.get('a'), { n: 1 });
+    assert.deepEqual(store.get('a'), { n: 1 });
+    assert.equal(backend.gets, 1, 'read once from the backend, then from the cache');
+    store.put('a', { n: 2 });
+    commit(store);
+    assert.deepEqual(store.get('a'), { n: 2 }, 'the cache follows the commit');
+    store.delete('a');
+    commit(store);
+    assert.equal(store.get('a'), undefined);
+    assert.equal(backend.gets, 1, 'a committed value or delete of a cached key needs no backend read');
+    // A key only written is not cached (a message id is written once and never read again).
+    store.put('once', { n: 7 });
+    commit(store);
+    assert.deepEqual(store.get('once'), { n: 7 });
+    assert.equal(backend.gets, 2);
+  });
+
+  it('after a discarded commit, reads the committed value again, even one a processor changed in place', () => {
+    const { store, backend } = cached(1 << 20);
+    store.put('a', { n: 1 });
+    commit(store);
+    const v = store.get('a')!;
+    // A processor that updates its aggregate in place, then its commit fails.
+    v.n++;
+    store.put('a', v);
+    store.flush();
+    store.discard();
+    assert.deepEqual(store.get('a'), { n: 1 }, 'the committed value, not the changed object');
+    assert.equal(backend.gets, 2);
+  });
+
+  it('keeps at most its budget in stored bytes, dropping the oldest keys first', () => {
+    // Each entry counts its key, its stored bytes (8-byte timestamp + value) and 64 bytes of
+    // overhead: 2 + 15 + 64 = 81 bytes here, so two fit in 200.
+    const { store, backend } = cached(200);
+    for (const k of ['k1', 'k2', 'k3']) store.put(k, { n: 1 });
+    commit(store);
+    for (const k of ['k1', 'k2', 'k3']) store.get(k);
+    assert.equal(backend.gets, 3);
+    store.get('k3');
+    store.get('k2');
+    assert.equal(backend.gets, 3, 'the two newest are cached');
+    store.get('k1');
+    assert.equal(backend.gets, 4, 'the oldest was dropped');
+    const { store: off, backend: b2 } = cached(0);
+    off.put('x', { n: 1 });
+    commit(off);
+    off.get('x');
+    off.get('x');
+    assert.equal(b2.gets, 2, 'cacheBytes 0: no cache');
+  });
+
+  it('a TTL store does not answer an expired key that it had cached', () => {
+    const backend = new CountingBackend();
+    const time = { now: 1_000 };
+    const store = new TtlKeyValueStore<string, number>('t', backend, Serdes.string(), Serdes.json<number>(), { maxBufferBytes: 1 << 20, cacheBytes: 1 << 20 }, 60_000);
+    store.init(context(time), undefined);
+    store.put('x', 1);
+    commit(store);
+    assert.equal(store.get('x'), 1);
+    assert.equal(store.get('x'), 1);
+    const reads = backend.gets;
+    assert.ok(reads >= 1);
+    // Stream time moves past the TTL: the commit drops the old segments from the backend.
+    time.now = 200_000;
+    store.put('y', 2);
+    commit(store);
+    assert.deepEqual([...backend.range()].length, 1, 'only y is left in the backend');
+    assert.equal(store.get('x'), undefined, 'expired, although it was cached');
+    assert.deepEqual(store.get('y'), 2);
   });
 });

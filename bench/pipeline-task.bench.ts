@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { ConsumedRecord, Topology } from '../packages/streams/src/index.ts';
 import { Task } from '../packages/streams/src/runtime/task.ts';
 import { LmdbEnvironment } from '../packages/streams/src/state/backend.ts';
+import { DEFAULT_STORE_CACHE_BYTES } from '../packages/streams/src/state/stores.ts';
 import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
 import { topicNames } from '../packages/platform/src/topics.ts';
@@ -25,7 +26,7 @@ import { BENCH_UA, median, profiled, segmentMessage } from './common.ts';
 const N = Number(process.env['BENCH_EVENTS'] ?? 100_000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const VISITORS = 5_000;
-const CACHES = (process.env['BENCH_STORE_CACHE'] ?? String(1024 * 1024)).split(',').map(Number);
+const CACHES = (process.env['BENCH_STORE_CACHE'] ?? String(DEFAULT_STORE_CACHE_BYTES)).split(',').map(Number);
 const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 const topics = topicNames('');
 

@@ -14,6 +14,7 @@ import { StreamsBuilder, Serdes, TimeWindows } from '../packages/streams/src/ind
 import type { ConsumedRecord } from '../packages/streams/src/index.ts';
 import { Task } from '../packages/streams/src/runtime/task.ts';
 import { LmdbEnvironment } from '../packages/streams/src/state/backend.ts';
+import { DEFAULT_STORE_CACHE_BYTES } from '../packages/streams/src/state/stores.ts';
 import { median } from './common.ts';
 
 const N = Number(process.env.BENCH_RECORDS ?? 100_000);
@@ -53,7 +54,7 @@ function runTask(): number {
     collector: { send: () => void sent++, partitionsOf: () => 1 },
     openBackend: (spec) => env.backend(spec.name),
     maxBufferBytes: 1e9,
-    cacheBytes: 1024 * 1024,
+    cacheBytes: DEFAULT_STORE_CACHE_BYTES,
     changelogs: true,
     wallClock: () => Date.now(),
     requestCommit: () => {},

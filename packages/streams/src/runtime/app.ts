@@ -24,6 +24,7 @@ import { Task } from './task.ts';
 import type { RecordCollector } from './task.ts';
 import { LmdbEnvironment, MemoryBackend } from '../state/backend.ts';
 import type { Backend } from '../state/backend.ts';
+import { DEFAULT_STORE_CACHE_BYTES } from '../state/stores.ts';
 import { StreamsMetrics } from './metrics.ts';
 import { StreamsError, ErrorCodes, isStreamsError } from '../errors.ts';
 import type { Registry } from 'prom-client';
@@ -66,7 +67,7 @@ export interface StreamsConfig {
   /**
    * Stored bytes of committed values that each store of each task keeps decoded in memory, so that
    * hot keys skip the backend read and the decode (like Kafka Streams' record cache and RocksDB's
-   * block cache). Default 1 MiB; 0 turns the cache off.
+   * block cache). Default 512 KiB; 0 turns the cache off.
    */
   storeCacheBytesPerStore?: number;
   /** Records that cannot be deserialised go here (created if missing). Without it they fail the application. */
@@ -166,7 +167,7 @@ export class StreamsApp {
       maxIterationMs: 5,
       maxTaskIdleMs: 0,
       maxUncommittedBytesPerStore: 64 * 1024 * 1024,
-      storeCacheBytesPerStore: 1024 * 1024,
+      storeCacheBytesPerStore: DEFAULT_STORE_CACHE_BYTES,
       lagIntervalMs: 5000,
       ...config,
     };

@@ -46,6 +46,15 @@ export interface ChangelogSink {
   send(key: Buffer, value: Buffer | null, timestamp: number): void;
 }
 
+/**
+ * The read cache's default size per store and task, in stored bytes. The platform runs some seventy
+ * stores over its applications' tasks: ~35 MiB of stored bytes at most, a few times that decoded.
+ */
+export const DEFAULT_STORE_CACHE_BYTES = 512 * 1024;
+
+/** When the read cache is full, one read from the backend in this many enters it (see `cacheAdd`). */
+const ADMIT_WHEN_FULL = 8;
+
 /** Limits of a store's memory. */
 export interface StoreLimits {
   /** Bytes of uncommitted writes (approximate) past which the store asks for an early commit. */
@@ -132,6 +141,7 @@ export abstract class BufferedStore<V> implements StateStore {
   private cache = new Map<string, Cached<V>>();
   private cacheUsed = 0;
   private readonly cacheBytes: number;
+  private admitTick = 0;
   /** Called at flush for each buffered entry (used by caching aggregations to forward on flush). */
   private flushListener: ((key: Buffer, value: V | null, timestamp: number) => void) | undefined;
 
@@ -200,6 +210,12 @@ export abstract class BufferedStore<V> implements StateStore {
   private cacheAdd(s: string, keyBytes: number, value: V | null, timestamp: number, storedBytes: number): void {
     const bytes = keyBytes + storedBytes + 64;
     if (bytes > this.cacheBytes) return;
+    // Once the cache is full, one read in ADMIT_WHEN_FULL enters it. Admitting every read would
+    // make a working set larger than the cache (keys read in turn, as visitors are) evict each key
+    // before its next read: no hits at all, and every decoded value kept just long enough to be
+    // promoted to the old generation and collected there, which costs more than no cache. Admitting
+    // few keeps most residents until they are read again.
+    if (this.cacheUsed + bytes > this.cacheBytes && ++this.admitTick % ADMIT_WHEN_FULL !== 0) return;
     this.cache.set(s, { value, timestamp, bytes });
     this.cacheUsed += bytes;
     this.cacheTrim();

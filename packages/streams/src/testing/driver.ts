@@ -13,7 +13,7 @@ import type { Topology } from '../topology.ts';
 import { resolveTopic } from '../topology.ts';
 import { Task } from '../runtime/task.ts';
 import { MemoryBackend } from '../state/backend.ts';
-import type { KeyValueStore, WindowStore } from '../state/stores.ts';
+import { DEFAULT_STORE_CACHE_BYTES, type KeyValueStore, type WindowStore } from '../state/stores.ts';
 import { StreamsError, ErrorCodes } from '../errors.ts';
 
 export interface TestDriverOptions {
@@ -73,7 +73,7 @@ export class TopologyTestDriver {
         openBackend: () => new MemoryBackend(),
         maxBufferBytes: Number.MAX_SAFE_INTEGER,
         // As in an application, so that topology tests read through the stores' cache too.
-        cacheBytes: 1024 * 1024,
+        cacheBytes: DEFAULT_STORE_CACHE_BYTES,
         deadLetterTopic: options.deadLetterTopic,
         changelogs: false,
         wallClock: () => this.wallClock,

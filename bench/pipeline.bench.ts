@@ -30,9 +30,10 @@ import type { AddressInfo } from 'node:net';
 import { StreamsApp, StreamThreads, type Log, type ProducerRecord } from '../packages/streams/src/index.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
-import { hashUserAgent, rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
+import { hashUserAgent } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
 import { pipelineFloor } from './topologies.ts';
+import { VISITORS, pipelineEvent, pipelineValidations } from './pipeline-inputs.ts';
 import { BENCH_UA, endTotal, median, profiled, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
@@ -43,35 +44,21 @@ import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/t
 const N = Number(process.env['BENCH_EVENTS'] ?? 300_000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const PARTITIONS = 4;
-const VISITORS = 5000;
 const logs = (process.env['BENCH_LOGS'] ?? 'embedded,kafka').split(',');
 const THREADS = Number(process.env['BENCH_THREADS'] ?? 1);
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 const UA = BENCH_UA;
-const CRAWLER = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 
 
-/** Fills events.raw and events.validations as the collector would. */
+/** Fills events.raw and events.validations as the collector would (bench/pipeline-inputs.ts). */
 async function fill(log: Log, topics: TopicNames): Promise<void> {
   const t0 = Date.now() - 3_600_000;
-  const validations: ProducerRecord[] = [];
-  for (let v = 0; v < VISITORS; v++) {
-    if (v % 20 === 0 || v % 20 === 1) continue; // crawlers (0) and never-validated visitors (1)
-    const value = { v: 1, merchantId: 'bench', anonymousId: `visitor-${v}`, validatedAt: t0 - 1000, validUntil: t0 + 86_400_000, tokenId: `t${v}`, uaHash: hashUserAgent(UA) };
-    validations.push({ topic: topics.validations, key: Buffer.from(`visitor-${v}`), value: Buffer.from(JSON.stringify(value)), timestamp: t0 - 1000 });
-  }
+  const validations: ProducerRecord[] = pipelineValidations(t0).map((r) => ({ topic: topics.validations, ...r }));
   const producer = log.createProducer({ clientId: 'bench-fill' });
   for (let i = 0; i < validations.length; i += 2000) await producer.send(validations.slice(i, i + 2000));
   let batch: ProducerRecord[] = [];
   for (let i = 0; i < N; i++) {
-    const dup = i % 100 === 99;
-    const j = dup ? i - 1 : i;
-    const v = j % VISITORS;
-    const visitor = `visitor-${v}`;
-    const receivedAt = t0 + i * 20;
-    const headers = rawRecordHeaders({ merchantId: 'bench', defaultCurrency: 'USD', receivedAt }, undefined, false, false);
-    const m = segmentMessage(j, visitor, t0 + j * 20, v % 20 === 0 ? CRAWLER : UA);
-    batch.push({ topic: topics.raw, key: Buffer.from(visitor), value: Buffer.from(JSON.stringify(m)), timestamp: receivedAt, headers });
+    batch.push({ topic: topics.raw, ...pipelineEvent(i, t0) });
     if (batch.length === 2000) {
       await producer.send(batch);
       batch = [];

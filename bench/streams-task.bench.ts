@@ -7,15 +7,11 @@
  *
  *   node bench/streams-task.bench.ts            BENCH_RECORDS=100000 BENCH_RUNS=3
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { StreamsBuilder, Serdes, TimeWindows } from '../packages/streams/src/index.ts';
 import type { ConsumedRecord } from '../packages/streams/src/index.ts';
-import { Task } from '../packages/streams/src/runtime/task.ts';
-import { LmdbEnvironment } from '../packages/streams/src/state/backend.ts';
 import { DEFAULT_STORE_CACHE_BYTES } from '../packages/streams/src/state/stores.ts';
 import { median } from './common.ts';
+import { runInTask } from './task-harness.ts';
 
 const N = Number(process.env.BENCH_RECORDS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -42,37 +38,7 @@ function runTask(): number {
     .aggregate(() => ({ n: 0, revenue: 0 }), (_k, v, agg) => ({ n: agg.n + 1, revenue: agg.revenue + v.price }), { name: 'per-minute' })
     .toStream()
     .to('out', { keySerde: Serdes.json(), valueSerde: Serdes.json() });
-  const topology = b.build();
-  const dir = mkdtempSync(join(tmpdir(), 'bench-task-'));
-  const env = new LmdbEnvironment(dir);
-  let sent = 0;
-  const task = new Task({
-    applicationId: 'bench',
-    topology,
-    subtopology: topology.subtopologies()[0]!,
-    partition: 0,
-    collector: { send: () => void sent++, partitionsOf: () => 1 },
-    openBackend: (spec) => env.backend(spec.name),
-    maxBufferBytes: 1e9,
-    cacheBytes: DEFAULT_STORE_CACHE_BYTES,
-    changelogs: true,
-    wallClock: () => Date.now(),
-    requestCommit: () => {},
-  });
-  task.init();
-  const t0 = performance.now();
-  for (let i = 0; i < N; i += 2500) {
-    task.addRecords(records.slice(i, i + 2500));
-    task.process();
-    task.flush();
-    task.applyCommitted(new Map());
-  }
-  const rate = N / ((performance.now() - t0) / 1000);
-  task.close();
-  env.close();
-  rmSync(dir, { recursive: true, force: true });
-  if (sent < N) throw new Error(`only ${sent} sends`);
-  return rate;
+  return runInTask(b.build(), records, { cacheBytes: DEFAULT_STORE_CACHE_BYTES, minSends: N });
 }
 
 function parseOnly(): number {

@@ -47,8 +47,9 @@ export interface ChangelogSink {
 }
 
 /**
- * The read cache's default size per store and task, in stored bytes. The platform runs some seventy
- * stores over its applications' tasks: ~35 MiB of stored bytes at most, a few times that decoded.
+ * The read cache's default size per store and task, in stored bytes. The platform's applications have
+ * about fifty stores over their tasks (4 partitions): ~25 MiB of stored bytes at most, a few times
+ * that decoded.
  */
 export const DEFAULT_STORE_CACHE_BYTES = 512 * 1024;
 
@@ -367,19 +368,7 @@ export abstract class BufferedStore<V> implements StateStore {
         batch.push([e.key, stored]);
         this.buffer.delete(s);
         this.bufferBytes -= e.key.length * 2 + 64;
-        // A cached key keeps its committed value (a delete as known absent). Keys enter the cache
-        // only when read from the backend: keys written once and never read again (a message id)
-        // would cost a cache entry each and crowd the hot keys out.
-        if (caching) {
-          const c = this.cache.get(s);
-          if (c !== undefined) {
-            const bytes = e.key.length + (stored === null ? 0 : stored.length) + 64;
-            this.cacheUsed += bytes - c.bytes;
-            c.value = stored === null ? null : e.value;
-            c.timestamp = e.timestamp;
-            c.bytes = bytes;
-          }
-        }
+        if (caching) this.cacheFollow(s, e, stored);
       } else if (e.committing !== undefined) {
         batch.push([e.key, e.committing]);
         e.committing = undefined;
@@ -397,6 +386,21 @@ export abstract class BufferedStore<V> implements StateStore {
   /** A failed or aborted transaction: forget everything uncommitted; the backend still holds the last committed state. */
   discard(): void {
     this.clearBuffer();
+  }
+
+  /**
+   * A cached key keeps its committed value (a delete as known absent). Keys enter the cache only when
+   * read from the backend: keys written once and never read again (a message id) would cost a cache
+   * entry each and crowd the hot keys out.
+   */
+  private cacheFollow(s: string, e: Entry<V>, stored: Buffer | null): void {
+    const c = this.cache.get(s);
+    if (c === undefined) return;
+    const bytes = e.key.length + (stored === null ? 0 : stored.length) + 64;
+    this.cacheUsed += bytes - c.bytes;
+    c.value = stored === null ? null : e.value;
+    c.timestamp = e.timestamp;
+    c.bytes = bytes;
   }
 
   private cacheDelete(s: string): void {

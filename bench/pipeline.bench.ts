@@ -91,11 +91,14 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const tps = [topics.raw, topics.validations].flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition })));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await profiled(`pipeline-${log.kind}`, async () => {
     await runner.start();
     await untilCommitted(log, applicationId, tps, total, runner instanceof StreamsApp ? runner : undefined);
   });
   const s = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  process.stderr.write(`  pipeline cpu: user ${(cpu.user / N).toFixed(1)} µs/event, system ${(cpu.system / N).toFixed(1)} µs/event, wall ${(s * 1e6 / N).toFixed(1)} µs/event\n`);
   await runner.close();
   rmSync(stateDir, { recursive: true, force: true });
   return N / s;

@@ -62,6 +62,13 @@ export interface StreamsConfig {
    * long for new records to arrive.
    */
   maxTaskIdleMs?: number;
+  /**
+   * Kafka Streams' buffered.records.per.partition: records of one input partition that may wait in
+   * its task's queue. A partition whose queue holds this many is paused (the log returns none of its
+   * records) until the task has worked the queue below it, so that a backlog (a restart after
+   * downtime, a replay) stays in the log instead of in the heap. Default 1000.
+   */
+  maxBufferedRecordsPerPartition?: number;
   /** Max bytes of one store's uncommitted writes before an early commit. Default 64 MiB. */
   maxUncommittedBytesPerStore?: number;
   /**
@@ -126,7 +133,7 @@ interface InflightCommit {
 
 export class StreamsApp {
   readonly topology: Topology;
-  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxUncommittedBytesPerStore' | 'storeCacheBytesPerStore' | 'lagIntervalMs'>> &
+  readonly config: Required<Pick<StreamsConfig, 'applicationId' | 'processingGuarantee' | 'commitIntervalMs' | 'pollMs' | 'maxRecordsPerIteration' | 'maxIterationMs' | 'maxTaskIdleMs' | 'maxBufferedRecordsPerPartition' | 'maxUncommittedBytesPerStore' | 'storeCacheBytesPerStore' | 'lagIntervalMs'>> &
     StreamsConfig;
   readonly metrics: StreamsMetrics;
   private readonly log: Log;
@@ -166,6 +173,7 @@ export class StreamsApp {
       maxRecordsPerIteration: 10_000,
       maxIterationMs: 5,
       maxTaskIdleMs: 0,
+      maxBufferedRecordsPerPartition: 1000,
       maxUncommittedBytesPerStore: 64 * 1024 * 1024,
       storeCacheBytesPerStore: DEFAULT_STORE_CACHE_BYTES,
       lagIntervalMs: 5000,
@@ -579,6 +587,7 @@ export class StreamsApp {
           }
           // A task waiting for an input has nothing to do before the next fetch arrives.
           for (const task of tasks) if (!task.blocked) buffered += task.buffered();
+          this.backpressure(member);
           for (const task of this.tasks.values()) task.punctuate('wall-clock', now);
           // The next commit starts once the one in flight is through; meanwhile processing goes on.
           const busy = this.inflight !== undefined && !this.inflight.done;
@@ -605,6 +614,41 @@ export class StreamsApp {
         await new Promise((resolve) => setTimeout(resolve, retryInMs));
       }
     }
+  }
+
+  /** Input partitions this instance paused because their task's queue was full (key → partition). */
+  private readonly paused = new Map<string, TopicPartition>();
+
+  /**
+   * Pauses the input partitions whose task's queue holds maxBufferedRecordsPerPartition records or
+   * more, and resumes those whose queue fell below it (or whose task is gone: a new task starts
+   * with an empty queue). Without it every poll adds to the queues however far the tasks are
+   * behind, and a backlog is read into the heap whole. Call under the lock.
+   */
+  private backpressure(member: GroupMember): void {
+    const limit = this.config.maxBufferedRecordsPerPartition;
+    let pause: TopicPartition[] | undefined;
+    let resume: TopicPartition[] | undefined;
+    const seen = new Set<string>();
+    for (const task of this.tasks.values()) {
+      for (const [tp, size] of task.queueSizes()) {
+        const key = tpKey(tp);
+        seen.add(key);
+        if (size >= limit) {
+          if (!this.paused.has(key)) {
+            this.paused.set(key, tp);
+            (pause ??= []).push(tp);
+          }
+        } else if (this.paused.delete(key)) (resume ??= []).push(tp);
+      }
+    }
+    for (const [key, tp] of this.paused) {
+      if (seen.has(key)) continue;
+      this.paused.delete(key);
+      (resume ??= []).push(tp);
+    }
+    if (pause !== undefined) member.pause(pause);
+    if (resume !== undefined) member.resume(resume);
   }
 
   /**

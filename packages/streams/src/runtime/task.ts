@@ -266,6 +266,11 @@ export class Task {
     }
   }
 
+  /** Records waiting in the queue of each input partition. */
+  queueSizes(): Array<[TopicPartition, number]> {
+    return [...this.queues.values()].map((q) => [q.tp, q.size]);
+  }
+
   buffered(): number {
     let n = 0;
     for (const q of this.queues.values()) n += q.size;

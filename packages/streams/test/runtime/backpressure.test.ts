@@ -1,0 +1,113 @@
+/**
+ * A backlog stays in the log, not in the heap: an input partition whose task has
+ * maxBufferedRecordsPerPartition records waiting is paused until the task works its queue below it
+ * (Kafka Streams' buffered.records.per.partition). A slow processor over a backlog shows it: the
+ * records the log has returned but the task has not processed stay within the limit plus one poll,
+ * where without the pause the whole backlog would be read ahead. Every record is still processed
+ * once, so the paused partitions are resumed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StreamsApp, StreamsBuilder, Serdes } from '../../src/index.ts';
+import type { GroupMember, Log, ProcessorContext } from '../../src/index.ts';
+import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
+import { produce, readTopic, unique } from './helpers.ts';
+
+const S = Serdes.string();
+const PARTITIONS = 2;
+const RECORDS = 6_000;
+const LIMIT = 50;
+/** Records one poll of the embedded log returns at most (its DEFAULT_MAX_RECORDS). */
+const POLL_MAX = 1_000;
+
+/** The log, counting per partition the records that its members' polls return. */
+function countingPolls(log: Log, returned: number[]): Log {
+  const wrapMember = (m: GroupMember): GroupMember =>
+    new Proxy(m, {
+      get(target, p) {
+        if (p === 'poll')
+          return async (ms: number) => {
+            const r = await target.poll(ms);
+            for (const rec of r.records) returned[rec.partition]! += 1;
+            return r;
+          };
+        const v = Reflect.get(target, p) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  return new Proxy(log, {
+    get(target, p) {
+      if (p === 'joinGroup') return async (o: Parameters<Log['joinGroup']>[0]) => wrapMember(await target.joinGroup(o));
+      const v = Reflect.get(target, p) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+async function run(maxBufferedRecordsPerPartition: number | undefined): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'backpressure-log-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'backpressure-state-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  const input = unique('in');
+  const output = unique('out');
+  await log.admin.createTopics([
+    { name: input, partitions: PARTITIONS },
+    { name: output, partitions: PARTITIONS },
+  ]);
+  await produce(
+    log,
+    Array.from({ length: RECORDS }, (_, i) => ({ topic: input, partition: i % PARTITIONS, key: Buffer.from(`k${i}`), value: Buffer.from(String(i)), timestamp: 1_000 + i })),
+  );
+  const returned = new Array<number>(PARTITIONS).fill(0);
+  const processed = new Array<number>(PARTITIONS).fill(0);
+  let maxWaiting = 0;
+  const b = new StreamsBuilder();
+  b.stream(input, { keySerde: S, valueSerde: S })
+    .process<string, string>(() => {
+      let ctx!: ProcessorContext<string, string>;
+      return {
+        init: (c) => (ctx = c),
+        process: (r) => {
+          // A slow processor (~100 µs a record): the log is read far faster than records are processed.
+          const until = performance.now() + 0.1;
+          while (performance.now() < until);
+          const p = ctx.recordMetadata()!.partition;
+          processed[p]! += 1;
+          maxWaiting = Math.max(maxWaiting, returned[p]! - processed[p]!);
+          ctx.forward(r);
+        },
+      };
+    })
+    .to(output, { keySerde: S, valueSerde: S });
+  const app = new StreamsApp(b.build(), {
+    applicationId: unique('app'),
+    log: countingPolls(log, returned),
+    stateDir,
+    ...(maxBufferedRecordsPerPartition === undefined ? {} : { maxBufferedRecordsPerPartition }),
+  });
+  try {
+    await app.start();
+    const out = await readTopic(log, output, (rs) => rs.length >= RECORDS, 60_000);
+    return { maxWaiting, outputs: out.length, distinct: new Set(out.map((r) => r.value!.toString())).size };
+  } finally {
+    await app.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+test('a partition whose queue is full is paused until its task works it down; every record is processed once', { timeout: 120_000 }, async () => {
+  const bounded = await run(LIMIT);
+  assert.equal(bounded.outputs, RECORDS);
+  assert.equal(bounded.distinct, RECORDS);
+  // At most LIMIT - 1 waiting when a poll may still add to the queue, plus what that poll returns.
+  assert.ok(bounded.maxWaiting <= LIMIT - 1 + POLL_MAX, `${bounded.maxWaiting} records waited in one partition's queue`);
+  // The same backlog without a limit worth the name is read ahead far beyond it: the check above can fail.
+  const unbounded = await run(RECORDS);
+  assert.equal(unbounded.outputs, RECORDS);
+  assert.ok(unbounded.maxWaiting > LIMIT - 1 + POLL_MAX, `without the pause only ${unbounded.maxWaiting} records waited: the test shows nothing`);
+});

@@ -183,6 +183,11 @@ export class StreamsApp {
     this.logger = config.logger ?? silent;
     this.metrics = new StreamsMetrics(config.registry);
     this.subtopologies = topology.subtopologies();
+    const limit = this.config.maxBufferedRecordsPerPartition;
+    // 0 would pause every input for good: the application would hang without an error.
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new StreamsError(ErrorCodes.INVALID_ARGUMENT, `maxBufferedRecordsPerPartition must be a whole number of at least 1, not ${limit}`);
+    }
   }
 
   get state(): AppState {

@@ -100,6 +100,17 @@ async function run(maxBufferedRecordsPerPartition: number | undefined): Promise<
   }
 }
 
+test('a limit below one record is refused with a code (it would pause every input for good)', () => {
+  const b = new StreamsBuilder();
+  b.stream('in', { keySerde: S, valueSerde: S }).to('out', { keySerde: S, valueSerde: S });
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(
+      () => new StreamsApp(b.build(), { applicationId: 'x', log: {} as Log, maxBufferedRecordsPerPartition: bad }),
+      (err: Error & { code?: string }) => err.code === 'SHOP_ERR_INVALID_ARGUMENT' && /maxBufferedRecordsPerPartition/.test(err.message),
+    );
+  }
+});
+
 test('a partition whose queue is full is paused until its task works it down; every record is processed once', { timeout: 120_000 }, async () => {
   const bounded = await run(LIMIT);
   assert.equal(bounded.outputs, RECORDS);

@@ -4,7 +4,8 @@
  * (Kafka Streams' buffered.records.per.partition). A slow processor over a backlog shows it: the
  * records the log has returned but the task has not processed stay within the limit plus one poll,
  * where without the pause the whole backlog would be read ahead. Every record is still processed
- * once, so the paused partitions are resumed.
+ * once, so the paused partitions are resumed. On both logs (the Kafka run needs the broker that
+ * `.ci/run` starts: KAFKA_BOOTSTRAP, default 127.0.0.1:9092).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,14 +15,16 @@ import { join } from 'node:path';
 import { StreamsApp, StreamsBuilder, Serdes } from '../../src/index.ts';
 import type { GroupMember, Log, ProcessorContext } from '../../src/index.ts';
 import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
+import { connectKafkaLog } from '../../src/log/kafka/index.ts';
+import { DEFAULT_MAX_RECORDS as EMBEDDED_POLL_MAX } from '../../src/log/embedded/groups.ts';
+import { DEFAULT_MAX_RECORDS as KAFKA_POLL_MAX } from '../../src/log/kafka/reader.ts';
 import { produce, readTopic, unique } from './helpers.ts';
 
 const S = Serdes.string();
 const PARTITIONS = 2;
-const RECORDS = 6_000;
+const RECORDS = 10_000;
 const LIMIT = 50;
-/** Records one poll of the embedded log returns at most (its DEFAULT_MAX_RECORDS). */
-const POLL_MAX = 1_000;
+const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 
 /** The log, counting per partition the records that its members' polls return. */
 function countingPolls(log: Log, returned: number[]): Log {
@@ -47,10 +50,8 @@ function countingPolls(log: Log, returned: number[]): Log {
   });
 }
 
-async function run(maxBufferedRecordsPerPartition: number | undefined): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'backpressure-log-'));
+async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
   const stateDir = mkdtempSync(join(tmpdir(), 'backpressure-state-'));
-  const log = await openEmbeddedLog({ dir, fsync: false });
   const input = unique('in');
   const output = unique('out');
   await log.admin.createTopics([
@@ -94,8 +95,7 @@ async function run(maxBufferedRecordsPerPartition: number | undefined): Promise<
     return { maxWaiting, outputs: out.length, distinct: new Set(out.map((r) => r.value!.toString())).size };
   } finally {
     await app.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
+    await log.admin.deleteTopics([input, output]).catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
@@ -111,14 +111,37 @@ test('a limit below one record is refused with a code (it would pause every inpu
   }
 });
 
-test('a partition whose queue is full is paused until its task works it down; every record is processed once', { timeout: 120_000 }, async () => {
-  const bounded = await run(LIMIT);
+/**
+ * `pollMax`: the records one poll returns at most. At most LIMIT - 1 records wait when a poll may
+ * still add to the queue, plus what that poll returns.
+ */
+async function checkBackpressure(log: Log, pollMax: number): Promise<void> {
+  const bounded = await run(log, LIMIT);
   assert.equal(bounded.outputs, RECORDS);
   assert.equal(bounded.distinct, RECORDS);
-  // At most LIMIT - 1 waiting when a poll may still add to the queue, plus what that poll returns.
-  assert.ok(bounded.maxWaiting <= LIMIT - 1 + POLL_MAX, `${bounded.maxWaiting} records waited in one partition's queue`);
+  assert.ok(bounded.maxWaiting <= LIMIT - 1 + pollMax, `${bounded.maxWaiting} records waited in one partition's queue`);
   // The same backlog without a limit worth the name is read ahead far beyond it: the check above can fail.
-  const unbounded = await run(RECORDS);
+  const unbounded = await run(log, RECORDS);
   assert.equal(unbounded.outputs, RECORDS);
-  assert.ok(unbounded.maxWaiting > LIMIT - 1 + POLL_MAX, `without the pause only ${unbounded.maxWaiting} records waited: the test shows nothing`);
+  assert.ok(unbounded.maxWaiting > LIMIT - 1 + pollMax, `without the pause only ${unbounded.maxWaiting} records waited: the test shows nothing`);
+}
+
+test('embedded log: a partition whose queue is full is paused until its task works it down; every record is processed once', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'backpressure-log-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  try {
+    await checkBackpressure(log, EMBEDDED_POLL_MAX);
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Kafka: a partition whose queue is full is paused until its task works it down; every record is processed once', { timeout: 180_000 }, async () => {
+  const log = await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'backpressure-test' });
+  try {
+    await checkBackpressure(log, KAFKA_POLL_MAX);
+  } finally {
+    await log.close();
+  }
 });

@@ -621,39 +621,28 @@ export class StreamsApp {
     }
   }
 
-  /** Input partitions this instance paused because their task's queue was full (key → partition). */
-  private readonly paused = new Map<string, TopicPartition>();
+  /** Input partitions paused at the last iteration because their task's queue was full (key → partition). */
+  private paused = new Map<string, TopicPartition>();
 
   /**
    * Pauses the input partitions whose task's queue holds maxBufferedRecordsPerPartition records or
-   * more, and resumes those whose queue fell below it (or whose task is gone: a new task starts
-   * with an empty queue). Without it every poll adds to the queues however far the tasks are
-   * behind, and a backlog is read into the heap whole. Call under the lock.
+   * more, and resumes those paused before whose queue is below it now (or whose task is gone: a new
+   * task starts with an empty queue). Without it every poll adds to the queues however far the tasks
+   * are behind, and a backlog is read into the heap whole. The full ones are paused again at every
+   * iteration, not only when they fill: a rebalance resets the member's pauses, also of the
+   * partitions it keeps, and pausing a paused partition changes nothing. Call under the lock.
    */
   private backpressure(member: GroupMember): void {
     const limit = this.config.maxBufferedRecordsPerPartition;
-    let pause: TopicPartition[] | undefined;
-    let resume: TopicPartition[] | undefined;
-    const seen = new Set<string>();
+    const full = new Map<string, TopicPartition>();
     for (const task of this.tasks.values()) {
-      for (const [tp, size] of task.queueSizes()) {
-        const key = tpKey(tp);
-        seen.add(key);
-        if (size >= limit) {
-          if (!this.paused.has(key)) {
-            this.paused.set(key, tp);
-            (pause ??= []).push(tp);
-          }
-        } else if (this.paused.delete(key)) (resume ??= []).push(tp);
-      }
+      for (const [tp, size] of task.queueSizes()) if (size >= limit) full.set(tpKey(tp), tp);
     }
-    for (const [key, tp] of this.paused) {
-      if (seen.has(key)) continue;
-      this.paused.delete(key);
-      (resume ??= []).push(tp);
-    }
-    if (pause !== undefined) member.pause(pause);
-    if (resume !== undefined) member.resume(resume);
+    const resume: TopicPartition[] = [];
+    for (const [key, tp] of this.paused) if (!full.has(key)) resume.push(tp);
+    this.paused = full;
+    if (full.size > 0) member.pause([...full.values()]);
+    if (resume.length > 0) member.resume(resume);
   }
 
   /**

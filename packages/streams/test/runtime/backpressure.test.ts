@@ -26,8 +26,12 @@ const RECORDS = 10_000;
 const LIMIT = 50;
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 
-/** The log, counting per partition the records that its members' polls return. */
-function countingPolls(log: Log, returned: number[]): Log {
+/**
+ * The log, counting per partition the records that its members' polls return. `forgetPauses`: after
+ * every poll the member resumes all its partitions, as a rebalance resets the pauses of the
+ * partitions a member keeps.
+ */
+function countingPolls(log: Log, returned: number[], forgetPauses: boolean): Log {
   const wrapMember = (m: GroupMember): GroupMember =>
     new Proxy(m, {
       get(target, p) {
@@ -35,6 +39,7 @@ function countingPolls(log: Log, returned: number[]): Log {
           return async (ms: number) => {
             const r = await target.poll(ms);
             for (const rec of r.records) returned[rec.partition]! += 1;
+            if (forgetPauses) target.resume(target.assignment());
             return r;
           };
         const v = Reflect.get(target, p) as unknown;
@@ -50,7 +55,7 @@ function countingPolls(log: Log, returned: number[]): Log {
   });
 }
 
-async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
+async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined, forgetPauses = false): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
   const stateDir = mkdtempSync(join(tmpdir(), 'backpressure-state-'));
   const input = unique('in');
   const output = unique('out');
@@ -85,7 +90,7 @@ async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined)
     .to(output, { keySerde: S, valueSerde: S });
   const app = new StreamsApp(b.build(), {
     applicationId: unique('app'),
-    log: countingPolls(log, returned),
+    log: countingPolls(log, returned, forgetPauses),
     stateDir,
     ...(maxBufferedRecordsPerPartition === undefined ? {} : { maxBufferedRecordsPerPartition }),
   });
@@ -120,6 +125,10 @@ async function checkBackpressure(log: Log, pollMax: number): Promise<void> {
   assert.equal(bounded.outputs, RECORDS);
   assert.equal(bounded.distinct, RECORDS);
   assert.ok(bounded.maxWaiting <= LIMIT - 1 + pollMax, `${bounded.maxWaiting} records waited in one partition's queue`);
+  // A member that forgets its pauses after every poll (as a rebalance resets them) is paused again before the next.
+  const forgetful = await run(log, LIMIT, true);
+  assert.equal(forgetful.outputs, RECORDS);
+  assert.ok(forgetful.maxWaiting <= LIMIT - 1 + pollMax, `with a member that forgets its pauses, ${forgetful.maxWaiting} records waited in one partition's queue`);
   // The same backlog without a limit worth the name is read ahead far beyond it: the check above can fail.
   const unbounded = await run(log, RECORDS);
   assert.equal(unbounded.outputs, RECORDS);

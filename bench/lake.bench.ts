@@ -4,7 +4,7 @@
  *
  *   node bench/lake.bench.ts
  *   BENCH_EVENTS=200000 BENCH_RUNS=3 node bench/lake.bench.ts
- *   BENCH_DECODE_THREADS=2 node bench/lake.bench.ts   the sink's decoding threads (default: cores - 1)
+ *   BENCH_DECODE_THREADS=2 node bench/lake.bench.ts   the sink's decoding threads (default: one per core, at most 4)
  *   BENCH_REFERENCE=0 node bench/lake.bench.ts        the sink alone, no DuckDB reference (to profile the sink)
  *
  * 1. events.raw (embedded log, fsync off for the fill, 4 partitions) is filled as the collector fills

@@ -70,7 +70,7 @@ export interface LakeSinkOptions {
   /**
    * Worker threads that decode records (JSON parse, `normalizeEvent`) beside the thread that reads
    * the log. 0 decodes on the sink's thread (always so for a topic with a custom decoder function).
-   * Default: the number of cores minus one, at most 4 (so 0 on one core, 1 on two).
+   * Default: one per core, at most 4, and 0 on one core.
    */
   decodeThreads?: number;
   /** A stable id of this sink instance (static membership on Kafka: a restarted instance takes its partitions back at once). */
@@ -184,8 +184,11 @@ export class LakeSink {
       if (removed.length > 0) this.o.logger?.info({ removed: removed.length }, 'lake: removed stale temporary files');
     }
     this.writer = await ParquetWriter.open();
-    // One core stays for reading the log and cutting (and DuckDB): decoding more widely than that only adds contention.
-    const threads = this.o.decodeThreads ?? Math.min(4, availableParallelism() - 1);
+    // A decoder on every core: reading the log, cutting and DuckDB's COPYs take only about half a
+    // core, so with one decoder fewer than cores the decoders are the bottleneck and a core idles
+    // (BENCHMARKS.md, session 16: on 2 cores, 2 decoders wrote +37% faster than 1).
+    const cores = availableParallelism();
+    const threads = this.o.decodeThreads ?? (cores < 2 ? 0 : Math.min(4, cores));
     const specs: [string, DecoderSpec][] = [];
     for (const [topic, decoder] of this.topics) {
       const spec = decoderSpec(decoder);

@@ -34,11 +34,12 @@ export async function endTotal(log: Log, tps: readonly TopicPartition[]): Promis
 }
 
 /** Waits until the group's committed offsets over `tps` add up to `total`; fails fast when `app` stopped on an error. */
-export async function untilCommitted(log: Log, groupId: string, tps: readonly TopicPartition[], total: number, app?: StreamsApp): Promise<void> {
+export async function untilCommitted(log: Log, groupId: string, tps: readonly TopicPartition[], total: number, app?: StreamsApp, onProgress?: (committed: number) => void): Promise<void> {
   for (;;) {
     await new Promise((r) => setTimeout(r, 20));
-    const committed = await log.admin.committedOffsets(groupId, tps);
-    if (committed.reduce((a, c) => a + c.offset, 0) >= total) return;
+    const committed = (await log.admin.committedOffsets(groupId, tps)).reduce((a, c) => a + c.offset, 0);
+    onProgress?.(committed);
+    if (committed >= total) return;
     if (app?.state === 'error') throw app.error();
   }
 }

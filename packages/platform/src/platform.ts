@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino';
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { StreamThreads, StreamsApp, type Log } from '@shopstream/streams';
 import { openEmbeddedLog } from '@shopstream/streams/embedded';
-import { connectKafkaLog, type ConnectKafkaLogOptions } from '@shopstream/streams/kafka';
+import type { ConnectKafkaLogOptions } from '@shopstream/streams/kafka';
 import { buildCollector } from './collector/server.ts';
 import type { ShopstreamConfig, MerchantConfig } from './config.ts';
 import { PlatformError, PlatformErrors } from './errors.ts';
@@ -129,7 +129,12 @@ function withThreads(registry: Registry, threads: StreamThreads): MetricsView {
 }
 
 export async function openLog(config: ShopstreamConfig, dataDir: string): Promise<Log> {
-  if (config.kafka) return connectKafkaLog(kafkaOptions(config.kafka));
+  if (config.kafka) {
+    // Loaded only here: the Kafka client and its protocol schemas take ~0.4 s to load, which an
+    // embedded platform (and every CLI command on it) would otherwise pay at start.
+    const { connectKafkaLog } = await import('@shopstream/streams/kafka');
+    return connectKafkaLog(kafkaOptions(config.kafka));
+  }
   mkdirSync(dataDir, { recursive: true });
   return openEmbeddedLog({ dir: join(dataDir, 'log'), fsync: true, defaultPartitions: 1 });
 }

@@ -4,7 +4,6 @@ import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
 import { Registry } from 'prom-client';
 import { StreamsApp } from './app.ts';
-import { connectKafkaLog } from '../log/kafka/index.ts';
 import type { ConnectKafkaLogOptions } from '../log/kafka/index.ts';
 import { connectRemoteLog } from '../log/remote/client.ts';
 import type { Topology } from '../topology.ts';
@@ -31,7 +30,9 @@ try {
   const mod = (await import(url)) as Record<string, unknown>;
   const build = mod[data.exportName];
   if (typeof build !== 'function') throw new Error(`${data.module} does not export a function ${data.exportName}`);
-  const log = data.port !== undefined ? await connectRemoteLog(data.port) : await connectKafkaLog(data.kafka!);
+  // The Kafka client is loaded only by threads that connect to Kafka: it takes ~0.4 s per thread to
+  // load, which threads served the embedded log would pay for nothing.
+  const log = data.port !== undefined ? await connectRemoteLog(data.port) : await (await import('../log/kafka/index.ts')).connectKafkaLog(data.kafka!);
   // The thread's registry: the application's metrics, and any the topology function registers in it.
   const registry = new Registry();
   const context: ThreadContext = { registry, thread: data.thread };

@@ -5,6 +5,7 @@
  *   node bench/pipeline.bench.ts                  both logs (start a broker first: npm run kafka:start)
  *   BENCH_LOGS=embedded BENCH_EVENTS=300000 BENCH_RUNS=3 node bench/pipeline.bench.ts
  *   BENCH_THREADS=2 …                             the pipeline in 2 stream threads (docs/streams.md, "Stream threads")
+ *   BENCH_IN_THREADS=1 …                          in stream threads also for one (the main thread only serves the log)
  *   BENCH_STORE_CACHE=0 …                         the pipeline's stores without their read cache (bytes per store; default the engine's)
  *
  * 1. Throughput: events.raw is filled as the collector fills it (Segment messages as sent, request
@@ -49,6 +50,8 @@ const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 const PARTITIONS = 4;
 const logs = (process.env['BENCH_LOGS'] ?? 'embedded,kafka').split(',');
 const THREADS = Number(process.env['BENCH_THREADS'] ?? 1);
+/** Stream threads even for one thread (BENCH_IN_THREADS=1): the main thread then only serves the log. */
+const IN_THREADS = process.env['BENCH_IN_THREADS'] === '1';
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 const UA = BENCH_UA;
 
@@ -82,7 +85,7 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000, ...(cache === undefined ? {} : { storeCacheBytesPerStore: Number(cache) }) };
   // BENCH_THREADS > 1: stream threads (the bot lookup is then timed in the threads, not sampled here)
   const runner =
-    THREADS > 1
+    THREADS > 1 || IN_THREADS
       ? new StreamThreads({
           module: new URL('../packages/platform/src/pipeline/threads.ts', import.meta.url),
           exportName: 'pipelineThreadTopology',
@@ -253,7 +256,7 @@ for (const kind of logs) {
   rows.push(`| ${kind} | raw read of events.raw (reference) | ${Math.round(r).toLocaleString('en-US')} events/s | 1.00 |`);
   const f = median(floor);
   rows.push(`| ${kind} | floor: parse, de-duplicate, write (exactly-once) | ${Math.round(f).toLocaleString('en-US')} events/s | ${(f / r).toFixed(2)} |`);
-  const threads = THREADS > 1 ? `, ${THREADS} stream threads` : '';
+  const threads = THREADS > 1 || IN_THREADS ? `, ${THREADS} stream thread${THREADS > 1 ? 's' : ''}` : '';
   rows.push(`| ${kind} | pipeline, exactly-once${threads} | ${Math.round(p).toLocaleString('en-US')} events/s | ${(p / r).toFixed(2)} |`);
   const h = median(pipeHalf);
   rows.push(`| ${kind} | pipeline, second half of each run (after the start) | ${Math.round(h).toLocaleString('en-US')} events/s | ${(h / r).toFixed(2)} |`);

@@ -15,7 +15,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { ConsumedRecord, GroupMember, Log, LogProducer, ProducerRecord, TopicPartition, TopicPartitionOffset, Transaction } from '../log/types.ts';
+import type { ConsumedRecord, GroupMember, Log, LogProducer, PollResult, ProducerRecord, TopicPartition, TopicPartitionOffset, Transaction } from '../log/types.ts';
 import { tpKey } from '../log/types.ts';
 import { acquirePidLock, releasePidLock } from '../pid-lock.ts';
 import type { StoreSpec, Subtopology, Topology } from '../topology.ts';
@@ -376,6 +376,8 @@ export class StreamsApp {
 
   /** Brings the task set in line with the member's assignment. */
   private async syncTasks(): Promise<void> {
+    // Not while a poll is under way (see `ahead`): the loop waits for it within a few iterations.
+    if (this.ahead !== undefined) return;
     const member = this.member!;
     if (this.tasks.size > 0 && this.tasksGeneration !== undefined && member.generation !== this.tasksGeneration) {
       // Rebalances are eager: onRevoke closes every task before the generation changes. Tasks still
@@ -556,7 +558,41 @@ export class StreamsApp {
 
   private iterations = 0;
 
+  /**
+   * A poll started while the tasks still held records, so that they go on working while its answer
+   * comes (a remote log's round trip to the thread that owns the log, or a broker's) instead of
+   * waiting for it; `done` once it settled. While one is in flight the task set does not change
+   * (syncTasks waits): a seek of a new task's partition must not race a poll already under way.
+   */
+  private ahead: { promise: Promise<PollResult>; done: boolean } | undefined;
+
+  private pollAhead(member: GroupMember): { promise: Promise<PollResult>; done: boolean } {
+    const a = { promise: member.poll(0), done: false };
+    // Handled here, so that a failed poll is no unhandled rejection; awaiting it rethrows.
+    a.promise.then(
+      () => (a.done = true),
+      () => (a.done = true),
+    );
+    return a;
+  }
+
+  /** Lets a poll ahead settle, dropping what it got (on errors, and when the loop ends). */
+  private async settleAhead(): Promise<void> {
+    const a = this.ahead;
+    if (a === undefined) return;
+    await a.promise.catch(() => undefined);
+    this.ahead = undefined;
+  }
+
   private async runLoop(): Promise<void> {
+    try {
+      await this.loopIterations();
+    } finally {
+      await this.settleAhead();
+    }
+  }
+
+  private async loopIterations(): Promise<void> {
     const member = this.member!;
     const caughtUp = (tp: TopicPartition) => member.caughtUp(tp);
     let buffered = 0;
@@ -600,12 +636,26 @@ export class StreamsApp {
           if (now - this.lastLag >= this.config.lagIntervalMs) await this.measureLag();
         });
         if (this.appState !== 'running') break;
-        // With records left, poll(0) may answer at once: let the process's other work run first.
-        if (buffered > 0) await new Promise((resolve) => setImmediate(resolve));
-        const { records } = await member.poll(buffered > 0 ? 0 : this.config.pollMs);
+        if (buffered > 0) {
+          // Records left: poll ahead, let the process's other work run (and the answer arrive),
+          // and go on working on them if it has not arrived yet.
+          this.ahead ??= this.pollAhead(member);
+          await new Promise((resolve) => setImmediate(resolve));
+          if (!this.ahead.done) continue;
+        }
+        let records: ConsumedRecord[];
+        if (this.ahead !== undefined) {
+          try {
+            ({ records } = await this.ahead.promise);
+          } finally {
+            this.ahead = undefined;
+          }
+        } else ({ records } = await member.poll(this.config.pollMs));
         this.route(records);
         retryInMs = 0;
       } catch (err) {
+        // A poll still under way settles first: recovery seeks, which must not race it.
+        await this.settleAhead();
         if (this.appState !== 'running') break;
         if (!(isStreamsError(err) && err.retriable)) {
           await this.fail(err);

@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StreamsApp, StreamsBuilder, Serdes } from '../../src/index.ts';
-import type { GroupMember, Log, ProcessorContext } from '../../src/index.ts';
+import type { Log } from '../../src/index.ts';
 import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
 import { connectKafkaLog } from '../../src/log/kafka/index.ts';
 import { DEFAULT_MAX_RECORDS as EMBEDDED_POLL_MAX } from '../../src/log/embedded/groups.ts';
 import { DEFAULT_MAX_RECORDS as KAFKA_POLL_MAX } from '../../src/log/kafka/reader.ts';
-import { produce, readTopic, unique } from './helpers.ts';
+import { produce, readTopic, slowCopy, unique, withMembers } from './helpers.ts';
 
 const S = Serdes.string();
 const PARTITIONS = 2;
@@ -32,27 +32,14 @@ const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
  * partitions a member keeps.
  */
 function countingPolls(log: Log, returned: number[], forgetPauses: boolean): Log {
-  const wrapMember = (m: GroupMember): GroupMember =>
-    new Proxy(m, {
-      get(target, p) {
-        if (p === 'poll')
-          return async (ms: number) => {
-            const r = await target.poll(ms);
-            for (const rec of r.records) returned[rec.partition]! += 1;
-            if (forgetPauses) target.resume(target.assignment());
-            return r;
-          };
-        const v = Reflect.get(target, p) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-  return new Proxy(log, {
-    get(target, p) {
-      if (p === 'joinGroup') return async (o: Parameters<Log['joinGroup']>[0]) => wrapMember(await target.joinGroup(o));
-      const v = Reflect.get(target, p) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  return withMembers(log, (m) => ({
+    poll: async (ms: number) => {
+      const r = await m.poll(ms);
+      for (const rec of r.records) returned[rec.partition]! += 1;
+      if (forgetPauses) m.resume(m.assignment());
+      return r;
     },
-  });
+  }));
 }
 
 async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined, forgetPauses = false): Promise<{ maxWaiting: number; outputs: number; distinct: number }> {
@@ -70,25 +57,13 @@ async function run(log: Log, maxBufferedRecordsPerPartition: number | undefined,
   const returned = new Array<number>(PARTITIONS).fill(0);
   const processed = new Array<number>(PARTITIONS).fill(0);
   let maxWaiting = 0;
-  const b = new StreamsBuilder();
-  b.stream(input, { keySerde: S, valueSerde: S })
-    .process<string, string>(() => {
-      let ctx!: ProcessorContext<string, string>;
-      return {
-        init: (c) => (ctx = c),
-        process: (r) => {
-          // A slow processor (~100 µs a record): the log is read far faster than records are processed.
-          const until = performance.now() + 0.1;
-          while (performance.now() < until);
-          const p = ctx.recordMetadata()!.partition;
-          processed[p]! += 1;
-          maxWaiting = Math.max(maxWaiting, returned[p]! - processed[p]!);
-          ctx.forward(r);
-        },
-      };
-    })
-    .to(output, { keySerde: S, valueSerde: S });
-  const app = new StreamsApp(b.build(), {
+  // A slow processor (~100 µs a record): the log is read far faster than records are processed.
+  const topology = slowCopy(input, output, 0.1, (ctx) => {
+    const p = ctx.recordMetadata()!.partition;
+    processed[p]! += 1;
+    maxWaiting = Math.max(maxWaiting, returned[p]! - processed[p]!);
+  });
+  const app = new StreamsApp(topology, {
     applicationId: unique('app'),
     log: countingPolls(log, returned, forgetPauses),
     stateDir,

@@ -20,12 +20,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
-import { StreamsApp, StreamsBuilder, Serdes, serveLog, connectRemoteLog } from '../../src/index.ts';
-import type { GroupMember, Log, LogServer, ProcessorContext } from '../../src/index.ts';
+import { StreamsApp, serveLog, connectRemoteLog } from '../../src/index.ts';
+import type { GroupMember, Log, LogServer } from '../../src/index.ts';
 import { openEmbeddedLog } from '../../src/log/embedded/index.ts';
-import { produce, readTopic, unique, waitFor } from './helpers.ts';
+import { produce, readTopic, slowCopy, unique, waitFor, withMembers } from './helpers.ts';
 
-const S = Serdes.string();
 const PARTITIONS = 4;
 const RECORDS = 8_000;
 
@@ -39,60 +38,34 @@ interface Watch {
   polling: Record<string, number>;
 }
 
-/** Wraps every member that `log` gives out. */
-function membersOf(log: Log, wrap: (m: GroupMember) => GroupMember): Log {
-  return new Proxy(log, {
-    get(target, p) {
-      if (p === 'joinGroup') return async (o: Parameters<Log['joinGroup']>[0]) => wrap(await target.joinGroup(o));
-      const v = Reflect.get(target, p) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
 /** The owner's members answer each poll after `ms`, as a busy log thread or a broker's round trip would. */
 function slowPolls(log: Log, ms: number): Log {
-  return membersOf(log, (m) =>
-    new Proxy(m, {
-      get(target, p) {
-        if (p === 'poll')
-          return async (wait: number) => {
-            await new Promise((r) => setTimeout(r, ms));
-            return target.poll(wait);
-          };
-        const v = Reflect.get(target, p) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    }),
-  );
+  return withMembers(log, (m) => ({
+    poll: async (wait: number) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return m.poll(wait);
+    },
+  }));
 }
 
 /** The log of application `app`, watching what its member is asked while one of its polls is under way. */
 function watched(log: Log, w: Watch, app: string): Log {
   w.polling[app] = 0;
-  return membersOf(log, (m) =>
-    new Proxy(m, {
-      get(target, p) {
-        if (p === 'poll')
-          return async (ms: number) => {
-            w.polls++;
-            w.polling[app]!++;
-            try {
-              return await target.poll(ms);
-            } finally {
-              w.polling[app]!--;
-            }
-          };
-        if (p === 'seek')
-          return (...a: Parameters<GroupMember['seek']>) => {
-            if (w.polling[app]! > 0) w.seeksDuringPoll++;
-            return target.seek(...a);
-          };
-        const v = Reflect.get(target, p) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    }),
-  );
+  return withMembers(log, (m) => ({
+    poll: async (ms: number) => {
+      w.polls++;
+      w.polling[app]!++;
+      try {
+        return await m.poll(ms);
+      } finally {
+        w.polling[app]!--;
+      }
+    },
+    seek: (...a: Parameters<GroupMember['seek']>) => {
+      if (w.polling[app]! > 0) w.seeksDuringPoll++;
+      return m.seek(...a);
+    },
+  }));
 }
 
 test('remote log: polls ahead while tasks move between two members; no seek races a poll, every record is processed once', { timeout: 120_000 }, async () => {
@@ -117,26 +90,12 @@ test('remote log: polls ahead while tasks move between two members; no seek race
   );
   let processed = 0;
   const w: Watch = { seeksDuringPoll: 0, workDuringPoll: 0, polls: 0, polling: {} };
-  const build = (app: string) => {
-    const b = new StreamsBuilder();
-    b.stream(input, { keySerde: S, valueSerde: S })
-      .process<string, string>(() => {
-        let ctx!: ProcessorContext<string, string>;
-        return {
-          init: (c) => (ctx = c),
-          process: (r) => {
-            // A slow processor (~50 µs a record): the tasks hold records most of the time.
-            const until = performance.now() + 0.05;
-            while (performance.now() < until);
-            processed++;
-            if (w.polling[app]! > 0) w.workDuringPoll++;
-            ctx.forward(r);
-          },
-        };
-      })
-      .to(output, { keySerde: S, valueSerde: S });
-    return b.build();
-  };
+  // A slow processor (~50 µs a record): the tasks hold records most of the time.
+  const build = (app: string) =>
+    slowCopy(input, output, 0.05, () => {
+      processed++;
+      if (w.polling[app]! > 0) w.workDuringPoll++;
+    });
   const applicationId = unique('app');
   const [logA, logB] = [await remote(), await remote()];
   const a = new StreamsApp(build('a'), { applicationId, log: watched(logA, w, 'a'), stateDir: dirs[0]!, commitIntervalMs: 50 });

@@ -44,6 +44,18 @@ export async function untilCommitted(log: Log, groupId: string, tps: readonly To
   }
 }
 
+/**
+ * The young generation the bench runs with, for its header: the platform's launchers (`npm start`,
+ * `npm run shopstream`, the `shopstream` bin, `npm run bench:*`) give V8 `--max-semi-space-size=64`
+ * (docs/configuration.md, "Memory"); `node bench/….ts` alone runs with V8's default, 16 MB.
+ */
+export function youngGeneration(): string {
+  const args = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)];
+  const flag = args.filter((a) => a.startsWith('--max-semi-space-size=')).at(-1);
+  const mb = flag === undefined ? undefined : Number(flag.split('=')[1]);
+  return mb === undefined ? "semi-space V8's default (16 MB; the platform runs with 64: npm run bench:… or node --max-semi-space-size=64)" : `semi-space ${mb} MB`;
+}
+
 /** The benches' browser user agent (a validated shopper's). */
 export const BENCH_UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
 const NAMES = ['Product Viewed', 'Product Viewed', 'Product List Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];

@@ -36,7 +36,7 @@ import { rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
 import { LakeSink, rawDecoder } from '../packages/platform/src/lake/sink.ts';
 import { LocalStorage } from '../packages/platform/src/lake/storage.ts';
-import { BENCH_UA, endTotal, median, segmentMessage } from './common.ts';
+import { BENCH_UA, endTotal, median, segmentMessage, youngGeneration } from './common.ts';
 
 const N = Number(process.env['BENCH_EVENTS'] ?? 200_000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -185,7 +185,7 @@ records.length = 0;
 const MB = 1e6;
 console.log(
   `lake bench: ${N.toLocaleString('en-US')} events (${(rawBytes / N).toFixed(0)} B of JSON each, ${(rawBytes / MB).toFixed(1)} MB), ${PARTITIONS} partitions, ` +
-    `${MERCHANTS.length} merchants, ${SPAN_MS / 3_600_000} h of event time, median of ${RUNS} runs; sink fsync on, flushSize 10,000`,
+    `${MERCHANTS.length} merchants, ${SPAN_MS / 3_600_000} h of event time, median of ${RUNS} runs; sink fsync on, flushSize 10,000, ${youngGeneration()}`,
 );
 
 const duck = await DuckDBInstance.create(':memory:', { threads: '2' });

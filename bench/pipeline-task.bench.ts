@@ -15,7 +15,7 @@ import { DEFAULT_STORE_CACHE_BYTES } from '../packages/streams/src/state/stores.
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
 import { topicNames } from '../packages/platform/src/topics.ts';
 import { pipelineFloor } from './topologies.ts';
-import { median, profiled } from './common.ts';
+import { median, profiled, youngGeneration } from './common.ts';
 import { pipelineEvent, pipelineValidations } from './pipeline-inputs.ts';
 import { runInTask } from './task-harness.ts';
 
@@ -40,7 +40,7 @@ for (let run = 0; run < RUNS; run++) {
   process.stderr.write(`  run ${run + 1}/${RUNS}: floor ${floor.at(-1)!.toFixed(0)}/s, pipeline ${CACHES.map((c) => `${pipeline.get(c)!.at(-1)!.toFixed(0)}/s (cache ${c})`).join(', ')}\n`);
 }
 const fmt = (x: number) => `${Math.round(x).toLocaleString('en-US')} events/s`;
-console.log(`pipeline work alone: ${N.toLocaleString('en-US')} events (~700 B), one task, LMDB, no log, median of ${RUNS}`);
+console.log(`pipeline work alone: ${N.toLocaleString('en-US')} events (~700 B), one task, LMDB, no log, median of ${RUNS}, ${youngGeneration()}`);
 console.log('| workload | events/s | ratio to floor |\n|---|---|---|');
 console.log(`| floor: parse, de-duplicate, write (reference) | ${fmt(median(floor))} | 1.00 |`);
 for (const c of CACHES) {

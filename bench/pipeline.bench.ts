@@ -38,7 +38,7 @@ import { hashUserAgent } from '../packages/platform/src/contract/index.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
 import { pipelineFloor } from './topologies.ts';
 import { VISITORS, pipelineEvent, pipelineValidations } from './pipeline-inputs.ts';
-import { BENCH_UA, endTotal, median, profiled, quantile, rawRead, segmentMessage, untilCommitted } from './common.ts';
+import { BENCH_UA, endTotal, median, profiled, quantile, rawRead, segmentMessage, untilCommitted, youngGeneration } from './common.ts';
 import { ensurePlatformTopics, topicNames, type TopicNames } from '../packages/platform/src/topics.ts';
 import { buildCollector } from '../packages/platform/src/collector/server.ts';
 import { MerchantTable, putMerchant } from '../packages/platform/src/merchants/table.ts';
@@ -223,7 +223,7 @@ async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; e
 
 const rows: string[] = [];
 let embeddedRate = 0;
-console.log(`pipeline bench: ${N.toLocaleString('en-US')} events (~700 B), ${PARTITIONS} partitions, ${VISITORS} visitors, median of ${RUNS} runs, one instance, exactly-once`);
+console.log(`pipeline bench: ${N.toLocaleString('en-US')} events (~700 B), ${PARTITIONS} partitions, ${VISITORS} visitors, median of ${RUNS} runs, one instance, exactly-once, ${youngGeneration()}`);
 for (const kind of logs) {
   const dir = kind === 'embedded' ? mkdtempSync(join(tmpdir(), 'bench-pipeline-log-')) : undefined;
   const log = dir ? await openEmbeddedLog({ dir, fsync: true }) : await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'bench' });

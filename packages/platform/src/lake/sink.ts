@@ -373,19 +373,29 @@ export class LakeSink {
   private async addRecords(records: readonly ConsumedRecord[], b: StagedBatch, addLine: (file: OpenFile, start: number, end: number) => void, flush: () => void): Promise<void> {
     const paths: string[] = [];
     const pathTopics: string[] = [];
+    // The records of a poll come a partition at a time: look its state up once per run of them (and again after each await).
+    let stTopic = '';
+    let stPartition = -1;
+    let st: PartitionState | undefined;
     for (let i = 0; i < records.length; i++) {
       if (!this.running) break;
       const r = records[i]!;
-      const st = this.states.get(keyOf(r.topic, r.partition));
+      if (r.partition !== stPartition || r.topic !== stTopic) {
+        stTopic = r.topic;
+        stPartition = r.partition;
+        st = this.states.get(keyOf(r.topic, r.partition));
+      }
       if (st === undefined || r.offset < st.next) continue; // not ours, or read again after a seek
       if (st.count > 0 && st.pendingCut !== undefined && r.offset >= st.pendingCut) {
         flush();
         await this.cut(st);
+        stPartition = -1; // a rebalance may have dropped states meanwhile
       }
       const time = b.time[i]!;
       if (st.count > 0 && time - st.baseTime >= this.o.rotateIntervalMs) {
         flush();
         await this.cut(st);
+        stPartition = -1; // a rebalance may have dropped states meanwhile
       }
       const h = b.hive[i]!;
       let hive = paths[h];
@@ -413,6 +423,7 @@ export class LakeSink {
       if (st.count >= this.o.flushSize || (st.pendingCut !== undefined && st.next >= st.pendingCut)) {
         flush();
         await this.cut(st);
+        stPartition = -1; // a rebalance may have dropped states meanwhile
       }
     }
   }

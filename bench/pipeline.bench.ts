@@ -125,20 +125,35 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   return { rate: N / s, half: halfRate };
 }
 
-/** The floor topology (see the header) on the same input, into its own output topic; events/s. */
-async function runFloor(log: Log, topics: TopicNames, output: string): Promise<number> {
+/** The floor topology (see the header) on the same input, into its own output topic: events/s over the whole run, and over its second half. */
+async function runFloor(log: Log, topics: TopicNames, output: string): Promise<{ rate: number; half: number }> {
   const applicationId = `bench-floor-${randomUUID().slice(0, 8)}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-floor-'));
-  const app = new StreamsApp(pipelineFloor(topics.raw, output), { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000, log });
+  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 };
+  // With BENCH_THREADS / BENCH_IN_THREADS, in as many stream threads as the pipeline: the floor bounds that pipeline.
+  const app =
+    THREADS > 1 || IN_THREADS
+      ? new StreamThreads({
+          module: new URL('./topologies.ts', import.meta.url),
+          exportName: 'pipelineFloor',
+          args: [topics.raw, output],
+          threads: THREADS,
+          ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench-floor' } } : { log }),
+          config,
+        })
+      : new StreamsApp(pipelineFloor(topics.raw, output), { ...config, log });
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: topics.raw, partition }));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
+  let half: { committed: number; at: number } | undefined;
   await app.start();
-  await untilCommitted(log, applicationId, tps, total, app);
-  const s = (performance.now() - t0) / 1000;
+  await untilCommitted(log, applicationId, tps, total, app instanceof StreamsApp ? app : undefined, (committed) => {
+    if (half === undefined && committed - (total - N) >= N / 2) half = { committed, at: performance.now() };
+  });
+  const end = performance.now();
   await app.close();
   rmSync(stateDir, { recursive: true, force: true });
-  return N / s;
+  return { rate: (N * 1000) / (end - t0), half: half !== undefined && total > half.committed ? ((total - half.committed) * 1000) / (end - half.at) : Number.NaN };
 }
 
 async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; events: number }> {
@@ -236,11 +251,14 @@ for (const kind of logs) {
   const pipeHalf: number[] = [];
   const lookups: number[] = [];
   const floor: number[] = [];
+  const floorHalf: number[] = [];
   const floorTopic = `${prefix}bench.floor`;
   await log.admin.createTopics([{ name: floorTopic, partitions: PARTITIONS }]);
   for (let run = 0; run < RUNS; run++) {
     raw.push(await rawRead(log, topics.raw, PARTITIONS, N));
-    floor.push(await runFloor(log, topics, floorTopic));
+    const fl = await runFloor(log, topics, floorTopic);
+    floor.push(fl.rate);
+    floorHalf.push(fl.half);
     const result = await runPipeline(log, topics, lookups);
     pipe.push(result.rate);
     pipeHalf.push(result.half);
@@ -255,15 +273,15 @@ for (const kind of logs) {
   const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`;
   rows.push(`| ${kind} | raw read of events.raw (reference) | ${Math.round(r).toLocaleString('en-US')} events/s | 1.00 |`);
   const f = median(floor);
-  rows.push(`| ${kind} | floor: parse, de-duplicate, write (exactly-once) | ${Math.round(f).toLocaleString('en-US')} events/s | ${(f / r).toFixed(2)} |`);
   const threads = THREADS > 1 || IN_THREADS ? `, ${THREADS} stream thread${THREADS > 1 ? 's' : ''}` : '';
+  rows.push(`| ${kind} | floor: parse, de-duplicate, write (exactly-once${threads}) | ${Math.round(f).toLocaleString('en-US')} events/s | ${(f / r).toFixed(2)} |`);
   rows.push(`| ${kind} | pipeline, exactly-once${threads} | ${Math.round(p).toLocaleString('en-US')} events/s | ${(p / r).toFixed(2)} |`);
   // A run too short for a progress check between its half and its end has no second half.
-  const halves = pipeHalf.filter((x) => Number.isFinite(x));
-  if (halves.length > 0) {
-    const h = median(halves);
-    rows.push(`| ${kind} | pipeline, second half of each run (after the start) | ${Math.round(h).toLocaleString('en-US')} events/s | ${(h / r).toFixed(2)} |`);
-  } else rows.push(`| ${kind} | pipeline, second half of each run (after the start) | runs too short to measure it: raise BENCH_EVENTS | |`);
+  for (const [what, xs] of [['floor', floorHalf], ['pipeline', pipeHalf]] as const) {
+    const halves = xs.filter((x) => Number.isFinite(x));
+    const figure = halves.length > 0 ? `${Math.round(median(halves)).toLocaleString('en-US')} events/s | ${(median(halves) / r).toFixed(2)}` : 'runs too short to measure it: raise BENCH_EVENTS |';
+    rows.push(`| ${kind} | ${what}, second half of each run (after the start) | ${figure} |`);
+  }
   // The lookup is timed inside the processor; stream threads keep their processors to themselves.
   if (lookups.length > 0) rows.push(`| ${kind} | bot lookup p50 / p99 | ${us(quantile(lookups, 0.5))} / ${us(quantile(lookups, 0.99))} | |`);
   else rows.push(`| ${kind} | bot lookup p50 / p99 | timed inside the stream threads, out of reach: run without stream threads | |`);

@@ -20,6 +20,7 @@
  *    every design of this pipeline must do per event (bench/topologies.ts `pipelineFloor`): parse the
  *    message, de-duplicate it by message id in a store, and write it out as JSON. No enrichment, no
  *    sessions, no bot filter. What it reaches bounds what the pipeline can reach with this engine.
+ *    It runs in as many stream threads as the pipeline, and its second half is printed too.
  * 2. The bot lookup (validation and held state of the visitor, in the task's store), p50 and p99,
  *    measured around the lookup inside the processor during the runs.
  * 3. End to end (embedded log): the collector and the pipeline in one process; batches of

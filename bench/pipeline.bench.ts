@@ -7,6 +7,7 @@
  *   BENCH_THREADS=2 …                             the pipeline in 2 stream threads (docs/streams.md, "Stream threads")
  *   BENCH_IN_THREADS=1 …                          in stream threads also for one (the main thread only serves the log)
  *   BENCH_STORE_CACHE=0 …                         the pipeline's stores without their read cache (bytes per store; default the engine's)
+ *   BENCH_COMMIT_MS=250 …                         the pipeline's and the floor's commit interval (default 100, the engine's; config pipeline.commitIntervalMs)
  *
  * 1. Throughput: events.raw is filled as the collector fills it (Segment messages as sent, request
  *    facts in headers, record time = arrival) with ~700 B events of 5,000 visitors: 90% validated
@@ -53,6 +54,8 @@ const logs = (process.env['BENCH_LOGS'] ?? 'embedded,kafka').split(',');
 const THREADS = Number(process.env['BENCH_THREADS'] ?? 1);
 /** Stream threads even for one thread (BENCH_IN_THREADS=1): the main thread then only serves the log. */
 const IN_THREADS = process.env['BENCH_IN_THREADS'] === '1';
+/** The commit interval of the pipeline and of the floor (BENCH_COMMIT_MS; the engine's default, 100 ms, as the platform's). */
+const COMMIT_MS = Number(process.env['BENCH_COMMIT_MS'] ?? 100);
 const bootstrap = process.env['KAFKA_BOOTSTRAP'] ?? '127.0.0.1:9092';
 const UA = BENCH_UA;
 
@@ -83,7 +86,7 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
     if (lookups.length < 200_000) lookups.push(s);
   };
   const cache = process.env['BENCH_STORE_CACHE'];
-  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000, ...(cache === undefined ? {} : { storeCacheBytesPerStore: Number(cache) }) };
+  const config = { applicationId, stateDir, commitIntervalMs: COMMIT_MS, maxRecordsPerIteration: 5000, ...(cache === undefined ? {} : { storeCacheBytesPerStore: Number(cache) }) };
   // BENCH_THREADS > 1 or BENCH_IN_THREADS=1: stream threads (the bot lookup is then timed in the threads, not sampled here)
   const runner =
     THREADS > 1 || IN_THREADS
@@ -130,7 +133,7 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
 async function runFloor(log: Log, topics: TopicNames, output: string): Promise<{ rate: number; half: number }> {
   const applicationId = `bench-floor-${randomUUID().slice(0, 8)}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-floor-'));
-  const config = { applicationId, stateDir, commitIntervalMs: 100, maxRecordsPerIteration: 5000 };
+  const config = { applicationId, stateDir, commitIntervalMs: COMMIT_MS, maxRecordsPerIteration: 5000 };
   // With BENCH_THREADS / BENCH_IN_THREADS, in as many stream threads as the pipeline: the floor bounds that pipeline.
   const app =
     THREADS > 1 || IN_THREADS
@@ -180,7 +183,7 @@ async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; e
   await collector.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(collector.server.address() as AddressInfo).port}/v1/batch`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-e2e-state-'));
-  const app = new StreamsApp(pipelineTopology(topics), { applicationId: 'e2e', log, stateDir, commitIntervalMs: 100 });
+  const app = new StreamsApp(pipelineTopology(topics), { applicationId: 'e2e', log, stateDir, commitIntervalMs: COMMIT_MS });
   await app.start();
 
   const acked = new Map<string, number>();
@@ -239,7 +242,7 @@ async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; e
 
 const rows: string[] = [];
 let embeddedRate = 0;
-console.log(`pipeline bench: ${N.toLocaleString('en-US')} events (~700 B), ${PARTITIONS} partitions, ${VISITORS} visitors, median of ${RUNS} runs, one instance, exactly-once, ${youngGeneration()}`);
+console.log(`pipeline bench: ${N.toLocaleString('en-US')} events (~700 B), ${PARTITIONS} partitions, ${VISITORS} visitors, median of ${RUNS} runs, one instance, exactly-once, commits every ${COMMIT_MS} ms, ${youngGeneration()}`);
 for (const kind of logs) {
   const dir = kind === 'embedded' ? mkdtempSync(join(tmpdir(), 'bench-pipeline-log-')) : undefined;
   const log = dir ? await openEmbeddedLog({ dir, fsync: true }) : await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'bench' });

@@ -88,6 +88,8 @@ export const ConfigSchema = Type.Object(
           graceMs: Type.Optional(Type.Integer({ minimum: 0 })),
           /** Stream threads running the pipeline in this process (Kafka Streams' num.stream.threads). Default 1. */
           threads: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+          /** How often the pipeline commits its transaction (Kafka Streams' commit.interval.ms). Default 100. */
+          commitIntervalMs: Type.Optional(Type.Integer({ minimum: 10 })),
         },
         { additionalProperties: false },
       ),

@@ -161,7 +161,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const topics = topicNames(config.topics?.prefix);
   const merchants = new MerchantTable(log, topics.merchants);
   let collector: FastifyInstance | undefined;
-  const { threads: pipelineThreads = 1, ...pipelineSettings } = config.pipeline ?? {};
+  const { threads: pipelineThreads = 1, commitIntervalMs: pipelineCommitIntervalMs, ...pipelineSettings } = config.pipeline ?? {};
   const pipelineOptions = { ...pipelineSettings, maxFutureMs: config.collector?.maxFutureMs, maxPastMs: config.collector?.maxPastMs };
   const roles = new Set<Role>(options.roles ?? ROLES);
   const instanceId = config.instanceId ?? process.env['SHOPSTREAM_INSTANCE_ID'];
@@ -170,6 +170,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     stateDir: join(dataDir, 'state'),
     deadLetterTopic: topics.rejected,
     ...(instanceId !== undefined && { instanceId }),
+    ...(pipelineCommitIntervalMs !== undefined && { commitIntervalMs: pipelineCommitIntervalMs }),
   };
   // One application in this thread, or `pipeline.threads` stream threads: each a member of the
   // pipeline's group (on the embedded log, this thread serves the log to them). A thread builds its

@@ -137,17 +137,17 @@ async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<S
   // The last segment of each partition is cut by close() (flush size and rotation cut the others).
   // Also timed: the second half, from when the read positions pass half the input (without the
   // start: the decoding threads load their modules and compile their hot code, ~0.4 s).
-  let half = NaN;
+  let half: { read: number; at: number } | undefined;
   let read = 0;
   while ((read = sink.positions().reduce((a, p) => a + p.offset, 0)) < total) {
-    if (Number.isNaN(half) && read >= total / 2) half = performance.now();
+    if (half === undefined && read >= total / 2) half = { read, at: performance.now() };
     await new Promise((r) => setTimeout(r, 10));
   }
-  if (Number.isNaN(half)) half = performance.now();
+  half ??= { read, at: performance.now() };
   await sink.close();
   const t1 = performance.now();
   const s = (t1 - t0) / 1000;
-  const secondHalf = (total - Math.ceil(total / 2)) / ((t1 - half) / 1000);
+  const secondHalf = (total - half.read) / ((t1 - half.at) / 1000);
   const cpu = process.cpuUsage(cpu0);
   const cores = (cpu.user + cpu.system) / 1e6 / s;
   const committed = (await log.admin.committedOffsets(groupId, tps)).reduce((a, c) => a + c.offset, 0);

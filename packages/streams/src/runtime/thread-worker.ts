@@ -54,20 +54,39 @@ try {
     ...(data.log && { logger: { info: entry('info'), warn: entry('warn'), error: entry('error') } }),
     onError: (err) => send({ type: 'error', message: err.message, code: (err as { code?: string }).code }),
   });
-  await app.start();
-  send({ type: 'started' });
+  // Ready: the group is joined only when the parent says every thread is ready, so that the threads
+  // join together, in one rebalance. A thread that joined alone would take every task, and the next
+  // one's join would wait until the first heard of the rebalance (a heartbeat away), then move tasks.
+  let state: 'ready' | 'starting' | 'started' | 'closing' = 'ready';
+  let closeAfterStart = false;
+  let joined!: () => void;
+  const join = new Promise<void>((resolve) => (joined = resolve));
+  const close = async () => {
+    state = 'closing';
+    await app.close();
+    await log.close();
+    send({ type: 'closed' });
+    port.close();
+  };
   port.on('message', (m: { type: string; id?: number }) => {
-    if (m.type === 'metrics') {
-      void registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: m.id!, metrics, tasks: app.activeTasks() }));
+    if (m.type === 'join') joined();
+    else if (m.type === 'metrics') {
+      if (state === 'started') void registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: m.id!, metrics, tasks: app.activeTasks() }));
+      else send({ type: 'metrics', id: m.id!, metrics: [], tasks: [] });
     } else if (m.type === 'close') {
-      void (async () => {
-        await app.close();
-        await log.close();
-        send({ type: 'closed' });
-        port.close();
-      })();
+      if (state === 'starting') closeAfterStart = true;
+      else if (state !== 'closing') void close();
     }
   });
+  send({ type: 'ready' });
+  await join;
+  if (state === 'ready') {
+    state = 'starting';
+    await app.start();
+    state = 'started';
+    send({ type: 'started' });
+    if (closeAfterStart) await close();
+  }
 } catch (err) {
   send({ type: 'error', message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code });
   port.close();

@@ -55,6 +55,7 @@ export interface StreamThreadsOptions {
 
 /** What a thread sends back. */
 export type ThreadMessage =
+  | { type: 'ready' }
   | { type: 'started' }
   | { type: 'closed' }
   | { type: 'error'; message: string; code?: string }
@@ -88,6 +89,15 @@ export class StreamThreads {
     const { config, threads } = this.options;
     const base = config.instanceId ?? `instance-${process.pid}`;
     const started: Promise<void>[] = [];
+    // The threads join the group together, once each has loaded its topology and connected (or
+    // failed): one rebalance for all, instead of one per thread as each comes.
+    const waiting = new Set<Worker>();
+    let settled = 0;
+    const arrived = () => {
+      if (++settled < threads) return;
+      for (const w of waiting) w.postMessage({ type: 'join' });
+      waiting.clear();
+    };
     for (let i = 0; i < threads; i++) {
       const threadConfig: ThreadConfig = {
         ...config,
@@ -106,9 +116,19 @@ export class StreamThreads {
       this.workers.push(worker);
       started.push(
         new Promise<void>((resolve, reject) => {
+          let arrivedHere = false;
+          const arrive = () => {
+            if (arrivedHere) return;
+            arrivedHere = true;
+            arrived();
+          };
           worker.on('message', (m: ThreadMessage) => {
-            if (m.type === 'started') resolve();
+            if (m.type === 'ready') {
+              waiting.add(worker);
+              arrive();
+            } else if (m.type === 'started') resolve();
             else if (m.type === 'error') {
+              arrive();
               const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i}: ${m.message}`, { details: { code: m.code } });
               reject(err);
               this.report(err, i);
@@ -120,11 +140,14 @@ export class StreamThreads {
             }
           });
           worker.on('error', (err) => {
+            arrive();
             reject(err);
             this.report(err, i);
           });
           worker.once('exit', (code) => {
             this.exited.add(worker);
+            waiting.delete(worker);
+            arrive();
             for (const [id, p] of this.pending) {
               if (p.worker !== worker) continue;
               p.resolve({ metrics: [], tasks: [] });
@@ -134,7 +157,7 @@ export class StreamThreads {
               const err = new StreamsError(ErrorCodes.PROCESSING, `stream thread ${i} ended (exit code ${code}); the other threads take over its tasks`);
               reject(err);
               this.report(err, i);
-            }
+            } else resolve(); // closed before it started: start() has nothing more to wait for
           });
         }),
       );

@@ -122,6 +122,47 @@ test('embedded: a thread stuck in user code does not hold up metrics(); it answe
   }
 });
 
+test('embedded: threads join the group together, once every thread is ready, even when one of them starts late', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
+  const log = await openEmbeddedLog({ dir, fsync: false });
+  const input = unique('threads-in');
+  const output = unique('threads-out');
+  await log.admin.createTopics([
+    { name: input, partitions: 4 },
+    { name: output, partitions: 4 },
+  ]);
+  const logged: Array<{ thread: number; msg: string | undefined }> = [];
+  const entry = (obj: object, msg?: string) => logged.push({ thread: (obj as { thread: number }).thread, msg });
+  // Thread 1 loads its module 1.5 s late. Joining as soon as it was ready, thread 0 would take all
+  // four tasks meanwhile (on Kafka, thread 1's join then waits for thread 0's next heartbeat, and
+  // the tasks move).
+  const threads = new StreamThreads({
+    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
+    exportName: 'slowStart',
+    args: [input, output, { thread: 1, ms: 1_500 }],
+    threads: 2,
+    log,
+    config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+    logger: { info: entry, warn: entry, error: entry },
+  });
+  try {
+    await threads.start();
+    await produce(log, Array.from({ length: 200 }, (_, i) => ({ topic: input, key: Buffer.from(`k${i % 20}`), value: Buffer.from(JSON.stringify({ id: `e${i}` })), timestamp: Date.now() })));
+    await readTopic(log, output, (r) => r.length >= 20, 30_000);
+    const late = logged.findIndex((e) => e.thread === 1 && e.msg === 'test: module loaded late');
+    const firstAssigned = logged.findIndex((e) => e.msg === 'tasks assigned');
+    assert.ok(late >= 0 && firstAssigned >= 0, `both entries were logged: ${JSON.stringify(logged)}`);
+    assert.ok(firstAssigned > late, `no thread had tasks before the late thread was ready: ${JSON.stringify(logged)}`);
+    assert.deepEqual((await threads.threadTasks()).map((t) => t.length), [2, 2]);
+  } finally {
+    await threads.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 async function twoThreads(log: Log, connect: Pick<StreamThreadsOptions, 'kafka' | 'log'>): Promise<void> {
   const input = unique('threads-in');
   const output = unique('threads-out');

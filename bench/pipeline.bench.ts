@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { StreamsApp, StreamThreads, type Log, type ProducerRecord } from '../packages/streams/src/index.ts';
+import { StreamsApp, StreamThreads, type Log, type ProducerRecord, type ThreadConfig, type Topology, type TopicPartition } from '../packages/streams/src/index.ts';
 import { openEmbeddedLog } from '../packages/streams/src/log/embedded/index.ts';
 import { connectKafkaLog } from '../packages/streams/src/log/kafka/index.ts';
 import { hashUserAgent } from '../packages/platform/src/contract/index.ts';
@@ -78,6 +78,31 @@ async function fill(log: Log, topics: TopicNames): Promise<void> {
   await producer.close();
 }
 
+/**
+ * With BENCH_THREADS > 1 or BENCH_IN_THREADS=1, `exportName` of `module` in that many stream threads
+ * (the bot lookup is then timed in the threads, not sampled here); else one application here.
+ */
+function runnerOf(log: Log, module: URL, exportName: string, args: unknown[], here: () => Topology, config: ThreadConfig): StreamsApp | StreamThreads {
+  return THREADS > 1 || IN_THREADS
+    ? new StreamThreads({ module, exportName, args, threads: THREADS, ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench' } } : { log }), config })
+    : new StreamsApp(here(), { ...config, log });
+}
+
+/**
+ * Starts `runner` and waits until its group's committed offsets reach `total`. Also gives the second
+ * half of the run apart, from when the offsets pass half its N events: without the start (threads
+ * loading their modules, the group's join, the JIT's first compilations), which weighs on a run of
+ * seconds.
+ */
+async function runToEnd(log: Log, runner: StreamsApp | StreamThreads, applicationId: string, tps: TopicPartition[], total: number): Promise<{ end: number; half: { events: number; at: number; cpu: NodeJS.CpuUsage } | undefined }> {
+  let half: { events: number; at: number; cpu: NodeJS.CpuUsage } | undefined;
+  await runner.start();
+  await untilCommitted(log, applicationId, tps, total, runner instanceof StreamsApp ? runner : undefined, (committed) => {
+    if (half === undefined && committed - (total - N) >= N / 2) half = { events: total - committed, at: performance.now(), cpu: process.cpuUsage() };
+  });
+  return { end: performance.now(), half: half !== undefined && half.events > 0 ? half : undefined };
+}
+
 /** The pipeline over the whole input: events/s over the whole run, and over its second half. */
 async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Promise<{ rate: number; half: number }> {
   const applicationId = `bench-pipeline-${randomUUID().slice(0, 8)}`;
@@ -87,77 +112,39 @@ async function runPipeline(log: Log, topics: TopicNames, lookups: number[]): Pro
   };
   const cache = process.env['BENCH_STORE_CACHE'];
   const config = { applicationId, stateDir, commitIntervalMs: COMMIT_MS, maxRecordsPerIteration: 5000, ...(cache === undefined ? {} : { storeCacheBytesPerStore: Number(cache) }) };
-  // BENCH_THREADS > 1 or BENCH_IN_THREADS=1: stream threads (the bot lookup is then timed in the threads, not sampled here)
-  const runner =
-    THREADS > 1 || IN_THREADS
-      ? new StreamThreads({
-          module: new URL('../packages/platform/src/pipeline/threads.ts', import.meta.url),
-          exportName: 'pipelineThreadTopology',
-          args: [topics, {}],
-          threads: THREADS,
-          ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench' } } : { log }),
-          config,
-        })
-      : new StreamsApp(pipelineTopology(topics, { onBotLookup: sample }), { ...config, log });
+  const runner = runnerOf(log, new URL('../packages/platform/src/pipeline/threads.ts', import.meta.url), 'pipelineThreadTopology', [topics, {}], () => pipelineTopology(topics, { onBotLookup: sample }), config);
   const tps = [topics.raw, topics.validations].flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition })));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  // The second half of the run, apart: without the start (threads loading their modules, the
-  // group's join, the JIT's first compilations), which weighs on the figure of a run of seconds.
-  let half: { committed: number; at: number; cpu: NodeJS.CpuUsage } | undefined;
-  const start = total - N;
-  await profiled(`pipeline-${log.kind}`, async () => {
-    await runner.start();
-    await untilCommitted(log, applicationId, tps, total, runner instanceof StreamsApp ? runner : undefined, (committed) => {
-      if (half === undefined && committed - start >= N / 2) half = { committed, at: performance.now(), cpu: process.cpuUsage() };
-    });
-  });
-  const end = performance.now();
+  const { end, half } = await profiled(`pipeline-${log.kind}`, () => runToEnd(log, runner, applicationId, tps, total));
   const s = (end - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   process.stderr.write(`  pipeline cpu: user ${(cpu.user / N).toFixed(1)} µs/event, system ${(cpu.system / N).toFixed(1)} µs/event, wall ${(s * 1e6 / N).toFixed(1)} µs/event\n`);
   let halfRate = Number.NaN;
-  if (half !== undefined && total > half.committed) {
-    const n = total - half.committed;
+  if (half !== undefined) {
     const c = process.cpuUsage(half.cpu);
-    halfRate = (n * 1000) / (end - half.at);
-    process.stderr.write(`  second half: ${Math.round(halfRate).toLocaleString('en-US')} events/s, cpu ${((c.user + c.system) / n).toFixed(1)} µs/event\n`);
+    halfRate = (half.events * 1000) / (end - half.at);
+    process.stderr.write(`  second half: ${Math.round(halfRate).toLocaleString('en-US')} events/s, cpu ${((c.user + c.system) / half.events).toFixed(1)} µs/event\n`);
   }
   await runner.close();
   rmSync(stateDir, { recursive: true, force: true });
   return { rate: N / s, half: halfRate };
 }
 
-/** The floor topology (see the header) on the same input, into its own output topic: events/s over the whole run, and over its second half. */
+/** The floor topology (see the header) on the same input, into its own output topic, in as many threads as the pipeline: events/s over the whole run, and over its second half. */
 async function runFloor(log: Log, topics: TopicNames, output: string): Promise<{ rate: number; half: number }> {
   const applicationId = `bench-floor-${randomUUID().slice(0, 8)}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-floor-'));
   const config = { applicationId, stateDir, commitIntervalMs: COMMIT_MS, maxRecordsPerIteration: 5000 };
-  // With BENCH_THREADS / BENCH_IN_THREADS, in as many stream threads as the pipeline: the floor bounds that pipeline.
-  const app =
-    THREADS > 1 || IN_THREADS
-      ? new StreamThreads({
-          module: new URL('./topologies.ts', import.meta.url),
-          exportName: 'pipelineFloor',
-          args: [topics.raw, output],
-          threads: THREADS,
-          ...(log.kind === 'kafka' ? { kafka: { bootstrapServers: bootstrap, clientId: 'bench-floor' } } : { log }),
-          config,
-        })
-      : new StreamsApp(pipelineFloor(topics.raw, output), { ...config, log });
+  const app = runnerOf(log, new URL('./topologies.ts', import.meta.url), 'pipelineFloor', [topics.raw, output], () => pipelineFloor(topics.raw, output), config);
   const tps = Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: topics.raw, partition }));
   const total = await endTotal(log, tps);
   const t0 = performance.now();
-  let half: { committed: number; at: number } | undefined;
-  await app.start();
-  await untilCommitted(log, applicationId, tps, total, app instanceof StreamsApp ? app : undefined, (committed) => {
-    if (half === undefined && committed - (total - N) >= N / 2) half = { committed, at: performance.now() };
-  });
-  const end = performance.now();
+  const { end, half } = await runToEnd(log, app, applicationId, tps, total);
   await app.close();
   rmSync(stateDir, { recursive: true, force: true });
-  return { rate: (N * 1000) / (end - t0), half: half !== undefined && total > half.committed ? ((total - half.committed) * 1000) / (end - half.at) : Number.NaN };
+  return { rate: (N * 1000) / (end - t0), half: half === undefined ? Number.NaN : (half.events * 1000) / (end - half.at) };
 }
 
 async function endToEnd(ratePerS: number): Promise<{ p50: number; p99: number; events: number }> {

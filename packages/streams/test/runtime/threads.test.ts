@@ -31,8 +31,15 @@ test('embedded: two stream threads use the log this thread owns, split the tasks
   }
 });
 
-/** Two threads of the fixture topology on an embedded log of this thread, with topics of `partitions`. */
-async function embeddedThreads(partitions: number, onError?: StreamThreadsOptions['onError']) {
+/**
+ * Two threads of the fixture topology on an embedded log of this thread, with topics of
+ * `partitions`; `exportName` and `extraArgs` (after input and output) pick another of the fixture's
+ * functions.
+ */
+async function embeddedThreads(
+  partitions: number,
+  more: Pick<StreamThreadsOptions, 'onError' | 'logger' | 'exportName'> & { extraArgs?: unknown[] } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
   const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
   const log = await openEmbeddedLog({ dir, fsync: false });
@@ -42,13 +49,14 @@ async function embeddedThreads(partitions: number, onError?: StreamThreadsOption
     { name: input, partitions },
     { name: output, partitions },
   ]);
+  const { extraArgs = [], ...options } = more;
   const threads = new StreamThreads({
     module: new URL('./fixtures/threads-topology.ts', import.meta.url),
-    args: [input, output],
+    args: [input, output, ...extraArgs],
     threads: 2,
     log,
     config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
-    ...(onError !== undefined && { onError }),
+    ...options,
   });
   const workers = (threads as unknown as { workers: Worker[] }).workers;
   const close = async () => {
@@ -62,7 +70,7 @@ async function embeddedThreads(partitions: number, onError?: StreamThreadsOption
 
 test('embedded: a stream thread that dies leaves its tasks to the other, which goes on exactly once', { timeout: 120_000 }, async () => {
   const died: number[] = [];
-  const { log, input, output, threads, workers, close } = await embeddedThreads(4, (_err, i) => died.push(i));
+  const { log, input, output, threads, workers, close } = await embeddedThreads(4, { onError: (_err, i) => died.push(i) });
   try {
     await threads.start();
     // 3,000 records over 60 keys, every 4th re-sent (same key and id).
@@ -123,27 +131,14 @@ test('embedded: a thread stuck in user code does not hold up metrics(); it answe
 });
 
 test('embedded: threads join the group together, once every thread is ready, even when one of them starts late', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'threads-log-'));
-  const stateDir = mkdtempSync(join(tmpdir(), 'threads-state-'));
-  const log = await openEmbeddedLog({ dir, fsync: false });
-  const input = unique('threads-in');
-  const output = unique('threads-out');
-  await log.admin.createTopics([
-    { name: input, partitions: 4 },
-    { name: output, partitions: 4 },
-  ]);
   const logged: Array<{ thread: number; msg: string | undefined }> = [];
   const entry = (obj: object, msg?: string) => logged.push({ thread: (obj as { thread: number }).thread, msg });
   // Thread 1 loads its module 1.5 s late. Joining as soon as it was ready, thread 0 would take all
   // four tasks meanwhile (on Kafka, thread 1's join then waits for thread 0's next heartbeat, and
   // the tasks move).
-  const threads = new StreamThreads({
-    module: new URL('./fixtures/threads-topology.ts', import.meta.url),
+  const { log, input, output, threads, close } = await embeddedThreads(4, {
     exportName: 'slowStart',
-    args: [input, output, { thread: 1, ms: 1_500 }],
-    threads: 2,
-    log,
-    config: { applicationId: unique('threads-app'), stateDir, instanceId: 'inst', commitIntervalMs: 50 },
+    extraArgs: [{ thread: 1, ms: 1_500 }],
     logger: { info: entry, warn: entry, error: entry },
   });
   try {
@@ -156,10 +151,7 @@ test('embedded: threads join the group together, once every thread is ready, eve
     assert.ok(firstAssigned > late, `no thread had tasks before the late thread was ready: ${JSON.stringify(logged)}`);
     assert.deepEqual((await threads.threadTasks()).map((t) => t.length), [2, 2]);
   } finally {
-    await threads.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(stateDir, { recursive: true, force: true });
+    await close();
   }
 });
 

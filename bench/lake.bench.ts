@@ -23,7 +23,14 @@
  *    merchant, ids, event time, the message as a string, the headers as a JSON string, …): same
  *    input events, same output columns. Timed around the COPY alone (no fsync). Also shown, not the
  *    reference: `SELECT *` over the raw message lines (DuckDB shreds each message into nested columns).
- * 4. Sizes: the sink's .parquet files against the raw JSON (the record values), DuckDB's file against
+ * 4. A floor, in the same runs (runFloor): the CPU per event of three steps that every lake sink of
+ *    this platform must take, each measured alone over the same events: reading the topic, decoding
+ *    each record with the event contract (JSON.parse + normalizeEvent: the event time, hence the
+ *    hive partition, and the columns come from it), and DuckDB writing the rows to Parquet from a
+ *    table that already holds them. The rate those allow on all cores, with nothing else to do (no
+ *    hand-off between threads, no staging, no files), bounds any sink; its ratio to the reference
+ *    shows what the target leaves possible.
+ * 5. Sizes: the sink's .parquet files against the raw JSON (the record values), DuckDB's file against
  *    its NDJSON and against the raw JSON.
  * Medians of BENCH_RUNS runs; MB/s are MB of raw JSON (record values) per second for every row.
  */
@@ -38,7 +45,7 @@ import { rawRecordHeaders } from '../packages/platform/src/contract/index.ts';
 import { ensurePlatformTopics, topicNames } from '../packages/platform/src/topics.ts';
 import { LakeSink, rawDecoder } from '../packages/platform/src/lake/sink.ts';
 import { LocalStorage } from '../packages/platform/src/lake/storage.ts';
-import { BENCH_UA, endTotal, median, segmentMessage, youngGeneration } from './common.ts';
+import { BENCH_UA, endTotal, median, rawRead, segmentMessage, youngGeneration } from './common.ts';
 
 const N = Number(process.env['BENCH_EVENTS'] ?? 200_000);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -167,6 +174,54 @@ async function runSink(log: Log, topic: string, duck: DuckDBInstance): Promise<S
   return { rate: N / s, secondHalf, cores, parquetBytes, files: files.length, cuts: stats.cuts };
 }
 
+/** CPU time of the process (all threads: DuckDB's, V8's garbage collector's) per event while `f` runs, µs. */
+async function cpuPerEvent(f: () => Promise<void> | void): Promise<number> {
+  const c0 = process.cpuUsage();
+  await f();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / N;
+}
+
+interface FloorRun {
+  /** CPU µs per event of each step. */
+  read: number;
+  decode: number;
+  write: number;
+}
+
+/**
+ * The floor (see the header): the CPU that three steps every lake sink of this platform must take
+ * cost per event, each measured alone on the same events. Reading the topic (a plain reader that
+ * keeps nothing); decoding each record with the contract (`rawDecoder`: JSON.parse and
+ * normalizeEvent, which give the event time, hence the partition, and the columns); and DuckDB
+ * writing the rows to Parquet (zstd) from a table that already holds them (one thread, as the
+ * sink's writer: no parsing at all). Nothing for handing records between threads, staging, files
+ * or cuts.
+ */
+async function runFloor(log: Log, topic: string, sameFile: string): Promise<FloorRun> {
+  const read = await cpuPerEvent(async () => {
+    await rawRead(log, topic, PARTITIONS, N);
+  });
+  let records: ConsumedRecord[] = await readAll(log, topic);
+  let normalized = 0;
+  const decode = await cpuPerEvent(() => {
+    for (const r of records) if (rawDecoder(r).rejectCode === null) normalized++;
+  });
+  records = [];
+  if (normalized !== N) throw new Error(`floor: ${N - normalized} events did not normalize`);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-lake-floor-'));
+  const duck1 = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const c = await duck1.connect();
+  await c.run(`CREATE TABLE rows AS ${SAME_COLUMNS.replace('$IN', `read_json_auto('${sameFile}')`)}`);
+  const write = await cpuPerEvent(async () => {
+    await c.run(`COPY rows TO '${join(dir, 'rows.parquet')}' (FORMAT PARQUET, COMPRESSION zstd)`);
+  });
+  c.closeSync();
+  duck1.closeSync();
+  rmSync(dir, { recursive: true, force: true });
+  return { read, decode, write };
+}
+
 /** Seconds of DuckDB's COPY of `ndjson` to a Parquet file, and that file's size. */
 async function runDuck(duck: DuckDBInstance, ndjson: string, select: string): Promise<{ s: number; bytes: number }> {
   const out = join(mkdtempSync(join(tmpdir(), 'bench-lake-duck-')), 'events.parquet');
@@ -211,14 +266,19 @@ const raw: { s: number; bytes: number }[] = [];
 // BENCH_REFERENCE=0: the sink alone, to profile it (no reference, no ratio).
 const REFERENCE = process.env['BENCH_REFERENCE'] !== '0';
 const skipped = { s: Infinity, bytes: 0 };
+const floor: FloorRun[] = [];
+const CORES = availableParallelism();
+const floorRate = (f: FloorRun) => (CORES * 1e6) / (f.read + f.decode + f.write);
 for (let run = 0; run < RUNS; run++) {
   same.push(REFERENCE ? await runDuck(duck, sameFile, SAME_COLUMNS) : skipped);
   sink.push(await runSink(log, topic, duck));
   raw.push(REFERENCE ? await runDuck(duck, rawFile, RAW_LINES) : skipped);
+  if (REFERENCE) floor.push(await runFloor(log, topic, sameFile));
   process.stderr.write(
     `  run ${run + 1}/${RUNS}: sink ${sink.at(-1)!.rate.toFixed(0)}/s, second half ${sink.at(-1)!.secondHalf.toFixed(0)}/s (${sink.at(-1)!.files} files, ${sink.at(-1)!.cuts} cuts, ${sink.at(-1)!.cores.toFixed(2)} cores busy), ` +
       (REFERENCE
-        ? `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s; ratio ${(sink.at(-1)!.rate / (N / same.at(-1)!.s)).toFixed(2)}; `
+        ? `DuckDB same columns ${(N / same.at(-1)!.s).toFixed(0)}/s, DuckDB raw lines ${(N / raw.at(-1)!.s).toFixed(0)}/s; ratio ${(sink.at(-1)!.rate / (N / same.at(-1)!.s)).toFixed(2)}; ` +
+          `floor ${floorRate(floor.at(-1)!).toFixed(0)}/s (CPU per event: read ${floor.at(-1)!.read.toFixed(2)} µs, decode ${floor.at(-1)!.decode.toFixed(2)} µs, Parquet ${floor.at(-1)!.write.toFixed(2)} µs); `
         : 'no reference; ') +
       `load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores\n`,
   );
@@ -243,6 +303,15 @@ console.log('\n| writer | events/s | MB/s (raw JSON) | ratio to DuckDB COPY | Pa
 console.log(`| DuckDB COPY, NDJSON of the sink's columns → Parquet (reference) | ${fmt(sameRate)} | ${mbs(sameRate)} | 1.00 | ${fmt(same[0]!.bytes)} | ${(same[0]!.bytes / rawBytes).toFixed(3)} (${(same[0]!.bytes / sameBytes).toFixed(3)} of its ${(sameBytes / MB).toFixed(1)} MB NDJSON) |`);
 console.log(`| lake sink, events.raw → Parquet (${sink[0]!.files} files, fsync ${FSYNC ? 'on' : 'OFF'}) | ${fmt(sinkRate)} | ${mbs(sinkRate)} | ${(sinkRate / sameRate).toFixed(2)} | ${fmt(sinkBytes)} | ${(sinkBytes / rawBytes).toFixed(3)} |`);
 console.log(`| lake sink, second half of each run (after the start) | ${fmt(halfRate)} | ${mbs(halfRate)} | ${(halfRate / sameRate).toFixed(2)} | | |`);
+const fl = median(floor.map(floorRate));
+const part = (k: keyof FloorRun) => median(floor.map((f) => f[k])).toFixed(2);
+console.log(`| floor: read + decode with the contract + DuckDB's Parquet write from a table, on ${CORES} cores (no sink can beat it) | ${fmt(fl)} | ${mbs(fl)} | ${(fl / sameRate).toFixed(2)} | | |`);
 console.log(`| DuckDB COPY, raw message lines, SELECT * (shredded; not the reference) | ${fmt(rawRate)} | ${mbs(rawRate)} | ${(rawRate / sameRate).toFixed(2)} | ${fmt(raw[0]!.bytes)} | ${(raw[0]!.bytes / rawBytes).toFixed(3)} |`);
 console.log(`\nsink / DuckDB COPY: ${(sinkRate / sameRate).toFixed(2)} (against the raw-lines COPY: ${(sinkRate / rawRate).toFixed(2)})`);
+// Also per run (floor and reference measured back to back), then the median: steadier on a noisy host.
+const floorRatios = floor.map((f, i) => floorRate(f) / (N / same[i]!.s));
+console.log(
+  `floor / DuckDB COPY: ${(fl / sameRate).toFixed(2)} (median of the runs' own ratios: ${median(floorRatios).toFixed(2)}); the floor's CPU per event (medians): read ${part('read')} µs, decode ${part('decode')} µs, Parquet ${part('write')} µs, ` +
+    `against DuckDB's COPY ${((CORES * 1e6) / sameRate).toFixed(2)} µs of ${CORES} cores' time; the sink spends ${median(sink.map((r) => (r.cores * 1e6) / r.rate)).toFixed(2)} µs`,
+);
 console.log("target: sink >= 70% of DuckDB's COPY rate");

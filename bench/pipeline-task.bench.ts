@@ -6,10 +6,13 @@
  * run: the floor topology of the pipeline bench (parse, de-duplicate by message id, write) in the
  * same harness. Without the log's I/O and threads, the figures move far less between runs than the
  * full bench's, so this is the bench for A/B tests of the pipeline's and the engine's per-event cost.
+ * It also prints a bound: that rate times the cores, what the pipeline's work allows at most with a
+ * log that costs nothing and threads that scale perfectly.
  *
  *   node bench/pipeline-task.bench.ts               BENCH_EVENTS=100000 BENCH_RUNS=5
  *   BENCH_STORE_CACHE=0,1048576 …                   alternates store read-cache sizes (bytes per store)
  */
+import { availableParallelism } from 'node:os';
 import type { ConsumedRecord } from '../packages/streams/src/index.ts';
 import { DEFAULT_STORE_CACHE_BYTES } from '../packages/streams/src/state/stores.ts';
 import { pipelineTopology } from '../packages/platform/src/pipeline/topology.ts';
@@ -49,3 +52,7 @@ for (const c of CACHES) {
   const ratios = pipeline.get(c)!.map((p, i) => p / floor[i]!);
   console.log(`| pipeline, store cache ${c.toLocaleString('en-US')} B per store | ${fmt(m)} | ${median(ratios).toFixed(3)} |`);
 }
+// What this work allows at most on the machine: every core running it, with a log that costs nothing.
+const cores = availableParallelism();
+const best = Math.max(...CACHES.map((c) => median(pipeline.get(c)!)));
+console.log(`\nbound: the pipeline's work alone on all ${cores} cores, log free, perfectly parallel: ${fmt(cores * best)} (the embedded target is 100,000 events/s)`);

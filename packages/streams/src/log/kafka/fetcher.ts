@@ -282,8 +282,7 @@ export class Fetcher {
         if (!entry) topicsOfNode.set(s.topic, (entry = { topicId: t.id, partitions: [] }));
         entry.partitions.push({ state: s, version: s.version, offset: s.fetchOffset });
       }
-      // Partitions left out because their records are still buffered will want a fetch soon.
-      const holding = this.order.some((s) => !s.paused && s.fetchOffset !== undefined && s.bufIdx < s.buffer.length);
+      const holding = this.order.some((s) => s.fetchOffset !== undefined && (s.bufIdx < s.buffer.length || (s.end !== undefined && s.fetchOffset < s.end)));
       const maxWaitMs = holding ? Math.min(SHORT_WAIT_MS, this.options.fetchMaxWaitMs) : this.options.fetchMaxWaitMs;
       for (const [node, topicsOfNode] of byNode) {
         const broker = brokers.get(node);

@@ -48,7 +48,7 @@ type FetchResponse = fetchV17.FetchResponse;
 const MAX_FETCH_FAILURES = 3;
 const ERROR_BACKOFF_MS = 200;
 /**
- * The broker's wait for a fetch sent while other partitions still hold buffered records. A broker
+ * The broker's wait for a fetch sent while other partitions still hold buffered records or are behind. A broker
  * reads a connection's requests one at a time, and this fetcher has one fetch in flight per broker:
  * a long wait for idle partitions (say, a table's topic) would hold back the next fetch of the busy
  * ones by up to fetchMaxWaitMs once their buffers are drained.
@@ -282,6 +282,8 @@ export class Fetcher {
         if (!entry) topicsOfNode.set(s.topic, (entry = { topicId: t.id, partitions: [] }));
         entry.partitions.push({ state: s, version: s.version, offset: s.fetchOffset });
       }
+      // Partitions left out will want a fetch soon when they still hold records or are behind (the
+      // broker reported more than was fetched), paused ones too: backpressure pauses the busy inputs.
       const holding = this.order.some((s) => s.fetchOffset !== undefined && (s.bufIdx < s.buffer.length || (s.end !== undefined && s.fetchOffset < s.end)));
       const maxWaitMs = holding ? Math.min(SHORT_WAIT_MS, this.options.fetchMaxWaitMs) : this.options.fetchMaxWaitMs;
       for (const [node, topicsOfNode] of byNode) {

@@ -190,8 +190,8 @@ interface FloorRun {
 }
 
 /**
- * The floor (see the header): the CPU that three steps every lake sink of this platform must take
- * cost per event, each measured alone on the same events. Reading the topic (a plain reader that
+ * The floor (see the header): what the three steps that every lake sink of this platform must take
+ * cost in CPU per event, each measured alone on the same events. Reading the topic (a plain reader that
  * keeps nothing); decoding each record with the contract (`rawDecoder`: JSON.parse and
  * normalizeEvent, which give the event time, hence the partition, and the columns); and DuckDB
  * writing the rows to Parquet (zstd) from a table that already holds them (one thread, as the

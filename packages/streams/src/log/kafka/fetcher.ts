@@ -230,19 +230,21 @@ export class Fetcher {
     }
   }
 
+  /** A partition to fetch now: it has a position, is not paused, holds nothing, has no fetch in flight and is not backing off. */
+  private fetchable(s: PartState, now: number): boolean {
+    return !s.paused && !s.inFlight && s.fetchOffset !== undefined && s.bufIdx >= s.buffer.length && s.retryAt <= now;
+  }
+
   /** Starts fetches for the partitions that have nothing buffered, one request per broker. */
   maybeFetch(): void {
     if (this.closed || this.planning) return;
     const now = Date.now();
-    const wanted: PartState[] = [];
     let nextRetry = Infinity;
+    let any = false;
     for (const s of this.order) {
       if (s.paused || s.inFlight || s.fetchOffset === undefined || s.bufIdx < s.buffer.length) continue;
-      if (s.retryAt > now) {
-        nextRetry = Math.min(nextRetry, s.retryAt);
-        continue;
-      }
-      wanted.push(s);
+      if (s.retryAt > now) nextRetry = Math.min(nextRetry, s.retryAt);
+      else any = true;
     }
     if (nextRetry !== Infinity && !this.retryTimer) {
       this.retryTimer = setTimeout(() => {
@@ -251,14 +253,22 @@ export class Fetcher {
       }, nextRetry - now);
       this.retryTimer.unref();
     }
-    if (wanted.length === 0) return;
+    if (!any) return;
     this.planning = true;
-    const topics = [...new Set(wanted.map((s) => s.topic))];
+    // The metadata of every active partition's topic: which partitions go in the fetch is decided
+    // when it comes (below), not now.
+    const topics = [...new Set(this.order.filter((s) => !s.paused && s.fetchOffset !== undefined).map((s) => s.topic))];
     const forceUpdate = this.refreshMetadata;
     this.refreshMetadata = false;
     this.consumer.metadata({ topics, forceUpdate }, (error, metadata) => {
       this.planning = false;
       if (this.closed) return;
+      // Chosen now, not when the metadata was asked for: partitions that the caller drained
+      // meanwhile go in this fetch. Left out, they would wait behind it, and a fetch of idle
+      // partitions alone long-polls the broker for fetchMaxWaitMs (the pipeline's busy events.raw
+      // stalled ~500 ms behind a fetch of events.validations; BENCHMARKS.md, session 19).
+      const at = Date.now();
+      const wanted = this.order.filter((s) => this.fetchable(s, at));
       if (error || !metadata) {
         this.refreshMetadata = true;
         this.onRoundFailed(error, wanted);

@@ -35,6 +35,22 @@ function spyOnFetches(member: GroupMember): SeenFetch[] {
   return seen;
 }
 
+/** Delays every answer to the fetcher's metadata requests by `ms` (a spy on its consumer's `metadata`). */
+function delayMetadata(member: GroupMember, ms: number): void {
+  const consumer = (member as unknown as { fetcher: { consumer: { metadata: (options: unknown, callback: (...args: unknown[]) => void) => void } } }).fetcher.consumer;
+  const original = consumer.metadata.bind(consumer);
+  consumer.metadata = (options, callback) => original(options, (...args: unknown[]) => setTimeout(() => callback(...args), ms));
+}
+
+async function fill(log: Log, topic: string, n: number): Promise<void> {
+  const producer = log.createProducer({ clientId: 'fetcher-test-fill' });
+  // Batches of 5 (~2.5 KB): a fetch brings whole batches, at least one, up to fetchMaxPartitionBytes.
+  for (let i = 0; i < n; i += 5) {
+    await producer.send(Array.from({ length: 5 }, (_, j) => ({ topic, partition: 0, key: Buffer.from(`k${i + j}`), value: Buffer.alloc(500, 97 + ((i + j) % 26)) })));
+  }
+  await producer.close();
+}
+
 describe('the Kafka fetcher (real broker)', () => {
   let log: Log;
   const topics: string[] = [];
@@ -57,12 +73,7 @@ describe('the Kafka fetcher (real broker)', () => {
     ]);
     topics.push(busy, idle);
     const n = 200;
-    const producer = log.createProducer({ clientId: 'fetcher-test-fill' });
-    // Batches of 5 (~2.5 KB): a fetch brings whole batches, at least one, up to fetchMaxPartitionBytes.
-    for (let i = 0; i < n; i += 5) {
-      await producer.send(Array.from({ length: 5 }, (_, j) => ({ topic: busy, partition: 0, key: Buffer.from(`k${i + j}`), value: Buffer.alloc(500, 97 + ((i + j) % 26)) })));
-    }
-    await producer.close();
+    await fill(log, busy, n);
 
     const member = await log.joinGroup({ groupId: unique('fetcher-group'), topics: [busy, idle], transactional: false, autoOffsetReset: 'earliest' });
     try {
@@ -84,6 +95,41 @@ describe('the Kafka fetcher (real broker)', () => {
       for (const f of idleOnly) assert.ok(f.maxWaitMs <= 5, `a fetch of the idle partition alone waits ${f.maxWaitMs} ms on the broker, not the 3,000 of a long poll`);
 
       member.resume([{ topic: busy, partition: 0 }]);
+      while (got.length < n && Date.now() < deadline) got.push(...(await member.poll(500)).records);
+      assert.deepEqual(
+        got.map((r) => [r.topic, r.offset]),
+        Array.from({ length: n }, (_, i) => [busy, i]),
+      );
+    } finally {
+      await member.close();
+    }
+  });
+
+  it('a fetch takes in the partitions that the caller drained while the metadata for it was on its way', async () => {
+    const busy = unique('fetcher-drained');
+    const idle = unique('fetcher-idle');
+    await log.admin.createTopics([
+      { name: busy, partitions: 1 },
+      { name: idle, partitions: 1 },
+    ]);
+    topics.push(busy, idle);
+    const n = 200;
+    await fill(log, busy, n);
+
+    const member = await log.joinGroup({ groupId: unique('fetcher-group'), topics: [busy, idle], transactional: false, autoOffsetReset: 'earliest' });
+    try {
+      const got: ConsumedRecord[] = [];
+      const deadline = Date.now() + 20_000;
+      while (got.length === 0 && Date.now() < deadline) got.push(...(await member.poll(500)).records);
+      assert.ok(got.length > 0 && got.length < n, `the first polls bring part of the busy partition (${got.length} of ${n})`);
+      // From now on, a fetch is planned when a response comes (the busy partition then holds what it
+      // brought, so only the idle one is free), and the metadata answer comes 100 ms later; meanwhile
+      // the caller polls and drains the busy partition. Its next fetch must not wait behind a fetch of the idle one.
+      delayMetadata(member, 100);
+      const seen = spyOnFetches(member);
+      while (seen.length < 3 && Date.now() < deadline) got.push(...(await member.poll(20)).records);
+      assert.ok(seen.length >= 3, 'the fetcher went on fetching');
+      for (const f of seen) assert.ok(f.topics.includes(busy), `a fetch of ${f.topics.map((t) => (t === busy ? 'the busy partition' : 'the idle partition')).join(' and ')} alone, sent while the busy partition had nothing buffered`);
       while (got.length < n && Date.now() < deadline) got.push(...(await member.poll(500)).records);
       assert.deepEqual(
         got.map((r) => [r.topic, r.offset]),

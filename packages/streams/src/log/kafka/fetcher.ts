@@ -258,6 +258,7 @@ export class Fetcher {
     // The metadata of every active partition's topic: which partitions go in the fetch is decided
     // when it comes (below), not now.
     const topics = [...new Set(this.order.filter((s) => !s.paused && s.fetchOffset !== undefined).map((s) => s.topic))];
+    const asked = new Set(topics);
     const forceUpdate = this.refreshMetadata;
     this.refreshMetadata = false;
     this.consumer.metadata({ topics, forceUpdate }, (error, metadata) => {
@@ -276,8 +277,14 @@ export class Fetcher {
       }
       const byNode = new Map<number, Map<string, { topicId: string; partitions: RequestedPartition[] }>>();
       const brokers = metadata.brokers;
+      // A partition assigned meanwhile, of a topic the metadata was not asked for, waits for the next round.
+      let unasked = false;
       for (const s of wanted) {
-        if (this.parts.get(tpKey(s)) !== s || s.inFlight || s.fetchOffset === undefined) continue;
+        if (s.fetchOffset === undefined) continue;
+        if (!asked.has(s.topic)) {
+          unasked = true;
+          continue;
+        }
         const t = metadata.topics.get(s.topic);
         const p = t?.partitions[s.partition];
         if (!t || !p || p.leader < 0) {
@@ -302,6 +309,7 @@ export class Fetcher {
         else this.refreshMetadata = true;
       }
       if (byNode.size === 0 && this.refreshMetadata) this.scheduleRetry();
+      else if (byNode.size === 0 && unasked) this.maybeFetch();
     });
   }
 

@@ -230,9 +230,9 @@ export class Fetcher {
     }
   }
 
-  /** A partition to fetch now: it has a position, is not paused, holds nothing, has no fetch in flight and is not backing off. */
-  private fetchable(s: PartState, now: number): boolean {
-    return !s.paused && !s.inFlight && s.fetchOffset !== undefined && s.bufIdx >= s.buffer.length && s.retryAt <= now;
+  /** A partition that wants a fetch: it has a position, is not paused, holds nothing and has no fetch in flight (it may be backing off). */
+  private wantsFetch(s: PartState): boolean {
+    return !s.paused && !s.inFlight && s.fetchOffset !== undefined && s.bufIdx >= s.buffer.length;
   }
 
   /** Starts fetches for the partitions that have nothing buffered, one request per broker. */
@@ -242,7 +242,7 @@ export class Fetcher {
     let nextRetry = Infinity;
     let any = false;
     for (const s of this.order) {
-      if (s.paused || s.inFlight || s.fetchOffset === undefined || s.bufIdx < s.buffer.length) continue;
+      if (!this.wantsFetch(s)) continue;
       if (s.retryAt > now) nextRetry = Math.min(nextRetry, s.retryAt);
       else any = true;
     }
@@ -269,7 +269,7 @@ export class Fetcher {
       // partitions alone long-polls the broker for fetchMaxWaitMs (the pipeline's busy events.raw
       // stalled ~500 ms behind a fetch of events.validations; BENCHMARKS.md, session 19).
       const at = Date.now();
-      const wanted = this.order.filter((s) => this.fetchable(s, at));
+      const wanted = this.order.filter((s) => this.wantsFetch(s) && s.retryAt <= at);
       if (error || !metadata) {
         this.refreshMetadata = true;
         this.onRoundFailed(error, wanted);

@@ -64,8 +64,13 @@ describe('the Kafka fetcher (real broker)', () => {
     await log.close();
   });
 
-  it('a fetch of idle partitions waits only briefly on the broker while a paused partition is behind, and the records still come in order', async () => {
-    const busy = unique('fetcher-busy');
+  /**
+   * A busy partition of 200 records and an idle one, read by a group member: `body` runs once the
+   * first polls brought part of the busy partition (the records so far in `got`); then the rest is
+   * read, and every record must have come once, in order.
+   */
+  async function busyAndIdle(name: string, body: (t: { member: GroupMember; busy: string; got: ConsumedRecord[]; deadline: number }) => Promise<void>): Promise<void> {
+    const busy = unique(`fetcher-${name}`);
     const idle = unique('fetcher-idle');
     await log.admin.createTopics([
       { name: busy, partitions: 1 },
@@ -74,27 +79,13 @@ describe('the Kafka fetcher (real broker)', () => {
     topics.push(busy, idle);
     const n = 200;
     await fill(log, busy, n);
-
     const member = await log.joinGroup({ groupId: unique('fetcher-group'), topics: [busy, idle], transactional: false, autoOffsetReset: 'earliest' });
     try {
-      const seen = spyOnFetches(member);
       const got: ConsumedRecord[] = [];
       const deadline = Date.now() + 20_000;
       while (got.length === 0 && Date.now() < deadline) got.push(...(await member.poll(500)).records);
       assert.ok(got.length > 0 && got.length < n, `the first polls bring part of the busy partition (${got.length} of ${n})`);
-
-      // Backpressure: the busy partition is paused while the broker holds more of it.
-      member.pause([{ topic: busy, partition: 0 }]);
-      seen.length = 0;
-      let idleOnly: SeenFetch[] = [];
-      while (idleOnly.length === 0 && Date.now() < deadline) {
-        assert.equal((await member.poll(50)).records.length, 0, 'nothing comes from a paused partition');
-        idleOnly = seen.filter((f) => !f.topics.includes(busy));
-      }
-      assert.ok(idleOnly.length > 0, 'the idle partition is fetched alone while the busy one is paused');
-      for (const f of idleOnly) assert.ok(f.maxWaitMs <= 5, `a fetch of the idle partition alone waits ${f.maxWaitMs} ms on the broker, not the 3,000 of a long poll`);
-
-      member.resume([{ topic: busy, partition: 0 }]);
+      await body({ member, busy, got, deadline });
       while (got.length < n && Date.now() < deadline) got.push(...(await member.poll(500)).records);
       assert.deepEqual(
         got.map((r) => [r.topic, r.offset]),
@@ -103,25 +94,26 @@ describe('the Kafka fetcher (real broker)', () => {
     } finally {
       await member.close();
     }
+  }
+
+  it('a fetch of idle partitions waits only briefly on the broker while a paused partition is behind, and the records still come in order', async () => {
+    await busyAndIdle('busy', async ({ member, busy, deadline }) => {
+      const seen = spyOnFetches(member);
+      // Backpressure: the busy partition is paused while the broker holds more of it.
+      member.pause([{ topic: busy, partition: 0 }]);
+      let idleOnly: SeenFetch[] = [];
+      while (idleOnly.length === 0 && Date.now() < deadline) {
+        assert.equal((await member.poll(50)).records.length, 0, 'nothing comes from a paused partition');
+        idleOnly = seen.filter((f) => !f.topics.includes(busy));
+      }
+      assert.ok(idleOnly.length > 0, 'the idle partition is fetched alone while the busy one is paused');
+      for (const f of idleOnly) assert.ok(f.maxWaitMs <= 5, `a fetch of the idle partition alone waits ${f.maxWaitMs} ms on the broker, not the 3,000 of a long poll`);
+      member.resume([{ topic: busy, partition: 0 }]);
+    });
   });
 
   it('a fetch takes in the partitions that the caller drained while the metadata for it was on its way', async () => {
-    const busy = unique('fetcher-drained');
-    const idle = unique('fetcher-idle');
-    await log.admin.createTopics([
-      { name: busy, partitions: 1 },
-      { name: idle, partitions: 1 },
-    ]);
-    topics.push(busy, idle);
-    const n = 200;
-    await fill(log, busy, n);
-
-    const member = await log.joinGroup({ groupId: unique('fetcher-group'), topics: [busy, idle], transactional: false, autoOffsetReset: 'earliest' });
-    try {
-      const got: ConsumedRecord[] = [];
-      const deadline = Date.now() + 20_000;
-      while (got.length === 0 && Date.now() < deadline) got.push(...(await member.poll(500)).records);
-      assert.ok(got.length > 0 && got.length < n, `the first polls bring part of the busy partition (${got.length} of ${n})`);
+    await busyAndIdle('drained', async ({ member, busy, got, deadline }) => {
       // From now on, a fetch is planned when a response comes (the busy partition then holds what it
       // brought, so only the idle one is free), and the metadata answer comes 100 ms later; meanwhile
       // the caller polls and drains the busy partition. Its next fetch must not wait behind a fetch of the idle one.
@@ -130,13 +122,6 @@ describe('the Kafka fetcher (real broker)', () => {
       while (seen.length < 3 && Date.now() < deadline) got.push(...(await member.poll(20)).records);
       assert.ok(seen.length >= 3, 'the fetcher went on fetching');
       for (const f of seen) assert.ok(f.topics.includes(busy), `a fetch of ${f.topics.map((t) => (t === busy ? 'the busy partition' : 'the idle partition')).join(' and ')} alone, sent while the busy partition had nothing buffered`);
-      while (got.length < n && Date.now() < deadline) got.push(...(await member.poll(500)).records);
-      assert.deepEqual(
-        got.map((r) => [r.topic, r.offset]),
-        Array.from({ length: n }, (_, i) => [busy, i]),
-      );
-    } finally {
-      await member.close();
-    }
+    });
   });
 });

@@ -160,8 +160,8 @@ async function deleteAppTopics(log: Log, applicationId: string): Promise<void> {
 }
 
 async function endToEnd(kind: string, ratePerS: number): Promise<{ p50: number; p99: number; events: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-e2e-'));
-  const log = kind === 'embedded' ? await openEmbeddedLog({ dir, fsync: true, retentionCheckIntervalMs: 0 }) : await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'bench-e2e' });
+  const dir = kind === 'embedded' ? mkdtempSync(join(tmpdir(), 'bench-e2e-')) : undefined;
+  const log = dir ? await openEmbeddedLog({ dir, fsync: true, retentionCheckIntervalMs: 0 }) : await connectKafkaLog({ bootstrapServers: bootstrap, clientId: 'bench-e2e' });
   const prefix = `bench-e2e-${randomUUID().slice(0, 8)}.`;
   const applicationId = `${prefix}pipeline`;
   const topics = topicNames(prefix);
@@ -241,7 +241,7 @@ async function endToEnd(kind: string, ratePerS: number): Promise<{ p50: number; 
     await deleteAppTopics(log, applicationId);
   }
   await log.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
   // An event can be read before its batch's 200 is seen (the reader is quick): count those as 0.
   const ls = latencies.map((x) => Math.max(0, x));
